@@ -1,0 +1,1 @@
+//! mebyo-crypto (being built).

@@ -1,0 +1,1 @@
+//! mebyo-tlog (being built).

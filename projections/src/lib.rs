@@ -1,0 +1,3 @@
+//! Pure folds from events to read models (see ARCHITECTURE.md).
+#![forbid(unsafe_code)]
+
