@@ -1,0 +1,825 @@
+//! The embedded default store: one append-only log file, group commit, no server.
+//!
+//! One writer thread owns all writes. Appenders hand it requests over a channel;
+//! it takes every request waiting, encodes and chains them, writes them with one
+//! `pwrite`, makes them durable with one `fdatasync`, and only then publishes them
+//! to readers and answers the appenders. So throughput grows with the number of
+//! concurrent appenders instead of paying one fsync each (group commit), and no
+//! reader ever sees an event that is not on disk (principle 4, fail closed).
+//!
+//! See `docs/design.md` for the file format and the crash argument.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use futures::StreamExt;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{oneshot, watch};
+
+use crate::format::{self, Envelope, Hash, Id128, chain_hash, genesis_hash};
+use crate::log::{self, Damage, FileHeader, FrameReader, HEADER_BYTES, NO_PREVIOUS};
+use crate::{
+    ActualRevision, AppendError, AppendOutcome, Clock, EventStore, EventStream, ExpectedRevision,
+    Head, NewEvent, RecordedEvent, StoreError, SystemClock,
+};
+
+/// The log file's name inside a ledger directory.
+pub const LOG_FILE_NAME: &str = "events.log";
+
+/// Limits of one append and of one group commit. Bounded so that a batch's
+/// memory, its write and its latency are bounded too.
+pub const APPEND_EVENTS_MAX: usize = 1024;
+pub const BATCH_REQUESTS_MAX: usize = 4096;
+/// One read returns at most this many bytes of frames.
+pub const READ_BYTES_MAX: u64 = 16 << 20;
+
+#[derive(Clone)]
+pub struct OpenOptions {
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct StreamTip {
+    last_revision: u64,
+    last_position: u64,
+}
+
+/// What readers need, published by the writer after each durable commit.
+struct Index {
+    /// File offset of each event's frame, by position.
+    offsets: Vec<u64>,
+    streams: HashMap<Box<str>, StreamTip>,
+    head_hash: Hash,
+    /// End of the last durable frame.
+    end: u64,
+    last_recorded_at_us: i64,
+}
+
+struct Shared {
+    path: PathBuf,
+    file: File,
+    header: FileHeader,
+    index: RwLock<Index>,
+    /// Number of durable events; subscribers wait on it.
+    committed: watch::Sender<u64>,
+    poisoned: Mutex<Option<String>>,
+}
+
+struct Request {
+    stream_id: String,
+    expected: ExpectedRevision,
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it has answered everything queued.
+        self.tx.lock().take();
+        if let Some(w) = self.writer.lock().take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The embedded store. Cheap to clone; all clones share one writer.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    h: Arc<Handle>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0} already holds a ledger; refusing to overwrite it")]
+    Exists(PathBuf),
+    #[error("creating the ledger in {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("no ledger at {0} (run `mebyo init` first)")]
+    Missing(PathBuf),
+    #[error("{path}: {source}")]
+    Header {
+        path: PathBuf,
+        source: log::ReadHeaderError,
+    },
+    #[error("the ledger at {0} is in use by another process")]
+    Locked(PathBuf),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Result of opening: the store, and what recovery did.
+pub struct Opened {
+    pub store: EmbeddedStore,
+    /// Bytes of a torn tail that recovery removed (0 after a clean shutdown).
+    pub torn_tail_bytes: u64,
+}
+
+impl EmbeddedStore {
+    pub fn log_path(dir: &Path) -> PathBuf {
+        dir.join(LOG_FILE_NAME)
+    }
+
+    /// Whether `dir` already holds a ledger.
+    pub fn exists(dir: &Path) -> bool {
+        Self::log_path(dir).exists()
+    }
+
+    /// Creates a new, empty ledger in `dir` and makes it durable (file and directory).
+    pub fn create(dir: &Path, ledger_id: Id128, created_at_us: i64) -> Result<(), CreateError> {
+        let path = Self::log_path(dir);
+        let io = |source| CreateError::Io {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(io)?;
+        let file = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(CreateError::Exists(dir.into()));
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let header = FileHeader {
+            ledger_id,
+            created_at_us,
+        };
+        file.write_all_at(&header.encode(), 0).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        // The new directory entry must survive a crash too.
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(())
+    }
+
+    /// Opens a ledger, repairing a torn tail and refusing any other damage.
+    pub fn open(dir: &Path, opts: OpenOptions) -> Result<Opened, OpenError> {
+        let path = Self::log_path(dir);
+        let file = match fs::OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(OpenError::Missing(dir.into()));
+            }
+            Err(e) => return Err(StoreError::Io(e).into()),
+        };
+        // One writer per ledger: a second process appending would fork the chain.
+        if file.try_lock().is_err() {
+            return Err(OpenError::Locked(dir.into()));
+        }
+        let header = FileHeader::read_from(&file).map_err(|source| OpenError::Header {
+            path: path.clone(),
+            source,
+        })?;
+        let (index, torn_tail_bytes) = recover(&file, &header)?;
+        let count = index.offsets.len() as u64;
+        let (committed, _) = watch::channel(count);
+        let write_file = file.try_clone().map_err(StoreError::Io)?;
+        let shared = Arc::new(Shared {
+            path,
+            file,
+            header,
+            index: RwLock::new(index),
+            committed,
+            poisoned: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer = {
+            let shared = shared.clone();
+            let clock = opts.clock.clone();
+            std::thread::Builder::new()
+                .name("mebyo-ledger-writer".into())
+                .spawn(move || writer_loop(shared, rx, write_file, clock))
+                .map_err(StoreError::Io)?
+        };
+        Ok(Opened {
+            store: EmbeddedStore {
+                h: Arc::new(Handle {
+                    shared,
+                    tx: Mutex::new(Some(tx)),
+                    writer: Mutex::new(Some(writer)),
+                }),
+            },
+            torn_tail_bytes,
+        })
+    }
+
+    pub fn ledger_id(&self) -> Id128 {
+        self.h.shared.header.ledger_id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.h.shared.path
+    }
+
+    pub fn genesis(&self) -> Hash {
+        genesis_hash(&self.h.shared.header.ledger_id)
+    }
+
+    fn read_all_now(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        read_all(&self.h.shared, from, max)
+    }
+}
+
+fn corrupt(position: u64, offset: u64, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        position,
+        offset,
+        reason: reason.into(),
+    }
+}
+
+/// Light parse of the fields recovery needs, without allocating: stream id,
+/// revision and recorded-at. Bounds are checked; a frame whose checksum holds but
+/// whose fields do not parse is reported as corruption.
+fn peek(body: &[u8]) -> Option<(&str, u64, i64)> {
+    let sid_len = u16::from_le_bytes(body.get(9..11)?.try_into().ok()?) as usize;
+    let sid = std::str::from_utf8(body.get(11..11 + sid_len)?).ok()?;
+    let at = 11 + sid_len;
+    let rev = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    let at = at + 8;
+    let et_len = u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize;
+    let at = at + 2 + et_len + 2; // event type, schema version
+    let recorded = i64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    Some((sid, rev, recorded))
+}
+
+/// Scans the whole log, rebuilding the index, checking frame checksums, positions,
+/// chain links and stream revisions. Damage at the end that a crash can leave is
+/// truncated; any other damage stops the open with its position.
+fn recover(file: &File, header: &FileHeader) -> Result<(Index, u64), StoreError> {
+    let file_len = file.metadata()?.len();
+    let mut index = Index {
+        offsets: Vec::new(),
+        streams: HashMap::new(),
+        head_hash: genesis_hash(&header.ledger_id),
+        end: HEADER_BYTES,
+        last_recorded_at_us: i64::MIN,
+    };
+    let mut reader = FrameReader::new(file, HEADER_BYTES, file_len);
+    let mut last_body: Option<Vec<u8>> = None;
+    let damage_at = loop {
+        let position = index.offsets.len() as u64;
+        match reader.next_frame()? {
+            None => break None,
+            Some(Err(fault)) => break Some((reader.offset(), None, format!("{fault:?}"))),
+            Some(Ok(frame)) if !frame.crc_ok => {
+                let end = frame.offset + frame.len();
+                break Some((frame.offset, Some(end), "frame checksum mismatch".into()));
+            }
+            Some(Ok(frame)) => {
+                let offset = frame.offset;
+                if frame.position() != position {
+                    return Err(corrupt(
+                        position,
+                        offset,
+                        format!("frame claims position {}", frame.position()),
+                    ));
+                }
+                if frame.stored_prev_hash() != index.head_hash {
+                    return Err(corrupt(
+                        position,
+                        offset,
+                        "previous hash does not link to the chain",
+                    ));
+                }
+                let (sid, rev, recorded) = peek(frame.body)
+                    .ok_or_else(|| corrupt(position, offset, "unparsable fields"))?;
+                let tip = index.streams.get(sid).copied();
+                let (want_rev, want_prev) =
+                    tip.map_or((0, NO_PREVIOUS), |t| (t.last_revision + 1, t.last_position));
+                if rev != want_rev || frame.prev_in_stream != want_prev {
+                    return Err(corrupt(
+                        position,
+                        offset,
+                        format!("stream revision {rev} out of order (expected {want_rev})"),
+                    ));
+                }
+                let tip = StreamTip {
+                    last_revision: rev,
+                    last_position: position,
+                };
+                match index.streams.get_mut(sid) {
+                    Some(t) => *t = tip,
+                    None => {
+                        index.streams.insert(sid.into(), tip);
+                    }
+                }
+                index.head_hash = frame.stored_hash();
+                index.offsets.push(offset);
+                index.end = offset + frame.len();
+                index.last_recorded_at_us = index.last_recorded_at_us.max(recorded);
+                if index.end == file_len {
+                    last_body = Some(frame.body.to_vec());
+                }
+            }
+        }
+    };
+    // The head is what the next append chains to: check its full hash, not only its
+    // checksum, so an edited last event cannot become the base of new history.
+    if let Some(body) = last_body {
+        let canonical = &body[..body.len() - 32];
+        if chain_hash(canonical) != index.head_hash {
+            let position = index.offsets.len() as u64 - 1;
+            return Err(corrupt(
+                position,
+                index.offsets[position as usize],
+                "hash does not match the event",
+            ));
+        }
+    }
+    let mut torn = 0;
+    if let Some((offset, complete_end, reason)) = damage_at {
+        let position = index.offsets.len() as u64;
+        match log::classify_damage(file, offset, file_len, complete_end)? {
+            Damage::Corrupt => return Err(corrupt(position, offset, reason)),
+            Damage::TornTail => {
+                torn = file_len - offset;
+                tracing::warn!(
+                    offset,
+                    bytes = torn,
+                    "removing the torn tail of an interrupted write"
+                );
+                file.set_len(offset)?;
+                file.sync_all()?;
+            }
+        }
+    }
+    Ok((index, torn))
+}
+
+fn writer_loop(
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Request>,
+    file: File,
+    clock: Arc<dyn Clock>,
+) {
+    let (mut count, mut head_hash, mut end, mut last_ts) = {
+        let idx = shared.index.read();
+        (
+            idx.offsets.len() as u64,
+            idx.head_hash,
+            idx.end,
+            idx.last_recorded_at_us,
+        )
+    };
+    let mut batch: Vec<Request> = Vec::new();
+    let mut replies: Vec<(
+        oneshot::Sender<Result<AppendOutcome, AppendError>>,
+        Result<AppendOutcome, AppendError>,
+    )> = Vec::new();
+    let mut overlay: HashMap<String, StreamTip> = HashMap::new();
+    let mut new_offsets: Vec<u64> = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut canonical: Vec<u8> = Vec::with_capacity(4096);
+
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < BATCH_REQUESTS_MAX {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        if let Some(why) = shared.poisoned.lock().clone() {
+            for r in batch.drain(..) {
+                let _ = r.reply.send(Err(StoreError::Poisoned(why.clone()).into()));
+            }
+            continue;
+        }
+        // Time never runs backwards inside the ledger, whatever the wall clock does.
+        let now = clock.now_us().max(last_ts);
+        let (count0, head0, end0) = (count, head_hash, end);
+        buf.clear();
+        new_offsets.clear();
+        overlay.clear();
+        {
+            let idx = shared.index.read();
+            for req in batch.drain(..) {
+                let tip = overlay
+                    .get(&req.stream_id)
+                    .copied()
+                    .or_else(|| idx.streams.get(req.stream_id.as_str()).copied());
+                let actual = tip.map_or(ActualRevision::NoStream, |t| {
+                    ActualRevision::Revision(t.last_revision)
+                });
+                let ok = match req.expected {
+                    ExpectedRevision::Any => true,
+                    ExpectedRevision::NoStream => tip.is_none(),
+                    ExpectedRevision::Exact(n) => tip.is_some_and(|t| t.last_revision == n),
+                };
+                if !ok {
+                    let err = AppendError::WrongExpectedRevision {
+                        stream: req.stream_id,
+                        expected: req.expected,
+                        actual,
+                    };
+                    replies.push((req.reply, Err(err)));
+                    continue;
+                }
+                let (mut revision, mut prev_in_stream) =
+                    tip.map_or((0, NO_PREVIOUS), |t| (t.last_revision + 1, t.last_position));
+                let first_position = count;
+                for ev in req.events {
+                    let env = Envelope {
+                        position: count,
+                        stream_id: req.stream_id.clone(),
+                        stream_revision: revision,
+                        event_type: ev.event_type,
+                        schema_version: ev.schema_version,
+                        recorded_at_us: now,
+                        actor: ev.actor,
+                        event_id: ev.event_id,
+                        correlation_id: ev.correlation_id,
+                        causation_id: ev.causation_id,
+                        payload_kind: ev.payload_kind,
+                        key_ref: ev.key_ref,
+                        payload: ev.payload,
+                        prev_hash: head_hash,
+                        hash: [0; 32],
+                    };
+                    canonical.clear();
+                    env.encode_canonical(&mut canonical);
+                    let hash = chain_hash(&canonical);
+                    new_offsets.push(end + buf.len() as u64);
+                    log::encode_frame(&mut buf, prev_in_stream, &canonical, &hash);
+                    prev_in_stream = count;
+                    head_hash = hash;
+                    count += 1;
+                    revision += 1;
+                }
+                overlay.insert(
+                    req.stream_id,
+                    StreamTip {
+                        last_revision: revision - 1,
+                        last_position: count - 1,
+                    },
+                );
+                replies.push((
+                    req.reply,
+                    Ok(AppendOutcome {
+                        first_position,
+                        last_revision: revision - 1,
+                        last_hash: head_hash,
+                    }),
+                ));
+            }
+        }
+        if !buf.is_empty() {
+            let written = file.write_all_at(&buf, end).and_then(|()| file.sync_data());
+            if let Err(e) = written {
+                // After a failed fsync the kernel may have dropped the dirty pages, so
+                // retrying could acknowledge data that is not on disk. Stop writing;
+                // reopening rescans the file and repairs what is there.
+                let why = format!("{e}");
+                tracing::error!(error = %why, "ledger write failed; the store refuses further appends");
+                *shared.poisoned.lock() = Some(why.clone());
+                let _ = file.set_len(end0);
+                (count, head_hash, end) = (count0, head0, end0);
+                for (reply, res) in replies.drain(..) {
+                    let res = res.and(Err(StoreError::Poisoned(why.clone()).into()));
+                    let _ = reply.send(res);
+                }
+                continue;
+            }
+            end += buf.len() as u64;
+            {
+                let mut idx = shared.index.write();
+                idx.offsets.extend_from_slice(&new_offsets);
+                for (s, t) in overlay.drain() {
+                    match idx.streams.get_mut(s.as_str()) {
+                        Some(old) => *old = t,
+                        None => {
+                            idx.streams.insert(s.into_boxed_str(), t);
+                        }
+                    }
+                }
+                idx.head_hash = head_hash;
+                idx.end = end;
+                idx.last_recorded_at_us = now;
+                debug_assert_eq!(idx.offsets.len() as u64, count);
+            }
+            last_ts = now;
+            shared.committed.send_replace(count);
+        }
+        for (reply, res) in replies.drain(..) {
+            let _ = reply.send(res);
+        }
+    }
+}
+
+fn read_all(shared: &Shared, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    let (start, end, n) = {
+        let idx = shared.index.read();
+        let count = idx.offsets.len() as u64;
+        if from >= count || max == 0 {
+            return Ok(Vec::new());
+        }
+        let start = idx.offsets[from as usize];
+        let mut n = (max as u64).min(count - from);
+        let end_of = |n: u64| {
+            if from + n < count {
+                idx.offsets[(from + n) as usize]
+            } else {
+                idx.end
+            }
+        };
+        // Keep one read bounded in bytes; always return at least one event.
+        if end_of(n) - start > READ_BYTES_MAX {
+            let (mut lo, mut hi) = (1, n);
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if end_of(mid) - start <= READ_BYTES_MAX {
+                    lo = mid
+                } else {
+                    hi = mid - 1
+                }
+            }
+            n = lo;
+        }
+        (start, end_of(n), n)
+    };
+    let mut bytes = vec![0u8; (end - start) as usize];
+    shared.file.read_exact_at(&mut bytes, start)?;
+    let mut out = Vec::with_capacity(n as usize);
+    let mut at = 0usize;
+    for i in 0..n {
+        let position = from + i;
+        let env = decode_frame_bytes(&bytes[at..], position, start + at as u64)?;
+        at += log::FRAME_HEADER_BYTES + env.1;
+        out.push(env.0);
+    }
+    Ok(out)
+}
+
+/// Decodes the frame at the start of `bytes`, checking its checksum and that it is
+/// the expected position (assert after reading). Returns the envelope and body length.
+fn decode_frame_bytes(
+    bytes: &[u8],
+    position: u64,
+    offset: u64,
+) -> Result<(Envelope, usize), StoreError> {
+    let h = bytes
+        .get(..log::FRAME_HEADER_BYTES)
+        .ok_or_else(|| corrupt(position, offset, "frame cut short"))?;
+    let body_len = u32::from_le_bytes(h[4..8].try_into().unwrap()) as usize;
+    let body = bytes
+        .get(log::FRAME_HEADER_BYTES..log::FRAME_HEADER_BYTES + body_len)
+        .ok_or_else(|| corrupt(position, offset, "frame cut short"))?;
+    let crc = u32::from_le_bytes(h[20..24].try_into().unwrap());
+    if h[0..4] != log::FRAME_MAGIC || crc32c::crc32c_append(crc32c::crc32c(&h[4..20]), body) != crc
+    {
+        return Err(corrupt(position, offset, "frame checksum mismatch on read"));
+    }
+    let (env, _) =
+        Envelope::decode_body(body).map_err(|e| corrupt(position, offset, e.to_string()))?;
+    if env.position != position {
+        return Err(corrupt(
+            position,
+            offset,
+            format!("frame claims position {}", env.position),
+        ));
+    }
+    Ok((env, body_len))
+}
+
+fn read_one(shared: &Shared, position: u64) -> Result<(Envelope, u64), StoreError> {
+    let (offset, file_end) = {
+        let idx = shared.index.read();
+        (idx.offsets[position as usize], idx.end)
+    };
+    match log::read_frame_at(&shared.file, offset, file_end)? {
+        Ok((prev_in_stream, body, true)) => {
+            let (env, _) = Envelope::decode_body(&body)
+                .map_err(|e| corrupt(position, offset, e.to_string()))?;
+            if env.position != position {
+                return Err(corrupt(
+                    position,
+                    offset,
+                    format!("frame claims position {}", env.position),
+                ));
+            }
+            Ok((env, prev_in_stream))
+        }
+        Ok((_, _, false)) => Err(corrupt(position, offset, "frame checksum mismatch on read")),
+        Err(fault) => Err(corrupt(position, offset, format!("{fault:?}"))),
+    }
+}
+
+fn read_stream(
+    shared: &Shared,
+    stream_id: &str,
+    from_revision: u64,
+    max: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let tip = shared.index.read().streams.get(stream_id).copied();
+    let Some(tip) = tip else {
+        return Ok(Vec::new());
+    };
+    if from_revision > tip.last_revision || max == 0 {
+        return Ok(Vec::new());
+    }
+    // Walk back from the tip along the per-stream links; the index keeps only the
+    // tip of each stream, which is what keeps memory flat per event.
+    let last_wanted = tip
+        .last_revision
+        .min(from_revision.saturating_add(max as u64 - 1));
+    let mut out = Vec::with_capacity((last_wanted - from_revision + 1) as usize);
+    let mut position = tip.last_position;
+    let mut revision = tip.last_revision;
+    loop {
+        let (env, prev) = read_one(shared, position)?;
+        if env.stream_id != stream_id || env.stream_revision != revision {
+            return Err(corrupt(
+                position,
+                0,
+                "stream link leads to another stream's event",
+            ));
+        }
+        if revision <= last_wanted {
+            out.push(env);
+        }
+        if revision == from_revision {
+            break;
+        }
+        if prev == NO_PREVIOUS {
+            return Err(corrupt(position, 0, "stream link ends before revision 0"));
+        }
+        position = prev;
+        revision -= 1;
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn validate_new(stream_id: &str, events: &[NewEvent]) -> Result<(), AppendError> {
+    if events.is_empty() {
+        return Err(AppendError::Empty);
+    }
+    if events.len() > APPEND_EVENTS_MAX {
+        return Err(AppendError::TooManyEvents {
+            count: events.len(),
+            max: APPEND_EVENTS_MAX,
+        });
+    }
+    format::check_identifier("stream id", stream_id, format::STREAM_ID_BYTES_MAX)?;
+    for ev in events {
+        // Validate through a dummy envelope so the rules live in one place.
+        let probe = Envelope {
+            position: 0,
+            stream_id: String::new(),
+            stream_revision: 0,
+            event_type: ev.event_type.clone(),
+            schema_version: ev.schema_version,
+            recorded_at_us: 0,
+            actor: ev.actor.clone(),
+            event_id: ev.event_id,
+            correlation_id: ev.correlation_id,
+            causation_id: ev.causation_id,
+            payload_kind: ev.payload_kind,
+            key_ref: ev.key_ref.clone(),
+            payload: Vec::new(),
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        };
+        let probe = Envelope {
+            stream_id: stream_id.to_string(),
+            ..probe
+        };
+        probe.validate()?;
+        if ev.payload.len() > format::PAYLOAD_BYTES_MAX {
+            return Err(format::FormatError::TooLong {
+                field: "payload",
+                len: ev.payload.len(),
+                max: format::PAYLOAD_BYTES_MAX,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl EventStore for EmbeddedStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, AppendError> {
+        // Bad input is refused here, before it reaches the writer: it changes nothing.
+        validate_new(stream_id, &events)?;
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            stream_id: stream_id.to_string(),
+            expected,
+            events,
+            reply,
+        };
+        {
+            let tx = self.h.tx.lock();
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(req).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    // Reads are `pread`s that the page cache usually serves in microseconds; they run
+    // on the caller's task rather than paying a thread hop per read.
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_revision: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        read_stream(&self.h.shared, stream_id, from_revision, max)
+    }
+
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_now(from, max)
+    }
+
+    fn subscribe_all(&self, from: u64) -> EventStream {
+        struct Sub {
+            shared: Arc<Shared>,
+            committed: watch::Receiver<u64>,
+            next: u64,
+            buffer: std::collections::VecDeque<RecordedEvent>,
+            failed: bool,
+        }
+        let shared = self.h.shared.clone();
+        let committed = shared.committed.subscribe();
+        let sub = Sub {
+            shared,
+            committed,
+            next: from,
+            buffer: Default::default(),
+            failed: false,
+        };
+        futures::stream::unfold(sub, |mut s| async move {
+            if s.failed {
+                return None;
+            }
+            loop {
+                if let Some(e) = s.buffer.pop_front() {
+                    return Some((Ok(e), s));
+                }
+                // Mark the current value seen *before* reading, so a commit that lands
+                // between the read and the wait still wakes us: no gap at the switch.
+                let durable = *s.committed.borrow_and_update();
+                if s.next < durable {
+                    match read_all(&s.shared, s.next, 4096) {
+                        Ok(evs) => {
+                            s.next += evs.len() as u64;
+                            s.buffer.extend(evs);
+                            continue;
+                        }
+                        Err(e) => {
+                            s.failed = true;
+                            return Some((Err(e), s));
+                        }
+                    }
+                }
+                if s.committed.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .boxed()
+    }
+
+    fn head(&self) -> Head {
+        let idx = self.h.shared.index.read();
+        Head {
+            count: idx.offsets.len() as u64,
+            hash: idx.head_hash,
+        }
+    }
+}
