@@ -1,1 +1,67 @@
-fn main() {}
+//! `mebyo`: the thin binary over the library crates. Each subcommand parses its
+//! arguments, wires real IO (clock, randomness, files) into the libraries, and
+//! maps outcomes to exit codes. No policy logic lives here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod audit;
+mod debug;
+mod demo;
+mod init;
+mod paths;
+
+/// mebyo: personal health records for My ME-BYO Karte, event-sourced and audit-first.
+#[derive(Parser)]
+#[command(name = "mebyo", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new, empty ledger in a data directory.
+    Init(init::Args),
+    /// Fill a ledger with realistic activity so a newcomer sees the platform work.
+    Demo(demo::Args),
+    /// Auditors' tools: verify the chain offline, with no decryption key.
+    #[command(subcommand)]
+    Audit(audit::Command),
+    /// Developer tools used by the test suite (not for operators).
+    #[command(subcommand, hide = true)]
+    Debug(debug::Command),
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Audit(c) => audit::run(c),
+        Command::Debug(c) => debug::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // 2: the request could not be carried out (usage, unreadable input);
+            // distinct from 1, which audit uses for "the ledger is broken".
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// JSON logs on stderr, filtered by `MEBYO_LOG` (default: warnings). Logs carry
+/// pseudonymous ids only (principle 3).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEBYO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

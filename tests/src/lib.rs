@@ -1,1 +1,64 @@
-//! Shared helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: find (and build) the real `mebyo` binary,
+//! run it in a temporary directory, and pick seeds that a failure prints so it
+//! can be replayed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `mebyo` binary, built once per test process with the same profile as the
+/// tests. Building through cargo (rather than assuming a path) means a test never
+/// runs a stale binary.
+pub fn mebyo_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "mebyo",
+                "--bin",
+                "mebyo",
+                "--message-format=json-render-diagnostics",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("running cargo to build the mebyo binary");
+        assert!(
+            out.status.success(),
+            "building the mebyo binary failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "mebyo")
+            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no mebyo executable")
+    })
+}
+
+/// Runs `mebyo ARGS` and returns its output.
+pub fn mebyo(args: &[&str]) -> Output {
+    Command::new(mebyo_bin())
+        .args(args)
+        .env("MEBYO_LOG", "error")
+        .output()
+        .expect("running mebyo")
+}
+
+/// A seed from `MEBYO_TEST_SEED`, or a fresh one; printed so a failure replays.
+pub fn seed(test: &str) -> u64 {
+    let seed = match std::env::var("MEBYO_TEST_SEED") {
+        Ok(s) => s.parse().expect("MEBYO_TEST_SEED must be a u64"),
+        Err(_) => rand::random(),
+    };
+    eprintln!("{test}: seed {seed} (replay with MEBYO_TEST_SEED={seed})");
+    seed
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
