@@ -65,12 +65,16 @@ impl BlindIndex {
 
     pub fn index_email(&self, email: &str) -> Result<BlindToken> {
         let n = normalize_email(email)?;
-        Ok(BlindToken(*blake3::keyed_hash(&self.email_key, n.as_bytes()).as_bytes()))
+        Ok(BlindToken(
+            *blake3::keyed_hash(&self.email_key, n.as_bytes()).as_bytes(),
+        ))
     }
 
     pub fn index_phone(&self, phone: &str) -> Result<BlindToken> {
         let n = normalize_phone(phone)?;
-        Ok(BlindToken(*blake3::keyed_hash(&self.phone_key, n.as_bytes()).as_bytes()))
+        Ok(BlindToken(
+            *blake3::keyed_hash(&self.phone_key, n.as_bytes()).as_bytes(),
+        ))
     }
 }
 
@@ -200,7 +204,10 @@ mod tests {
         }
         assert_eq!(&*normalize_phone("+81 45-210-1111").unwrap(), "0452101111");
         // A US number keeps its '+' and never equals a national number.
-        assert_eq!(&*normalize_phone("+1 202 555 0100").unwrap(), "+12025550100");
+        assert_eq!(
+            &*normalize_phone("+1 202 555 0100").unwrap(),
+            "+12025550100"
+        );
         assert_ne!(
             b.index_phone("+1 202 555 0100").unwrap(),
             b.index_phone("12025550100").unwrap()

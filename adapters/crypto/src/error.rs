@@ -66,7 +66,9 @@ pub enum CryptoError {
     #[error("person {person} already has keys")]
     PersonKeysExist { person: String },
 
-    #[error("person {person} was erased (cryptographic erase, P4.9); their keys cannot be used or recreated")]
+    #[error(
+        "person {person} was erased (cryptographic erase, P4.9); their keys cannot be used or recreated"
+    )]
     PersonErased { person: String },
 
     #[error("no keys for person {person}")]
@@ -112,7 +114,9 @@ pub enum CryptoError {
     #[error("password rejected: {reason}")]
     InvalidPassword { reason: &'static str },
 
-    #[error("password hashing parameters below the minimum m=19456 KiB, t=2, p=1 (P4.8(2)): {reason}")]
+    #[error(
+        "password hashing parameters below the minimum m=19456 KiB, t=2, p=1 (P4.8(2)): {reason}"
+    )]
     WeakPasswordParams { reason: String },
 
     #[error("stored password hash is malformed or unsupported: {reason}")]

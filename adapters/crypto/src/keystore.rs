@@ -133,7 +133,10 @@ fn wrap_dek(kek: &Kek, dek: &Dek) -> Result<Vec<u8>> {
     let (kind, version) = ([r.kind.code()], r.version.to_be_bytes());
     let id = kek.id();
     kek.siv()
-        .encrypt(dek_headers(&r.person, &kind, &version, &id), dek.key_bytes())
+        .encrypt(
+            dek_headers(&r.person, &kind, &version, &id),
+            dek.key_bytes(),
+        )
         .map_err(|_| CryptoError::Encrypt {
             reason: "DEK wrap failed",
         })
@@ -164,7 +167,11 @@ fn wrap_blind_key(kek: &Kek, key: &[u8; BLIND_KEY_LEN]) -> Result<Vec<u8>> {
 }
 
 fn unwrap_blind_key(kek: &Kek, wrapped: &[u8]) -> Result<Zeroizing<[u8; BLIND_KEY_LEN]>> {
-    let raw = siv_open(&mut kek.siv(), &[DOMAIN_BLIND_WRAP, &kek.id().0[..]], wrapped)?;
+    let raw = siv_open(
+        &mut kek.siv(),
+        &[DOMAIN_BLIND_WRAP, &kek.id().0[..]],
+        wrapped,
+    )?;
     let mut key = Zeroizing::new([0u8; BLIND_KEY_LEN]);
     if raw.len() != BLIND_KEY_LEN {
         return Err(CryptoError::Decrypt);
@@ -493,12 +500,11 @@ impl KeyStore {
     pub fn rotate_kek(&mut self, new_kek: &Kek) -> Result<RotationReport> {
         let mut entries = BTreeMap::new();
         for ((person, kind), w) in &self.entries {
-            let dek = unwrap_dek(&self.kek, person, *kind, w).map_err(|_| {
-                CryptoError::UnwrapFailed {
+            let dek =
+                unwrap_dek(&self.kek, person, *kind, w).map_err(|_| CryptoError::UnwrapFailed {
                     path: self.path.clone(),
                     kek_id: self.kek.id(),
-                }
-            })?;
+                })?;
             let wrapped = wrap_dek(new_kek, &dek)?;
             entries.insert(
                 (person.clone(), *kind),
@@ -508,11 +514,12 @@ impl KeyStore {
                 },
             );
         }
-        let blind_key =
-            unwrap_blind_key(&self.kek, &self.blind_wrapped).map_err(|_| CryptoError::UnwrapFailed {
+        let blind_key = unwrap_blind_key(&self.kek, &self.blind_wrapped).map_err(|_| {
+            CryptoError::UnwrapFailed {
                 path: self.path.clone(),
                 kek_id: self.kek.id(),
-            })?;
+            }
+        })?;
         let next = KeyStore {
             path: self.path.clone(),
             kek: new_kek.clone(),

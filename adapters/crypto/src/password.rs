@@ -103,7 +103,11 @@ fn make_salt(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; SALT_LEN] {
     salt
 }
 
-fn hash_with_salt(password: &str, params: &PasswordParams, salt: &[u8; SALT_LEN]) -> Result<String> {
+fn hash_with_salt(
+    password: &str,
+    params: &PasswordParams,
+    salt: &[u8; SALT_LEN],
+) -> Result<String> {
     check_password(password)?;
     params.validate()?;
     let salt = SaltString::encode_b64(salt).map_err(|e| CryptoError::PasswordHash {
@@ -131,11 +135,14 @@ pub fn hash_password(
 /// Verify a password against a stored PHC string. The comparison is constant
 /// time (done by the `password-hash` crate). A wrong password is `valid: false`,
 /// not an error; a malformed hash is an error.
-pub fn verify_password(password: &str, phc: &str, current: &PasswordParams) -> Result<Verification> {
+pub fn verify_password(
+    password: &str,
+    phc: &str,
+    current: &PasswordParams,
+) -> Result<Verification> {
     let malformed = |reason: String| CryptoError::MalformedPasswordHash { reason };
     let parsed = PasswordHash::new(phc).map_err(|e| malformed(e.to_string()))?;
-    let algorithm =
-        Algorithm::try_from(parsed.algorithm).map_err(|e| malformed(e.to_string()))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| malformed(e.to_string()))?;
     let stored = Params::try_from(&parsed).map_err(|e| malformed(e.to_string()))?;
     if stored.m_cost() > MAX_M_COST_KIB {
         return Err(malformed("memory cost above 4 GiB".into()));
@@ -240,14 +247,14 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let permit = self
-            .semaphore
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| CryptoError::HashPool {
-                reason: "semaphore closed",
-            })?;
+        let permit =
+            self.semaphore
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| CryptoError::HashPool {
+                    reason: "semaphore closed",
+                })?;
         let (in_flight, peak) = (self.in_flight.clone(), self.peak.clone());
         // The permit moves into the blocking task, so it is held until the work
         // ends even if the caller's future is dropped (cancelled login request).

@@ -157,8 +157,14 @@ pub fn open(dek: &Dek, associated_data: &[u8], sealed: &[u8]) -> Result<Zeroizin
 /// fixed-width big-endian):
 /// `"mebyo-envelope-ad-v1"` ‖ u32 len ‖ stream_id ‖ u64 stream_revision ‖
 /// u32 len ‖ event_type ‖ u64 position.
-pub fn envelope_ad(stream_id: &str, stream_revision: u64, event_type: &str, position: u64) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(DOMAIN_ENVELOPE_AD.len() + 24 + stream_id.len() + event_type.len());
+pub fn envelope_ad(
+    stream_id: &str,
+    stream_revision: u64,
+    event_type: &str,
+    position: u64,
+) -> Vec<u8> {
+    let mut ad =
+        Vec::with_capacity(DOMAIN_ENVELOPE_AD.len() + 24 + stream_id.len() + event_type.len());
     ad.extend_from_slice(DOMAIN_ENVELOPE_AD);
     push_len_prefixed(&mut ad, stream_id.as_bytes());
     ad.extend_from_slice(&stream_revision.to_be_bytes());
