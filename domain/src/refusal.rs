@@ -1,0 +1,67 @@
+//! Refusals: every rule the deciders enforce names its policy clause.
+
+use std::fmt;
+
+/// Clause ids of REQUIREMENTS.md that the domain may cite. A refusal citing anything
+/// else is a bug (checked in debug builds and by the tests).
+pub const KNOWN_CLAUSES: &[&str] = &[
+    "P2(1)", "P2(2)", "P2(3)", "P3.1", "P3.1(1)", "P3.1(2)", "P3.1(3)", "P3.1(4)", "P3.2", "P3.4",
+    "P4.5(3)", "P4.6(1)", "P4.6(2)", "P4.8(3)", "P4.9", "P4.11(1)", "P4.11(3)", "P4.11(4)",
+    "P4.11(5)", "P4.12(1)", "P4.12(2)", "P4.13(1)", "P4.13(2)", "P4.13(3)", "P5.1", "P7", "P8",
+    "P9",
+];
+
+/// Why a command or an access was refused: a stable code, the clause, and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Stable machine code such as `consent.none`.
+    pub code: &'static str,
+    /// Policy clause such as `P4.6(2)`.
+    pub clause: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, clause: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(KNOWN_CLAUSES.contains(&clause), "unknown clause {clause}");
+        Self {
+            code,
+            clause,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "refused under {}: {} ({})",
+            self.clause, self.message, self.code
+        )
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// `Err(Refusal)` unless `ok`.
+pub(crate) fn ensure(
+    ok: bool,
+    code: &'static str,
+    clause: &'static str,
+    message: &str,
+) -> Result<(), Refusal> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::new(code, clause, message))
+    }
+}
+
+pub(crate) fn refuse<T>(
+    code: &'static str,
+    clause: &'static str,
+    message: impl Into<String>,
+) -> Result<T, Refusal> {
+    Err(Refusal::new(code, clause, message))
+}
