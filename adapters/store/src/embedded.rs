@@ -58,8 +58,8 @@ struct StreamTip {
 
 /// What readers need, published by the writer after each durable commit.
 struct Index {
-    /// File offset of each event's frame, by position.
-    offsets: Vec<u64>,
+    /// Number of durable events; frame offsets live in the offsets file.
+    count: u64,
     streams: HashMap<Box<str>, StreamTip>,
     head_hash: Hash,
     /// End of the last durable frame.
@@ -67,9 +67,37 @@ struct Index {
     last_recorded_at_us: i64,
 }
 
+/// Frame offset of each position, 8 bytes each, in `events.idx`. Derived data:
+/// rebuilt from the log at every open and never fsynced, so it cannot disagree
+/// with the log for long and costs nothing on the commit path's critical fsync.
+/// Keeping it on disk (read through the page cache) rather than in a Vec is what
+/// keeps resident memory flat however many events are appended.
+struct Offsets {
+    file: File,
+}
+
+impl Offsets {
+    fn get(&self, position: u64) -> std::io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.file.read_exact_at(&mut b, position * 8)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn put(&self, first_position: u64, offsets: &[u64]) -> std::io::Result<()> {
+        let mut b = Vec::with_capacity(offsets.len() * 8);
+        for o in offsets {
+            b.extend_from_slice(&o.to_le_bytes());
+        }
+        self.file.write_all_at(&b, first_position * 8)
+    }
+}
+
+/// The offsets file's name inside a ledger directory.
+pub const OFFSETS_FILE_NAME: &str = "events.idx";
+
 struct Shared {
     path: PathBuf,
     file: File,
+    offsets: Offsets,
     header: FileHeader,
     index: RwLock<Index>,
     /// Number of durable events; subscribers wait on it.
@@ -198,13 +226,24 @@ impl EmbeddedStore {
             path: path.clone(),
             source,
         })?;
-        let (index, torn_tail_bytes) = recover(&file, &header)?;
-        let count = index.offsets.len() as u64;
+        let offsets = Offsets {
+            file: fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(dir.join(OFFSETS_FILE_NAME))
+                .map_err(StoreError::Io)?,
+        };
+        let (index, torn_tail_bytes) = recover(&file, &header, &offsets)?;
+        let count = index.count;
         let (committed, _) = watch::channel(count);
         let write_file = file.try_clone().map_err(StoreError::Io)?;
         let shared = Arc::new(Shared {
             path,
             file,
+            offsets,
             header,
             index: RwLock::new(index),
             committed,
@@ -274,10 +313,16 @@ fn peek(body: &[u8]) -> Option<(&str, u64, i64)> {
 /// Scans the whole log, rebuilding the index, checking frame checksums, positions,
 /// chain links and stream revisions. Damage at the end that a crash can leave is
 /// truncated; any other damage stops the open with its position.
-fn recover(file: &File, header: &FileHeader) -> Result<(Index, u64), StoreError> {
+fn recover(
+    file: &File,
+    header: &FileHeader,
+    offsets: &Offsets,
+) -> Result<(Index, u64), StoreError> {
     let file_len = file.metadata()?.len();
+    let mut pending: Vec<u64> = Vec::with_capacity(1 << 16);
+    let mut last_offset = 0u64;
     let mut index = Index {
-        offsets: Vec::new(),
+        count: 0,
         streams: HashMap::new(),
         head_hash: genesis_hash(&header.ledger_id),
         end: HEADER_BYTES,
@@ -286,7 +331,11 @@ fn recover(file: &File, header: &FileHeader) -> Result<(Index, u64), StoreError>
     let mut reader = FrameReader::new(file, HEADER_BYTES, file_len);
     let mut last_body: Option<Vec<u8>> = None;
     let damage_at = loop {
-        let position = index.offsets.len() as u64;
+        let position = index.count;
+        if pending.len() == pending.capacity() {
+            offsets.put(position - pending.len() as u64, &pending)?;
+            pending.clear();
+        }
         match reader.next_frame()? {
             None => break None,
             Some(Err(fault)) => break Some((reader.offset(), None, format!("{fault:?}"))),
@@ -333,7 +382,9 @@ fn recover(file: &File, header: &FileHeader) -> Result<(Index, u64), StoreError>
                     }
                 }
                 index.head_hash = frame.stored_hash();
-                index.offsets.push(offset);
+                pending.push(offset);
+                last_offset = offset;
+                index.count += 1;
                 index.end = offset + frame.len();
                 index.last_recorded_at_us = index.last_recorded_at_us.max(recorded);
                 if index.end == file_len {
@@ -344,20 +395,21 @@ fn recover(file: &File, header: &FileHeader) -> Result<(Index, u64), StoreError>
     };
     // The head is what the next append chains to: check its full hash, not only its
     // checksum, so an edited last event cannot become the base of new history.
+    offsets.put(index.count - pending.len() as u64, &pending)?;
     if let Some(body) = last_body {
         let canonical = &body[..body.len() - 32];
         if chain_hash(canonical) != index.head_hash {
-            let position = index.offsets.len() as u64 - 1;
+            let position = index.count - 1;
             return Err(corrupt(
                 position,
-                index.offsets[position as usize],
+                last_offset,
                 "hash does not match the event",
             ));
         }
     }
     let mut torn = 0;
     if let Some((offset, complete_end, reason)) = damage_at {
-        let position = index.offsets.len() as u64;
+        let position = index.count;
         match log::classify_damage(file, offset, file_len, complete_end)? {
             Damage::Corrupt => return Err(corrupt(position, offset, reason)),
             Damage::TornTail => {
@@ -383,12 +435,7 @@ fn writer_loop(
 ) {
     let (mut count, mut head_hash, mut end, mut last_ts) = {
         let idx = shared.index.read();
-        (
-            idx.offsets.len() as u64,
-            idx.head_hash,
-            idx.end,
-            idx.last_recorded_at_us,
-        )
+        (idx.count, idx.head_hash, idx.end, idx.last_recorded_at_us)
     };
     let mut batch: Vec<Request> = Vec::new();
     let mut replies: Vec<(
@@ -510,9 +557,21 @@ fn writer_loop(
                 continue;
             }
             end += buf.len() as u64;
+            // Readers look positions up in the offsets file, so it is written before
+            // the commit is published. A failure here is not a durability failure
+            // (the log is fsynced) but readers would fail: stop, like any IO error.
+            if let Err(e) = shared.offsets.put(count0, &new_offsets) {
+                let why = format!("writing the offsets index: {e}");
+                tracing::error!(error = %why, "the store refuses further appends");
+                *shared.poisoned.lock() = Some(why.clone());
+                for (reply, res) in replies.drain(..) {
+                    let _ = reply.send(res.and(Err(StoreError::Poisoned(why.clone()).into())));
+                }
+                continue;
+            }
             {
                 let mut idx = shared.index.write();
-                idx.offsets.extend_from_slice(&new_offsets);
+                idx.count = count;
                 for (s, t) in overlay.drain() {
                     match idx.streams.get_mut(s.as_str()) {
                         Some(old) => *old = t,
@@ -524,7 +583,6 @@ fn writer_loop(
                 idx.head_hash = head_hash;
                 idx.end = end;
                 idx.last_recorded_at_us = now;
-                debug_assert_eq!(idx.offsets.len() as u64, count);
             }
             last_ts = now;
             shared.committed.send_replace(count);
@@ -538,25 +596,26 @@ fn writer_loop(
 fn read_all(shared: &Shared, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
     let (start, end, n) = {
         let idx = shared.index.read();
-        let count = idx.offsets.len() as u64;
+        let (count, end) = (idx.count, idx.end);
+        drop(idx);
         if from >= count || max == 0 {
             return Ok(Vec::new());
         }
-        let start = idx.offsets[from as usize];
+        let start = shared.offsets.get(from)?;
         let mut n = (max as u64).min(count - from);
-        let end_of = |n: u64| {
+        let end_of = |n: u64| -> std::io::Result<u64> {
             if from + n < count {
-                idx.offsets[(from + n) as usize]
+                shared.offsets.get(from + n)
             } else {
-                idx.end
+                Ok(end)
             }
         };
         // Keep one read bounded in bytes; always return at least one event.
-        if end_of(n) - start > READ_BYTES_MAX {
+        if end_of(n)? - start > READ_BYTES_MAX {
             let (mut lo, mut hi) = (1, n);
             while lo < hi {
                 let mid = (lo + hi).div_ceil(2);
-                if end_of(mid) - start <= READ_BYTES_MAX {
+                if end_of(mid)? - start <= READ_BYTES_MAX {
                     lo = mid
                 } else {
                     hi = mid - 1
@@ -564,7 +623,7 @@ fn read_all(shared: &Shared, from: u64, max: usize) -> Result<Vec<RecordedEvent>
             }
             n = lo;
         }
-        (start, end_of(n), n)
+        (start, end_of(n)?, n)
     };
     let mut bytes = vec![0u8; (end - start) as usize];
     shared.file.read_exact_at(&mut bytes, start)?;
@@ -611,10 +670,8 @@ fn decode_frame_bytes(
 }
 
 fn read_one(shared: &Shared, position: u64) -> Result<(Envelope, u64), StoreError> {
-    let (offset, file_end) = {
-        let idx = shared.index.read();
-        (idx.offsets[position as usize], idx.end)
-    };
+    let file_end = shared.index.read().end;
+    let offset = shared.offsets.get(position)?;
     match log::read_frame_at(&shared.file, offset, file_end)? {
         Ok((prev_in_stream, body, true)) => {
             let (env, _) = Envelope::decode_body(&body)
@@ -818,7 +875,7 @@ impl EventStore for EmbeddedStore {
     fn head(&self) -> Head {
         let idx = self.h.shared.index.read();
         Head {
-            count: idx.offsets.len() as u64,
+            count: idx.count,
             hash: idx.head_hash,
         }
     }
