@@ -265,12 +265,15 @@ pub fn decide(
             connection,
             basis,
         } => {
-            ensure(
-                matches!(ctx.actor, Actor::Applicant | Actor::Staff { .. }),
-                "provider.apply_actor",
-                "P2(3)",
-                "applications come from applicants or are entered by staff",
-            )?;
+            // From the applicant, or a paper application entered by the office or prefecture.
+            if *ctx.actor != Actor::Applicant {
+                with_role(
+                    ctx,
+                    |r| matches!(r, Role::OperationsOffice | Role::Prefecture),
+                    "P2(3)",
+                    "applications come from the applicant or through the office",
+                )?;
+            }
             ensure(
                 matches!(state.status, Unknown | Rejected),
                 "provider.already_applied",

@@ -219,3 +219,31 @@ fn p4_13_2_guidance_and_warnings_are_events() {
     );
     assert_eq!(after.guidance, vec![(GuidanceKind::Warning, T0)]);
 }
+
+#[test]
+fn p2_3_paper_applications_only_through_the_office_or_prefecture() {
+    let cfg = config();
+    let apply = C::Apply {
+        provider: prid("clinic"),
+        responsible: sid("clinic-lead"),
+        connection: ClosedIpVpn,
+        basis: Basis::Commissioned,
+    };
+    let (s, a) = (
+        staff("office", Role::OperationsOffice, false),
+        staff_actor("office"),
+    );
+    let ctx = Ctx::new(T0, &a, &cfg).staff(&s);
+    check::<Provider>(&ctx, &[], apply.clone(), Types(&["provider.applied"]));
+    let (s, a) = (staff("aud", Role::Auditor, true), staff_actor("aud"));
+    let ctx = Ctx::new(T0, &a, &cfg).staff(&s);
+    check::<Provider>(
+        &ctx,
+        &[],
+        apply.clone(),
+        Refused("staff.role_required", "P2(3)"),
+    );
+    let individual = individual("p1", "c1");
+    let ctx = Ctx::new(T0, &individual, &cfg);
+    check::<Provider>(&ctx, &[], apply, Refused("staff.role_required", "P2(3)"));
+}
