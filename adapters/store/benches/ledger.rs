@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mebyo_store::verify::{self, Outcome};
-use mebyo_store::{Actor, EmbeddedStore, EventStore, ExpectedRevision, NewEvent, OpenOptions, PayloadKind};
+use mebyo_store::{
+    Actor, EmbeddedStore, EventStore, ExpectedRevision, NewEvent, OpenOptions, PayloadKind,
+};
 
-const PAYLOAD_BYTES: usize = 160;
+const PAYLOAD_BYTES: usize = 64;
 
 fn event(i: u64) -> NewEvent {
     let mut id = [0u8; 16];
@@ -45,7 +47,9 @@ fn rss_kib(field: &str) -> u64 {
 fn fresh(root: &std::path::Path, name: &str) -> EmbeddedStore {
     let dir = root.join(name);
     EmbeddedStore::create(&dir, [9; 16], 0).unwrap();
-    EmbeddedStore::open(&dir, OpenOptions::default()).unwrap().store
+    EmbeddedStore::open(&dir, OpenOptions::default())
+        .unwrap()
+        .store
 }
 
 async fn appenders(store: Arc<EmbeddedStore>, n: usize, seconds: f64) -> (u64, f64, Vec<u32>) {
@@ -88,11 +92,25 @@ fn main() {
     if args.len() == 3 && args[1] == "--open-only" {
         return open_only(&args[2]);
     }
-    let arg = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone());
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| args[i + 1].clone())
+    };
     let seconds: f64 = arg("--seconds").map_or(5.0, |s| s.parse().unwrap());
     let big: u64 = arg("--big").map_or(0, |s| s.parse().unwrap());
-    let root = tempfile::Builder::new().prefix("mebyo-bench-").tempdir_in(".").unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let configs: Vec<usize> = arg("--appenders").map_or(vec![1, 16, 64], |s| {
+        s.split(',').map(|x| x.parse().unwrap()).collect()
+    });
+    let append_only = args.iter().any(|a| a == "--append-only");
+    let root = tempfile::Builder::new()
+        .prefix("mebyo-bench-")
+        .tempdir_in(".")
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     let sample = {
         let mut e = mebyo_store::Envelope {
@@ -118,7 +136,7 @@ fn main() {
     println!("event frame: {sample} bytes on disk ({PAYLOAD_BYTES}-byte payload)");
 
     let mut last = None;
-    for n in [1usize, 16, 64] {
+    for &n in &configs {
         let store = Arc::new(fresh(root.path(), &format!("append-{n}")));
         let (count, secs, lat) = rt.block_on(appenders(store.clone(), n, seconds));
         println!(
@@ -131,6 +149,9 @@ fn main() {
         last = Some(store);
     }
 
+    if append_only {
+        return;
+    }
     // Read-all over the 64-appender ledger.
     let store = last.unwrap();
     let count = store.head().count;
@@ -143,7 +164,10 @@ fn main() {
         }
     });
     let secs = t0.elapsed().as_secs_f64();
-    println!("read-all: {:.0} events/s ({count} events in {secs:.2} s)", count as f64 / secs);
+    println!(
+        "read-all: {:.0} events/s ({count} events in {secs:.2} s)",
+        count as f64 / secs
+    );
 
     // Verify, single-threaded, from a cold start of the verifier (file in page cache).
     let path = store.path().to_path_buf();
@@ -202,7 +226,11 @@ fn main() {
         let dir = root.path().join("big");
         EmbeddedStore::create(&dir, [5; 16], 0).unwrap();
         {
-            let store = Arc::new(EmbeddedStore::open(&dir, OpenOptions::default()).unwrap().store);
+            let store = Arc::new(
+                EmbeddedStore::open(&dir, OpenOptions::default())
+                    .unwrap()
+                    .store,
+            );
             let t0 = Instant::now();
             rt.block_on(async {
                 let per = big / 16;
@@ -216,7 +244,10 @@ fn main() {
                             // 65,536 streams, like a population of people.
                             let stream = format!("person-{:05}", (t * 7919 + i / 1024) % 65_536);
                             let evs = (0..k).map(|j| event(t << 40 | (i + j))).collect();
-                            store.append(&stream, ExpectedRevision::Any, evs).await.unwrap();
+                            store
+                                .append(&stream, ExpectedRevision::Any, evs)
+                                .await
+                                .unwrap();
                             i += k;
                         }
                     }));

@@ -196,6 +196,29 @@ pub fn check_identifier(field: &'static str, value: &str, max: usize) -> Result<
     Ok(())
 }
 
+/// Payload rules: ciphertext names its key, plaintext names none, and the size
+/// is bounded.
+pub fn check_payload(kind: PayloadKind, key_ref: &str, len: usize) -> Result<(), FormatError> {
+    match kind {
+        PayloadKind::Plain if !key_ref.is_empty() => return Err(FormatError::KeyRefMismatch),
+        PayloadKind::AesSiv => {
+            if key_ref.is_empty() {
+                return Err(FormatError::KeyRefMismatch);
+            }
+            check_identifier("key ref", key_ref, KEY_REF_BYTES_MAX)?;
+        }
+        PayloadKind::Plain => {}
+    }
+    if len > PAYLOAD_BYTES_MAX {
+        return Err(FormatError::TooLong {
+            field: "payload",
+            len,
+            max: PAYLOAD_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
 impl Envelope {
     /// Checks every limit and alphabet before anything is written (assert before
     /// writing); the decoder checks the same after reading.
@@ -204,49 +227,30 @@ impl Envelope {
         check_identifier("event type", &self.event_type, EVENT_TYPE_BYTES_MAX)?;
         check_identifier("actor role", &self.actor.role, ACTOR_ROLE_BYTES_MAX)?;
         check_identifier("actor id", &self.actor.id, ACTOR_ID_BYTES_MAX)?;
-        match self.payload_kind {
-            PayloadKind::Plain if !self.key_ref.is_empty() => {
-                return Err(FormatError::KeyRefMismatch);
-            }
-            PayloadKind::AesSiv => {
-                if self.key_ref.is_empty() {
-                    return Err(FormatError::KeyRefMismatch);
-                }
-                check_identifier("key ref", &self.key_ref, KEY_REF_BYTES_MAX)?;
-            }
-            PayloadKind::Plain => {}
-        }
-        if self.payload.len() > PAYLOAD_BYTES_MAX {
-            return Err(FormatError::TooLong {
-                field: "payload",
-                len: self.payload.len(),
-                max: PAYLOAD_BYTES_MAX,
-            });
-        }
-        Ok(())
+        check_payload(self.payload_kind, &self.key_ref, self.payload.len())
     }
 
     /// Appends the canonical bytes (every field but `hash`) to `out`.
     /// Layout: see docs/design.md, "Canonical event encoding".
     pub fn encode_canonical(&self, out: &mut Vec<u8>) {
-        out.reserve(CANONICAL_FIXED_BYTES + self.variable_len());
-        out.push(ENCODING_VERSION);
-        out.extend_from_slice(&self.position.to_le_bytes());
-        put_str16(out, &self.stream_id);
-        out.extend_from_slice(&self.stream_revision.to_le_bytes());
-        put_str16(out, &self.event_type);
-        out.extend_from_slice(&self.schema_version.to_le_bytes());
-        out.extend_from_slice(&self.recorded_at_us.to_le_bytes());
-        put_str16(out, &self.actor.role);
-        put_str16(out, &self.actor.id);
-        out.extend_from_slice(&self.event_id);
-        out.extend_from_slice(&self.correlation_id);
-        out.extend_from_slice(&self.causation_id);
-        out.push(self.payload_kind as u8);
-        put_str16(out, &self.key_ref);
-        out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.payload);
-        out.extend_from_slice(&self.prev_hash);
+        CanonicalParts {
+            position: self.position,
+            stream_id: &self.stream_id,
+            stream_revision: self.stream_revision,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            recorded_at_us: self.recorded_at_us,
+            actor_role: &self.actor.role,
+            actor_id: &self.actor.id,
+            event_id: &self.event_id,
+            correlation_id: &self.correlation_id,
+            causation_id: &self.causation_id,
+            payload_kind: self.payload_kind,
+            key_ref: &self.key_ref,
+            payload: &self.payload,
+            prev_hash: &self.prev_hash,
+        }
+        .encode(out)
     }
 
     fn variable_len(&self) -> usize {
@@ -328,6 +332,57 @@ impl Envelope {
         // Assert after reading: a decoded envelope obeys the same rules as a written one.
         env.validate()?;
         Ok((env, canonical_len))
+    }
+}
+
+/// Borrowed fields of an event, in canonical order: the one encoder that both
+/// [`Envelope::encode_canonical`] and the store's append path use.
+pub struct CanonicalParts<'a> {
+    pub position: u64,
+    pub stream_id: &'a str,
+    pub stream_revision: u64,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub recorded_at_us: i64,
+    pub actor_role: &'a str,
+    pub actor_id: &'a str,
+    pub event_id: &'a Id128,
+    pub correlation_id: &'a Id128,
+    pub causation_id: &'a Id128,
+    pub payload_kind: PayloadKind,
+    pub key_ref: &'a str,
+    pub payload: &'a [u8],
+    pub prev_hash: &'a Hash,
+}
+
+impl CanonicalParts<'_> {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(
+            CANONICAL_FIXED_BYTES
+                + self.stream_id.len()
+                + self.event_type.len()
+                + self.actor_role.len()
+                + self.actor_id.len()
+                + self.key_ref.len()
+                + self.payload.len(),
+        );
+        out.push(ENCODING_VERSION);
+        out.extend_from_slice(&self.position.to_le_bytes());
+        put_str16(out, self.stream_id);
+        out.extend_from_slice(&self.stream_revision.to_le_bytes());
+        put_str16(out, self.event_type);
+        out.extend_from_slice(&self.schema_version.to_le_bytes());
+        out.extend_from_slice(&self.recorded_at_us.to_le_bytes());
+        put_str16(out, self.actor_role);
+        put_str16(out, self.actor_id);
+        out.extend_from_slice(self.event_id);
+        out.extend_from_slice(self.correlation_id);
+        out.extend_from_slice(self.causation_id);
+        out.push(self.payload_kind as u8);
+        put_str16(out, self.key_ref);
+        out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.payload);
+        out.extend_from_slice(self.prev_hash);
     }
 }
 
