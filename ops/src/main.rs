@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod backup;
 mod debug;
 mod demo;
 mod init;
@@ -29,6 +30,9 @@ enum Command {
     /// Auditors' tools: verify the chain offline, with no decryption key.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Backups: run one now, restore, drill (P4.10).
+    #[command(subcommand)]
+    Backup(backup::Command),
     /// Developer tools used by the test suite (not for operators).
     #[command(subcommand, hide = true)]
     Debug(debug::Command),
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Command::Init(a) => init::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Audit(c) => audit::run(c),
+        Command::Backup(c) => backup::run(c),
         Command::Debug(c) => debug::run(c),
     };
     match result {

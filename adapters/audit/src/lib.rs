@@ -1,0 +1,1 @@
+//! mebyo-audit (being built).

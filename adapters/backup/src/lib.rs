@@ -1,0 +1,1 @@
+//! mebyo-backup (being built).

@@ -1,0 +1,1 @@
+//! mebyo-platform (being built).
