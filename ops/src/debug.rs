@@ -81,6 +81,7 @@ fn load(a: LoadArgs) -> anyhow::Result<ExitCode> {
                                 payload_kind: PayloadKind::Plain,
                                 key_ref: String::new(),
                                 payload,
+                                seal: false,
                             }
                         })
                         .collect();

@@ -32,6 +32,7 @@ fn event(i: u64) -> NewEvent {
         payload_kind: PayloadKind::AesSiv,
         key_ref: "dek:h:p-0a1b2c3d:1".into(),
         payload: vec![(i % 251) as u8; PAYLOAD_BYTES],
+        seal: false,
     }
 }
 

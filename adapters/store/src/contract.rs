@@ -26,6 +26,7 @@ pub fn event(n: u64) -> NewEvent {
         payload_kind: PayloadKind::AesSiv,
         key_ref: "dek:h:test:1".into(),
         payload: format!("payload-{n}").into_bytes(),
+        seal: false,
     }
 }
 

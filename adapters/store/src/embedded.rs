@@ -24,7 +24,7 @@ use crate::format::{self, Envelope, Hash, Id128, chain_hash, genesis_hash};
 use crate::log::{self, Damage, FileHeader, FrameReader, HEADER_BYTES, NO_PREVIOUS};
 use crate::{
     ActualRevision, AppendError, AppendOutcome, Clock, EventStore, EventStream, ExpectedRevision,
-    Head, NewEvent, RecordedEvent, StoreError, SystemClock,
+    Head, NewEvent, RecordedEvent, SealPlace, Sealer, StoreError, SystemClock,
 };
 
 /// The log file's name inside a ledger directory.
@@ -40,12 +40,15 @@ pub const READ_BYTES_MAX: u64 = 16 << 20;
 #[derive(Clone)]
 pub struct OpenOptions {
     pub clock: Arc<dyn Clock>,
+    /// Encrypts payloads marked `seal`; without one, such appends are refused.
+    pub sealer: Option<Arc<dyn Sealer>>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
+            sealer: None,
         }
     }
 }
@@ -253,9 +256,10 @@ impl EmbeddedStore {
         let writer = {
             let shared = shared.clone();
             let clock = opts.clock.clone();
+            let sealer = opts.sealer.clone();
             std::thread::Builder::new()
                 .name("mebyo-ledger-writer".into())
-                .spawn(move || writer_loop(shared, rx, write_file, clock))
+                .spawn(move || writer_loop(shared, rx, write_file, clock, sealer))
                 .map_err(StoreError::Io)?
         };
         Ok(Opened {
@@ -461,6 +465,7 @@ fn writer_loop(
     rx: mpsc::Receiver<Request>,
     file: File,
     clock: Arc<dyn Clock>,
+    sealer: Option<Arc<dyn Sealer>>,
 ) {
     let (mut count, mut head_hash, mut end, mut last_ts) = {
         let idx = shared.index.read();
@@ -518,7 +523,7 @@ fn writer_loop(
         {
             let idx = shared.index.read();
             pending_tips.clear();
-            for req in batch.drain(..) {
+            for mut req in batch.drain(..) {
                 let tip = pending_tips
                     .get(&req.stream_id)
                     .copied()
@@ -542,6 +547,18 @@ fn writer_loop(
                 }
                 let (mut revision, mut prev_in_stream) =
                     tip.map_or((0, NO_PREVIOUS), |t| (t.last_revision + 1, t.last_position));
+                // Seal every event of the request before encoding any, so a sealing
+                // failure refuses the whole append and leaves nothing half-written.
+                if let Err(why) = seal_all(
+                    sealer.as_deref(),
+                    &req.stream_id,
+                    revision,
+                    count,
+                    &mut req.events,
+                ) {
+                    w.replies.push((req.reply, Err(AppendError::Seal(why))));
+                    continue;
+                }
                 let first_position = count;
                 for ev in req.events {
                     canonical.clear();
@@ -653,6 +670,35 @@ fn sync_and_publish(shared: &Shared, file: &File, w: Written) {
     for (reply, res) in w.replies {
         let _ = reply.send(res);
     }
+}
+
+/// Replaces each `seal` payload with its ciphertext, bound to the place the event
+/// will take (positions and revisions follow from the first ones).
+fn seal_all(
+    sealer: Option<&dyn Sealer>,
+    stream_id: &str,
+    first_revision: u64,
+    first_position: u64,
+    events: &mut [NewEvent],
+) -> Result<(), String> {
+    for (i, ev) in events.iter_mut().enumerate() {
+        if !ev.seal {
+            continue;
+        }
+        let sealer = sealer.ok_or("this store has no sealer configured")?;
+        let place = SealPlace {
+            stream_id,
+            stream_revision: first_revision + i as u64,
+            event_type: &ev.event_type,
+            position: first_position + i as u64,
+        };
+        let sealed = sealer.seal(&ev.key_ref, &place, &ev.payload)?;
+        // Do not leave plaintext lying in freed memory longer than needed.
+        ev.payload.fill(0);
+        ev.payload = sealed;
+        ev.seal = false;
+    }
+    Ok(())
 }
 
 /// The canonical encoding of a new event, written straight from its parts (the

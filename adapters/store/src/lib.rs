@@ -38,7 +38,12 @@ pub struct NewEvent {
     pub causation_id: Id128,
     pub payload_kind: PayloadKind,
     pub key_ref: String,
+    /// Plaintext when `seal` is set, otherwise the bytes to store as they are.
     pub payload: Vec<u8>,
+    /// Whether the store must encrypt `payload` under `key_ref` at append time. The
+    /// store does it because only it knows the event's final place (stream,
+    /// revision, type, position), which the ciphertext is bound to (P4.8(1)).
+    pub seal: bool,
 }
 
 impl fmt::Debug for NewEvent {
@@ -70,8 +75,52 @@ impl NewEvent {
             payload_kind: PayloadKind::Plain,
             key_ref: String::new(),
             payload,
+            seal: false,
         }
     }
+
+    /// A person-related event whose plaintext the store seals under `key_ref`.
+    pub fn to_seal(
+        event_type: impl Into<String>,
+        actor: Actor,
+        event_id: Id128,
+        key_ref: impl Into<String>,
+        plaintext: Vec<u8>,
+    ) -> Self {
+        Self {
+            event_type: event_type.into(),
+            schema_version: 1,
+            actor,
+            event_id,
+            correlation_id: event_id,
+            causation_id: event_id,
+            payload_kind: PayloadKind::AesSiv,
+            key_ref: key_ref.into(),
+            payload: plaintext,
+            seal: true,
+        }
+    }
+}
+
+/// Where an event will stand: what a sealed payload is bound to, so that a
+/// payload copied to another place fails to decrypt.
+#[derive(Debug, Clone, Copy)]
+pub struct SealPlace<'a> {
+    pub stream_id: &'a str,
+    pub stream_revision: u64,
+    pub event_type: &'a str,
+    pub position: u64,
+}
+
+/// Encrypts payloads at append time (the seam to the key store). Errors are
+/// reasons (an unknown or erased key), never key material.
+pub trait Sealer: Send + Sync + 'static {
+    fn seal(
+        &self,
+        key_ref: &str,
+        place: &SealPlace<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, String>;
 }
 
 /// Optimistic concurrency on a stream.
@@ -164,6 +213,8 @@ pub enum AppendError {
     TooManyEvents { count: usize, max: usize },
     #[error("an append must hold at least one event")]
     Empty,
+    #[error("sealing the payload failed: {0}")]
+    Seal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -178,6 +178,7 @@ fn recorded_at_never_goes_back_when_the_clock_does() {
         &dir,
         OpenOptions {
             clock: std::sync::Arc::new(clock.clone()),
+            sealer: None,
         },
     )
     .unwrap()
