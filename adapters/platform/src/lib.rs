@@ -1,1 +1,778 @@
-//! mebyo-platform (being built).
+//! Application services: the imperative shell around the pure deciders.
+//!
+//! For each command: load the aggregate's state (from a cache, catching up from
+//! the store), load the facts the decision needs from other streams, run the pure
+//! `decide`, seal and append the events with optimistic concurrency, and retry
+//! on a conflict. A refusal writes nothing and comes back as
+//! `Ok(Err(Refusal))`; a storage or key failure is `Err(PlatformError)` — domain
+//! refusals are kept apart from failures of the machinery (esrs style).
+//!
+//! Reads of health data go through [`Platform::read_records`], which records the
+//! access (granted or refused) durably before any data leaves (principle 2).
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod dirs;
+pub mod keyring;
+mod state;
+pub mod world;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use mebyo_crypto::{IdentityRecord, IdentityVault, Kek, KeyStore, Pseudonym};
+use mebyo_domain::access::{AccessDecision, AccessRequest, access_recorded, decide_access};
+use mebyo_domain::credential::{Credential, CredentialCommand, CredentialEvent};
+use mebyo_domain::person::{Person, PersonCommand, PersonEvent, PersonStatus};
+use mebyo_domain::policy::{Policy, PolicyCommand};
+use mebyo_domain::provider::{Provider, ProviderCommand};
+use mebyo_domain::records::{Origin, RecordCommand, RecordEntry, Records};
+use mebyo_domain::staff::{Staff, StaffCommand};
+use mebyo_domain::{
+    Actor, BlindIndex, Config, CredentialId, DomainEvent, Duration, PersonId, ProviderId, Refusal,
+    StaffId, Timestamp, VaultRef,
+};
+use mebyo_store::{Clock, EmbeddedStore, EventStore, ExpectedRevision, Head, Id128};
+use parking_lot::Mutex;
+use rand::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+pub use dirs::DataDir;
+pub use keyring::KeyRing;
+pub use state::Facts;
+
+use crate::codec::{CodecError, to_new_event};
+use crate::keyring::{AUDIT_KEY_OWNER, CREDENTIALS_KEY_OWNER, KeyError};
+
+/// The outcome of a command: decided (events or refusal), or a failure of the machinery.
+pub type Outcome<T> = Result<Result<T, Refusal>, PlatformError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{0} already holds a ledger; refusing to touch it")]
+    AlreadyInitialised(String),
+    #[error("no platform at {0} (run `mebyo init --data {0}` first)")]
+    NotInitialised(String),
+    #[error("opening the ledger: {0}")]
+    Open(#[from] mebyo_store::embedded::OpenError),
+    #[error("creating the ledger: {0}")]
+    Create(#[from] mebyo_store::embedded::CreateError),
+    #[error("keys: {0}")]
+    Crypto(#[from] mebyo_crypto::CryptoError),
+    #[error("keys: {0}")]
+    Key(#[from] KeyError),
+    #[error("event codec: {0}")]
+    Codec(#[from] CodecError),
+    #[error("store: {0}")]
+    Store(#[from] mebyo_store::StoreError),
+    #[error("append: {0}")]
+    Append(#[from] mebyo_store::AppendError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("platform settings: {0}")]
+    Settings(String),
+    #[error("stream {0} kept changing under concurrent writers; gave up after retries")]
+    Contention(String),
+}
+
+/// Settings kept in `DATA/mebyo.json`, written once by `init`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub business_administrator: String,
+    /// Longest consent, in days (P4.6(2)).
+    pub consent_max_days: i64,
+    /// Renewal interval of connection information, in days (P4.12(1)).
+    pub credential_renewal_days: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            business_administrator: "ba-0001".into(),
+            consent_max_days: 365,
+            credential_renewal_days: 365,
+        }
+    }
+}
+
+impl Settings {
+    fn domain(&self) -> Result<Config, PlatformError> {
+        Ok(Config {
+            consent_max: Duration::days(self.consent_max_days),
+            credential_renewal: Duration::days(self.credential_renewal_days),
+            business_administrator: StaffId::new(&self.business_administrator)
+                .map_err(|e| PlatformError::Settings(e.to_string()))?,
+        })
+    }
+}
+
+/// Where the key-encryption key comes from.
+#[derive(Clone)]
+pub enum KekSource {
+    /// `DATA/keys/kek` (created by `init`, mode 0600).
+    DataDir,
+    File(std::path::PathBuf),
+    /// Hex in an environment variable's value.
+    Hex(String),
+}
+
+pub struct Options {
+    pub clock: Arc<dyn Clock>,
+    /// Seed for ids and keys; `None` draws one from the operating system. Tests
+    /// pass a seed so a failure replays exactly (principle 6).
+    pub seed: Option<u64>,
+    pub kek: KekSource,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(mebyo_store::SystemClock),
+            seed: None,
+            kek: KekSource::DataDir,
+        }
+    }
+}
+
+pub struct InitReport {
+    pub ledger_id: Id128,
+    pub kek_id: String,
+}
+
+pub struct Platform {
+    pub dir: DataDir,
+    store: EmbeddedStore,
+    keys: Arc<KeyRing>,
+    vault: Mutex<IdentityVault>,
+    clock: Arc<dyn Clock>,
+    rng: Mutex<rand_chacha::ChaCha20Rng>,
+    config: Config,
+    state: state::Caches,
+}
+
+fn load_kek(dir: &DataDir, source: &KekSource) -> Result<Kek, PlatformError> {
+    Ok(match source {
+        KekSource::DataDir => Kek::load_file(dir.kek())?,
+        KekSource::File(p) => Kek::load_file(p)?,
+        KekSource::Hex(h) => Kek::from_env_hex(h)?,
+    })
+}
+
+fn rng_from(seed: Option<u64>) -> rand_chacha::ChaCha20Rng {
+    match seed {
+        Some(s) => rand_chacha::ChaCha20Rng::seed_from_u64(s),
+        None => rand_chacha::ChaCha20Rng::from_os_rng(),
+    }
+}
+
+impl Platform {
+    /// Creates a new platform in `root`: the ledger, the KEK (unless given), the key
+    /// store with the platform's own keys, the identity vault, the settings, and
+    /// the ex-officio business administrator (P3.1(1)). Refuses a directory that
+    /// already holds a ledger, changing nothing.
+    pub async fn init(
+        root: &Path,
+        settings: Settings,
+        opts: Options,
+    ) -> Result<InitReport, PlatformError> {
+        let dir = DataDir::new(root);
+        if EmbeddedStore::exists(&dir.ledger()) {
+            return Err(PlatformError::AlreadyInitialised(
+                root.display().to_string(),
+            ));
+        }
+        let config = settings.domain()?;
+        let mut rng = rng_from(opts.seed);
+        std::fs::create_dir_all(dir.keys())?;
+        set_mode(&dir.keys(), 0o700)?;
+        std::fs::create_dir_all(dir.vault().parent().expect("vault has a folder"))?;
+        let kek = match &opts.kek {
+            KekSource::DataDir if !dir.kek().exists() => Kek::create_file(dir.kek(), &mut rng)?,
+            other => load_kek(&dir, other)?,
+        };
+        let mut keystore = KeyStore::create(dir.keystore(), &kek, &mut rng)?;
+        for owner in [AUDIT_KEY_OWNER, CREDENTIALS_KEY_OWNER] {
+            keystore.create_person_keys(&Pseudonym::new(owner)?, &mut rng)?;
+        }
+        IdentityVault::create(dir.vault(), keystore.blind_index()?)?;
+        let settings_json = serde_json::to_vec_pretty(&settings).expect("settings serialise");
+        write_new_file(&root.join("mebyo.json"), &settings_json)?;
+        let mut ledger_id = [0u8; 16];
+        rng.fill_bytes(&mut ledger_id);
+        EmbeddedStore::create(&dir.ledger(), ledger_id, opts.clock.now_us())?;
+        let kek_id = kek.id().to_hex();
+        drop(keystore);
+        let platform = Platform::open(
+            root,
+            Options {
+                seed: Some(rng.next_u64()),
+                ..opts
+            },
+        )
+        .await?;
+        // The head of the system is appointed by the platform itself, ex officio.
+        let ba = config.business_administrator.clone();
+        platform
+            .staff(
+                &Actor::System,
+                &ba,
+                StaffCommand::Appoint {
+                    staff: ba.clone(),
+                    role: mebyo_domain::Role::BusinessAdministrator,
+                },
+            )
+            .await?
+            .map_err(|r| PlatformError::Settings(format!("bootstrap refused: {r}")))?;
+        Ok(InitReport { ledger_id, kek_id })
+    }
+
+    /// Opens an initialised platform. Refuses a KEK file readable by others and a
+    /// wrong KEK, changing nothing (P4.8(1)).
+    pub async fn open(root: &Path, opts: Options) -> Result<Platform, PlatformError> {
+        let dir = DataDir::new(root);
+        if !EmbeddedStore::exists(&dir.ledger()) {
+            return Err(PlatformError::NotInitialised(root.display().to_string()));
+        }
+        let settings: Settings = serde_json::from_slice(&std::fs::read(root.join("mebyo.json"))?)
+            .map_err(|e| PlatformError::Settings(e.to_string()))?;
+        let config = settings.domain()?;
+        let kek = load_kek(&dir, &opts.kek)?;
+        let keystore = KeyStore::open(dir.keystore(), &kek)?;
+        let vault = IdentityVault::open(dir.vault(), keystore.blind_index()?)?;
+        let keys = Arc::new(KeyRing::new(keystore));
+        let store = EmbeddedStore::open(
+            &dir.ledger(),
+            mebyo_store::OpenOptions {
+                clock: opts.clock.clone(),
+                sealer: Some(keys.clone()),
+            },
+        )?
+        .store;
+        Ok(Platform {
+            dir,
+            store,
+            keys,
+            vault: Mutex::new(vault),
+            clock: opts.clock,
+            rng: Mutex::new(rng_from(opts.seed)),
+            config,
+            state: state::Caches::default(),
+        })
+    }
+
+    pub fn store(&self) -> &EmbeddedStore {
+        &self.store
+    }
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn head(&self) -> Head {
+        self.store.head()
+    }
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.clock.now_us())
+    }
+
+    fn id128(&self) -> Id128 {
+        let mut id = [0u8; 16];
+        self.rng.lock().fill_bytes(&mut id);
+        id
+    }
+
+    /// A fresh pseudonymous id: a prefix and 16 random hex digits. Random, not
+    /// sequential, so ids reveal nothing about when or in what order people joined.
+    pub fn new_id(&self, prefix: &str) -> String {
+        format!("{prefix}-{:016x}", self.rng.lock().next_u64())
+    }
+
+    /// Runs the injected random source (key generation).
+    pub fn with_rng<T>(&self, f: impl FnOnce(&mut rand_chacha::ChaCha20Rng) -> T) -> T {
+        f(&mut self.rng.lock())
+    }
+
+    // ---- commands -----------------------------------------------------------------
+
+    pub async fn person(
+        &self,
+        actor: &Actor,
+        person: &PersonId,
+        cmd: PersonCommand,
+    ) -> Outcome<Vec<PersonEvent>> {
+        let stream = person.stream();
+        let mut facts = self.actor_facts(actor).await?;
+        if let PersonCommand::GrantConsent { provider, .. } = &cmd {
+            facts.provider = Some(self.provider_state(provider).await?);
+        }
+        if let PersonCommand::AcceptPolicy { .. } | PersonCommand::GrantConsent { .. } = &cmd {
+            facts.policy = self.policy_in_force().await?;
+        }
+        self.execute::<Person>(&stream, actor, &cmd, &facts).await
+    }
+
+    pub async fn provider(
+        &self,
+        actor: &Actor,
+        provider: &ProviderId,
+        cmd: ProviderCommand,
+    ) -> Outcome<Vec<mebyo_domain::provider::ProviderEvent>> {
+        let facts = self.actor_facts(actor).await?;
+        self.execute::<Provider>(&provider.stream(), actor, &cmd, &facts)
+            .await
+    }
+
+    pub async fn credential(
+        &self,
+        actor: &Actor,
+        credential: &CredentialId,
+        cmd: CredentialCommand,
+    ) -> Outcome<Vec<CredentialEvent>> {
+        let mut facts = self.actor_facts(actor).await?;
+        if let CredentialCommand::Issue {
+            holder, replaces, ..
+        } = &cmd
+        {
+            match holder {
+                mebyo_domain::credential::Holder::Provider { provider, .. } => {
+                    facts.provider = Some(self.provider_state(provider).await?)
+                }
+                mebyo_domain::credential::Holder::Individual { person } => {
+                    facts.person = Some(self.person_state(person).await?)
+                }
+            }
+            if let Some(old) = replaces {
+                facts.replaced = Some(self.credential_state(old).await?);
+            }
+        }
+        self.execute::<Credential>(&credential.stream(), actor, &cmd, &facts)
+            .await
+    }
+
+    pub async fn staff(
+        &self,
+        actor: &Actor,
+        staff: &StaffId,
+        cmd: StaffCommand,
+    ) -> Outcome<Vec<mebyo_domain::staff::StaffEvent>> {
+        let facts = self.actor_facts(actor).await?;
+        self.execute::<Staff>(&staff.stream(), actor, &cmd, &facts)
+            .await
+    }
+
+    pub async fn policy(
+        &self,
+        actor: &Actor,
+        cmd: PolicyCommand,
+    ) -> Outcome<Vec<mebyo_domain::policy::PolicyEvent>> {
+        let facts = self.actor_facts(actor).await?;
+        self.execute::<Policy>(state::POLICY_STREAM, actor, &cmd, &facts)
+            .await
+    }
+
+    pub async fn records(
+        &self,
+        actor: &Actor,
+        person: &PersonId,
+        cmd: RecordCommand,
+    ) -> Outcome<Vec<mebyo_domain::records::RecordEvent>> {
+        let mut facts = self.actor_facts(actor).await?;
+        facts.person = Some(self.person_state(person).await?);
+        self.execute::<Records>(&mebyo_domain::records::stream(person), actor, &cmd, &facts)
+            .await
+    }
+
+    // ---- services -----------------------------------------------------------------
+
+    /// Registers an individual: their keys, their identity in the vault (under their
+    /// identity DEK, P4.8(3)), then the `person.registered` event, which carries only
+    /// the vault reference and a blind index of the e-mail. The decision is taken
+    /// first, so a refusal creates no keys; if the append fails, the keys and vault
+    /// entry are destroyed again (nothing half-written).
+    pub async fn register_person(
+        &self,
+        actor: &Actor,
+        identity: &IdentityRecord,
+    ) -> Outcome<PersonId> {
+        let person = PersonId::new(self.new_id("p")).expect("generated ids are valid");
+        let email_index = match &identity.email {
+            Some(email) => {
+                let token = self
+                    .keys
+                    .with_store(|k| k.blind_index())?
+                    .index_email(email)?;
+                Some(BlindIndex::new(hex::encode(token.0)).expect("64 hex digits"))
+            }
+            None => None,
+        };
+        let cmd = PersonCommand::Register {
+            person: person.clone(),
+            identity: VaultRef::new(person.as_str()).expect("person ids are vault refs"),
+            email_index,
+        };
+        // Decide before creating anything.
+        let facts = self.actor_facts(actor).await?;
+        if let Err(r) =
+            facts.decide::<Person>(&Default::default(), &cmd, actor, &self.config, self.now())
+        {
+            return Ok(Err(r));
+        }
+        let pseudonym = Pseudonym::new(person.as_str())?;
+        let refs = self
+            .keys
+            .with_store(|k| self.with_rng(|rng| k.create_person_keys(&pseudonym, rng)))?;
+        let stored = (|| -> Result<(), PlatformError> {
+            let dek = self.keys.dek(&refs.identity.to_string())?;
+            self.vault.lock().put(&pseudonym, identity, &dek)?;
+            Ok(())
+        })();
+        let outcome = match stored {
+            Ok(()) => {
+                self.execute::<Person>(&person.stream(), actor, &cmd, &facts)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(Ok(_)) => Ok(Ok(person)),
+            other => {
+                // Undo: no orphaned keys or identity without a registration.
+                self.keys.forget(person.as_str());
+                let _ = self.vault.lock().erase(&pseudonym);
+                let _ = self.keys.with_store(|k| k.erase_person(&pseudonym));
+                other.map(|r| r.map(|_| person))
+            }
+        }
+    }
+
+    /// A person's identity record, decrypted from the vault. Only for the person
+    /// themselves or the office; callers check who asks.
+    pub fn identity(&self, person: &PersonId) -> Result<Option<IdentityRecord>, PlatformError> {
+        let pseudonym = Pseudonym::new(person.as_str())?;
+        let vault = self.vault.lock();
+        if !vault.contains(&pseudonym) {
+            return Ok(None);
+        }
+        let refs = match self.keys.with_store(|k| k.key_refs(&pseudonym)) {
+            Ok(r) => r,
+            Err(_) => return Ok(None),
+        };
+        let dek = self.keys.dek(&refs.identity.to_string())?;
+        Ok(Some(vault.get(&pseudonym, &dek)?))
+    }
+
+    /// Finds people by e-mail through the blind index, never the plaintext.
+    pub fn find_by_email(&self, email: &str) -> Result<Vec<PersonId>, PlatformError> {
+        Ok(self
+            .vault
+            .lock()
+            .find_by_email(email)?
+            .into_iter()
+            .filter_map(|p| PersonId::new(p.as_str()).ok())
+            .collect())
+    }
+
+    /// A consent-gated read (P4.6(2)). The decision and the `access.recorded` event
+    /// come first; the event is durable before any record is returned, and a
+    /// refusal returns nothing — the same refusal whether or not data exists.
+    pub async fn read_records(&self, req: &AccessRequest) -> Outcome<Vec<RecordEntry>> {
+        let now = self.now();
+        let facts = self.actor_facts(&req.actor).await?;
+        let person = self.person_state(&req.person).await?;
+        let decision = decide_access(
+            req,
+            &person,
+            facts.provider.as_ref(),
+            facts.credential.as_ref(),
+            now,
+        );
+        let event = access_recorded(req, &decision, now);
+        self.append_one(&format!("access-{}", req.person), &req.actor, &event)
+            .await?;
+        match decision {
+            AccessDecision::Refused(r) => Ok(Err(r)),
+            AccessDecision::Granted {
+                categories,
+                medical_origin,
+                ..
+            } => {
+                let records = self.records_state(&req.person).await?;
+                Ok(Ok(records
+                    .current()
+                    .filter(|e| categories.contains(&e.category))
+                    .filter(|e| req.period.contains(e.effective_at))
+                    // Medical-origin data only over a VPN connection (P4.5(3)).
+                    .filter(|e| medical_origin || e.provenance.origin != Origin::MedicalInstitution)
+                    .cloned()
+                    .collect()))
+            }
+        }
+    }
+
+    /// Cryptographic erase of a withdrawn person (P4.9): the witnessed
+    /// `person.erasure_completed` event, then the person's DEKs are destroyed and
+    /// their vault entry removed, then a record of the erasure (pseudonymous, under
+    /// the platform audit key so it outlives the person) names the witness.
+    pub async fn erase(
+        &self,
+        person: &PersonId,
+        witness: &StaffId,
+    ) -> Outcome<mebyo_crypto::ErasureReceipt> {
+        let actor = Actor::Staff {
+            staff: witness.clone(),
+        };
+        if let Err(r) = self
+            .person(&actor, person, PersonCommand::ConfirmErasure)
+            .await?
+        {
+            return Ok(Err(r));
+        }
+        let pseudonym = Pseudonym::new(person.as_str())?;
+        self.keys.forget(person.as_str());
+        self.vault.lock().erase(&pseudonym)?;
+        let receipt = self.keys.with_store(|k| k.erase_person(&pseudonym))?;
+        self.state.forget_person(person);
+        let record = ErasureRecord {
+            person: person.clone(),
+            witness: witness.clone(),
+            destroyed_keys: receipt.destroyed.iter().map(|k| k.to_string()).collect(),
+            kek_id: receipt.kek_id.to_hex(),
+            keystore_digest: receipt.store_digest.clone(),
+            at: self.now(),
+        };
+        self.append_one("ops-erasures", &actor, &record).await?;
+        Ok(Ok(receipt))
+    }
+
+    /// Rewraps every DEK under a new KEK (no event changes) and records that it
+    /// happened. The caller replaces the KEK file afterwards.
+    pub async fn rotate_kek(
+        &self,
+        new_kek: &Kek,
+        by: &Actor,
+    ) -> Result<mebyo_crypto::RotationReport, PlatformError> {
+        let report = self.keys.with_store(|k| k.rotate_kek(new_kek))?;
+        let ev = serde_json::json!({
+            "old_kek_id": report.old_kek_id.to_hex(),
+            "new_kek_id": report.new_kek_id.to_hex(),
+            "persons": report.persons,
+            "rewrapped_deks": report.rewrapped_deks,
+            "at": self.now().0,
+        });
+        self.store
+            .append(
+                "ops-keys",
+                ExpectedRevision::Any,
+                vec![mebyo_store::NewEvent::plain(
+                    "keys.kek_rotated",
+                    codec::store_actor(by),
+                    self.id128(),
+                    serde_json::to_vec(&ev).expect("json"),
+                )],
+            )
+            .await?;
+        Ok(report)
+    }
+
+    /// Appends one event to a stream whatever it holds (audit trails).
+    async fn append_one<E: DomainEvent>(
+        &self,
+        stream: &str,
+        actor: &Actor,
+        event: &E,
+    ) -> Result<(), PlatformError> {
+        let id = self.id128();
+        let ev = to_new_event(event, actor, stream, &self.keys, id, id)?;
+        self.store
+            .append(stream, ExpectedRevision::Any, vec![ev])
+            .await?;
+        Ok(())
+    }
+
+    /// Decide and append, retrying when another writer got there first.
+    async fn execute<D: state::Cached>(
+        &self,
+        stream: &str,
+        actor: &Actor,
+        cmd: &D::Command,
+        facts: &Facts,
+    ) -> Outcome<Vec<D::Event>> {
+        const ATTEMPTS_MAX: usize = 5;
+        for _ in 0..ATTEMPTS_MAX {
+            let (revision, state) = self.load::<D>(stream).await?;
+            let events = match facts.decide::<D>(&state, cmd, actor, &self.config, self.now()) {
+                Ok(e) => e,
+                Err(r) => return Ok(Err(r)),
+            };
+            if events.is_empty() {
+                return Ok(Ok(events));
+            }
+            let correlation = self.id128();
+            let mut new = Vec::with_capacity(events.len());
+            for e in &events {
+                new.push(to_new_event(
+                    e,
+                    actor,
+                    stream,
+                    &self.keys,
+                    self.id128(),
+                    correlation,
+                )?);
+            }
+            let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+            match self.store.append(stream, expected, new).await {
+                Ok(out) => {
+                    let state = events.iter().fold(state, D::evolve);
+                    D::cache(&self.state).put(stream, out.last_revision, state);
+                    return Ok(Ok(events));
+                }
+                Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PlatformError::Contention(stream.to_string()))
+    }
+
+    /// An aggregate's state and last revision: the cached state, caught up with
+    /// anything appended since.
+    async fn load<D: state::Cached>(
+        &self,
+        stream: &str,
+    ) -> Result<(Option<u64>, D::State), PlatformError> {
+        let (mut revision, mut state) = D::cache(&self.state)
+            .get(stream)
+            .unwrap_or((None, D::State::default()));
+        let mut from = revision.map_or(0, |r| r + 1);
+        loop {
+            let page = self.store.read_stream(stream, from, 512).await?;
+            if page.is_empty() {
+                break;
+            }
+            for env in &page {
+                match codec::decode::<D::Event>(env, &self.keys)? {
+                    codec::Decoded::Event(e) => state = D::evolve(state, &e),
+                    // An erased person's history is unreadable by design (P4.9).
+                    codec::Decoded::Erased => {}
+                }
+                revision = Some(env.stream_revision);
+            }
+            from = revision.map_or(0, |r| r + 1);
+        }
+        if let Some(r) = revision {
+            D::cache(&self.state).put(stream, r, state.clone());
+        }
+        Ok((revision, state))
+    }
+
+    async fn actor_facts(&self, actor: &Actor) -> Result<Facts, PlatformError> {
+        let mut f = Facts::default();
+        match actor {
+            Actor::Staff { staff } => f.staff = Some(self.load::<Staff>(&staff.stream()).await?.1),
+            Actor::Individual { credential, .. } => {
+                f.credential = Some(self.credential_state(credential).await?)
+            }
+            Actor::Provider {
+                provider,
+                credential,
+            } => {
+                f.credential = Some(self.credential_state(credential).await?);
+                f.provider = Some(self.provider_state(provider).await?);
+            }
+            Actor::Applicant | Actor::System => {}
+        }
+        Ok(f)
+    }
+
+    pub async fn person_state(
+        &self,
+        person: &PersonId,
+    ) -> Result<mebyo_domain::PersonState, PlatformError> {
+        Ok(self.load::<Person>(&person.stream()).await?.1)
+    }
+    pub async fn provider_state(
+        &self,
+        provider: &ProviderId,
+    ) -> Result<mebyo_domain::ProviderState, PlatformError> {
+        Ok(self.load::<Provider>(&provider.stream()).await?.1)
+    }
+    pub async fn credential_state(
+        &self,
+        credential: &CredentialId,
+    ) -> Result<mebyo_domain::CredentialState, PlatformError> {
+        Ok(self.load::<Credential>(&credential.stream()).await?.1)
+    }
+    pub async fn staff_state(
+        &self,
+        staff: &StaffId,
+    ) -> Result<mebyo_domain::StaffState, PlatformError> {
+        Ok(self.load::<Staff>(&staff.stream()).await?.1)
+    }
+    pub async fn records_state(
+        &self,
+        person: &PersonId,
+    ) -> Result<mebyo_domain::records::RecordState, PlatformError> {
+        Ok(self
+            .load::<Records>(&mebyo_domain::records::stream(person))
+            .await?
+            .1)
+    }
+    pub async fn policy_in_force(
+        &self,
+    ) -> Result<Option<mebyo_domain::PolicyVersion>, PlatformError> {
+        let s = self.load::<Policy>(state::POLICY_STREAM).await?.1;
+        Ok(s.in_force_at(self.now()).cloned())
+    }
+
+    /// Whether a person is active (registered, not withdrawn or erased).
+    pub async fn person_active(&self, person: &PersonId) -> Result<bool, PlatformError> {
+        Ok(self.person_state(person).await?.status == PersonStatus::Active)
+    }
+
+    /// All categories, for callers that ask for everything a consent covers.
+    pub fn all_categories() -> BTreeSet<mebyo_domain::Category> {
+        mebyo_domain::Category::ALL.into_iter().collect()
+    }
+}
+
+/// The record of a cryptographic erase (P4.9(3)): pseudonymous, sealed under the
+/// platform audit key so it survives the person's keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasureRecord {
+    pub person: PersonId,
+    pub witness: StaffId,
+    pub destroyed_keys: Vec<String>,
+    pub kek_id: String,
+    pub keystore_digest: String,
+    pub at: Timestamp,
+}
+
+impl DomainEvent for ErasureRecord {
+    fn event_type(&self) -> &'static str {
+        "erasure.completed"
+    }
+    fn person_related(&self) -> bool {
+        true
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Writes a new file durably (file and directory fsynced); refuses to overwrite.
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

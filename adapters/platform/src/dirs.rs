@@ -1,0 +1,36 @@
+//! The layout of a data directory. Each data area is its own folder so that the
+//! event log, the keys and the identity vault never share a file (P4.8(3)), and
+//! a backup or an auditor can take one without the others.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl AsRef<Path>) -> Self {
+        Self {
+            root: root.as_ref().to_path_buf(),
+        }
+    }
+    /// The event log: health data as ciphertext, pseudonymous metadata only.
+    pub fn ledger(&self) -> PathBuf {
+        self.root.join("ledger")
+    }
+    /// Keys: the KEK file, the key store of wrapped DEKs, signing keys.
+    pub fn keys(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+    pub fn kek(&self) -> PathBuf {
+        self.keys().join("kek")
+    }
+    pub fn keystore(&self) -> PathBuf {
+        self.keys().join("keystore")
+    }
+    /// Identity data (name, address, birth date, phone, email), under identity DEKs.
+    pub fn vault(&self) -> PathBuf {
+        self.root.join("vault").join("identity.vault")
+    }
+}

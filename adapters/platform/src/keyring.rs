@@ -1,0 +1,148 @@
+//! The key ring: the key store behind a lock, with a cache of unwrapped DEKs, and
+//! the seam through which the event store seals payloads at append time.
+//!
+//! Which key seals which stream (the key hierarchy is in docs/keys.md of
+//! mebyo-crypto; the choice per stream is here, in one place):
+//! - `person-<id>`, `records-<id>`: that person's health DEK, so erasing the person
+//!   (destroying the DEK) makes their history unreadable (P4.9);
+//! - `access-<id>`, `ops-erasures`: the platform audit key, so the record of who
+//!   accessed a person's data outlives the person's erasure as pseudonymous
+//!   metadata (issue 3 §5), readable by an auditor only through a key grant;
+//! - `credential-<id>`: the platform credentials key (connection info of natural
+//!   persons, kept apart from health keys).
+//! Any other person-related stream is refused: fail closed rather than guess.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use mebyo_crypto::{Dek, DekKind, KeyRef, KeyStore, Pseudonym};
+use mebyo_store::{SealPlace, Sealer};
+use parking_lot::{Mutex, RwLock};
+
+/// Pseudonyms of the platform's own keys in the key store.
+pub const AUDIT_KEY_OWNER: &str = "platform-audit";
+pub const CREDENTIALS_KEY_OWNER: &str = "platform-credentials";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no key is defined for stream {0}; refusing to store a person-related event")]
+    NoKeyForStream(String),
+    #[error("key store: {0}")]
+    Crypto(#[from] mebyo_crypto::CryptoError),
+    #[error("the key {0} was destroyed (erased person)")]
+    Erased(String),
+}
+
+pub struct KeyRing {
+    store: Mutex<KeyStore>,
+    /// Unwrapped DEKs by key reference. Unwrapping costs an AES-SIV operation; a
+    /// read path that decrypts many events of one person should not pay it each time.
+    cache: RwLock<HashMap<String, Arc<Dek>>>,
+}
+
+impl KeyRing {
+    pub fn new(store: KeyStore) -> Self {
+        Self {
+            store: Mutex::new(store),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `f` with the key store locked (creation, erasure, rotation).
+    pub fn with_store<T>(&self, f: impl FnOnce(&mut KeyStore) -> T) -> T {
+        f(&mut self.store.lock())
+    }
+
+    /// The key reference that seals `stream_id`.
+    pub fn key_ref_for_stream(&self, stream_id: &str) -> Result<String, KeyError> {
+        let owner = if let Some(p) = stream_id
+            .strip_prefix("person-")
+            .or_else(|| stream_id.strip_prefix("records-"))
+        {
+            p
+        } else if stream_id.starts_with("access-") || stream_id == "ops-erasures" {
+            AUDIT_KEY_OWNER
+        } else if stream_id.starts_with("credential-") {
+            CREDENTIALS_KEY_OWNER
+        } else {
+            return Err(KeyError::NoKeyForStream(stream_id.to_string()));
+        };
+        let pseudonym = Pseudonym::new(owner)?;
+        let refs = self
+            .store
+            .lock()
+            .key_refs(&pseudonym)
+            .map_err(|e| match e {
+                mebyo_crypto::CryptoError::PersonErased { .. } => {
+                    KeyError::Erased(owner.to_string())
+                }
+                e => KeyError::Crypto(e),
+            })?;
+        Ok(refs.health.to_string())
+    }
+
+    /// The unwrapped DEK for a key reference.
+    pub fn dek(&self, key_ref: &str) -> Result<Arc<Dek>, KeyError> {
+        if let Some(d) = self.cache.read().get(key_ref) {
+            return Ok(d.clone());
+        }
+        let parsed = KeyRef::from_str(key_ref)?;
+        let dek = self
+            .store
+            .lock()
+            .dek_for_ref(&parsed)
+            .map_err(|e| match e {
+                mebyo_crypto::CryptoError::PersonErased { .. } => {
+                    KeyError::Erased(key_ref.to_string())
+                }
+                e => KeyError::Crypto(e),
+            })?;
+        let dek = Arc::new(dek);
+        self.cache.write().insert(key_ref.to_string(), dek.clone());
+        Ok(dek)
+    }
+
+    /// Forget every cached DEK of a person: called before their keys are destroyed.
+    pub fn forget(&self, owner: &str) {
+        for kind in [DekKind::Identity, DekKind::Health] {
+            let prefix = format!("dek:{}:{owner}:", kind.code() as char);
+            self.cache.write().retain(|k, _| !k.starts_with(&prefix));
+        }
+    }
+
+    /// Decrypts a payload stored at `place` under `key_ref`.
+    pub fn open(
+        &self,
+        key_ref: &str,
+        place: &SealPlace<'_>,
+        sealed: &[u8],
+    ) -> Result<mebyo_crypto::Zeroizing<Vec<u8>>, KeyError> {
+        let dek = self.dek(key_ref)?;
+        let ad = mebyo_crypto::envelope_ad(
+            place.stream_id,
+            place.stream_revision,
+            place.event_type,
+            place.position,
+        );
+        Ok(mebyo_crypto::open(&dek, &ad, sealed)?)
+    }
+}
+
+impl Sealer for KeyRing {
+    fn seal(
+        &self,
+        key_ref: &str,
+        place: &SealPlace<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let dek = self.dek(key_ref).map_err(|e| e.to_string())?;
+        let ad = mebyo_crypto::envelope_ad(
+            place.stream_id,
+            place.stream_revision,
+            place.event_type,
+            place.position,
+        );
+        mebyo_crypto::seal(&dek, &ad, plaintext).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,118 @@
+//! Aggregate state caches and the facts a decision needs from other streams.
+
+use std::collections::HashMap;
+
+use mebyo_domain::credential::Credential;
+use mebyo_domain::person::Person;
+use mebyo_domain::policy::Policy;
+use mebyo_domain::provider::Provider;
+use mebyo_domain::records::Records;
+use mebyo_domain::staff::Staff;
+use mebyo_domain::{
+    Actor, Config, CredentialState, Ctx, Decider, PersonId, PersonState, PolicyVersion,
+    ProviderState, Refusal, StaffState, Timestamp,
+};
+use parking_lot::Mutex;
+
+/// All policy versions live in one stream, so "the version in force" is one fold.
+pub const POLICY_STREAM: &str = "policy-versions";
+
+/// Facts from other streams, loaded by the shell and lent to the pure decision.
+#[derive(Debug, Default, Clone)]
+pub struct Facts {
+    pub staff: Option<StaffState>,
+    pub credential: Option<CredentialState>,
+    pub provider: Option<ProviderState>,
+    pub person: Option<PersonState>,
+    pub policy: Option<PolicyVersion>,
+    pub replaced: Option<CredentialState>,
+}
+
+impl Facts {
+    pub fn decide<D: Decider>(
+        &self,
+        state: &D::State,
+        cmd: &D::Command,
+        actor: &Actor,
+        config: &Config,
+        now: Timestamp,
+    ) -> Result<Vec<D::Event>, Refusal> {
+        let mut ctx = Ctx::new(now, actor, config);
+        ctx.staff = self.staff.as_ref();
+        ctx.credential = self.credential.as_ref();
+        ctx.provider = self.provider.as_ref();
+        ctx.person = self.person.as_ref();
+        ctx.policy = self.policy.as_ref();
+        ctx.replaced = self.replaced.as_ref();
+        D::decide(state, cmd, &ctx)
+    }
+}
+
+/// States by stream with the revision they include. Unbounded for now: one entry
+/// per aggregate touched since start (see ARCHITECTURE.md, "Limits").
+pub struct Cache<S> {
+    map: Mutex<HashMap<String, (u64, S)>>,
+}
+
+impl<S: Clone> Default for Cache<S> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<S: Clone> Cache<S> {
+    pub fn get(&self, stream: &str) -> Option<(Option<u64>, S)> {
+        self.map
+            .lock()
+            .get(stream)
+            .map(|(r, s)| (Some(*r), s.clone()))
+    }
+    /// Keeps the newer of what is cached and what is offered.
+    pub fn put(&self, stream: &str, revision: u64, state: S) {
+        let mut m = self.map.lock();
+        match m.get(stream) {
+            Some((r, _)) if *r >= revision => {}
+            _ => {
+                m.insert(stream.to_string(), (revision, state));
+            }
+        }
+    }
+    pub fn remove(&self, stream: &str) {
+        self.map.lock().remove(stream);
+    }
+}
+
+#[derive(Default)]
+pub struct Caches {
+    person: Cache<PersonState>,
+    provider: Cache<ProviderState>,
+    credential: Cache<CredentialState>,
+    staff: Cache<StaffState>,
+    records: Cache<mebyo_domain::records::RecordState>,
+    policy: Cache<mebyo_domain::policy::PolicyState>,
+}
+
+impl Caches {
+    /// After an erasure, cached plaintext state of the person must go too.
+    pub fn forget_person(&self, person: &PersonId) {
+        self.person.remove(&person.stream());
+        self.records.remove(&mebyo_domain::records::stream(person));
+    }
+}
+
+/// A decider whose states the platform caches.
+pub trait Cached: Decider {
+    fn cache(c: &Caches) -> &Cache<Self::State>;
+}
+
+macro_rules! cached {
+    ($($d:ty => $field:ident),*) => {$(
+        impl Cached for $d {
+            fn cache(c: &Caches) -> &Cache<Self::State> { &c.$field }
+        }
+    )*};
+}
+
+cached!(Person => person, Provider => provider, Credential => credential, Staff => staff, Records => records, Policy => policy);
