@@ -10,7 +10,9 @@ mod audit;
 mod backup;
 mod debug;
 mod demo;
+mod erase;
 mod init;
+mod keys;
 mod paths;
 
 /// mebyo: personal health records for My ME-BYO Karte, event-sourced and audit-first.
@@ -33,6 +35,11 @@ enum Command {
     /// Backups: run one now, restore, drill (P4.10).
     #[command(subcommand)]
     Backup(backup::Command),
+    /// Key management: rotate the key-encryption key (P4.8(1)).
+    #[command(subcommand)]
+    Keys(keys::Command),
+    /// Cryptographically erase a withdrawn person's data, with a witness (P4.9).
+    Erase(erase::Args),
     /// Developer tools used by the test suite (not for operators).
     #[command(subcommand, hide = true)]
     Debug(debug::Command),
@@ -46,6 +53,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Audit(c) => audit::run(c),
         Command::Backup(c) => backup::run(c),
+        Command::Keys(c) => keys::run(c),
+        Command::Erase(a) => erase::run(a),
         Command::Debug(c) => debug::run(c),
     };
     match result {

@@ -1,20 +1,43 @@
-//! The layout of a data directory. Each data area is its own folder so that
-//! identity data, keys and the event log never share a file (P4.8(3)).
+//! Arguments shared by the commands that open a platform.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-pub struct DataDir {
-    pub root: PathBuf,
+pub use mebyo_platform::DataDir;
+use mebyo_platform::{KekSource, Options};
+
+#[derive(clap::Args, Clone)]
+pub struct PlatformArgs {
+    /// Data directory holding the platform.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Key-encryption key file (mode 0600). Default: DIR/keys/kek.
+    #[arg(long, value_name = "FILE", conflicts_with = "kek_env")]
+    pub kek_file: Option<PathBuf>,
+    /// Name of an environment variable holding the KEK in hex.
+    #[arg(long, value_name = "VAR")]
+    pub kek_env: Option<String>,
 }
 
-impl DataDir {
-    pub fn new(root: &Path) -> Self {
-        Self {
-            root: root.to_path_buf(),
-        }
+impl PlatformArgs {
+    pub fn options(&self) -> anyhow::Result<Options> {
+        let kek = match (&self.kek_file, &self.kek_env) {
+            (Some(f), _) => KekSource::File(f.clone()),
+            (None, Some(var)) => KekSource::Hex(
+                std::env::var(var)
+                    .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
+            ),
+            (None, None) => KekSource::DataDir,
+        };
+        Ok(Options {
+            kek,
+            ..Default::default()
+        })
     }
-    /// The event log (health data as ciphertext, pseudonymous metadata).
-    pub fn ledger(&self) -> PathBuf {
-        self.root.join("ledger")
-    }
+}
+
+/// A multi-threaded runtime for commands that run async library code.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -26,6 +26,10 @@ impl DataDir {
     pub fn kek(&self) -> PathBuf {
         self.keys().join("kek")
     }
+    /// A KEK being rotated in (see `Platform::rotate_kek`).
+    pub fn kek_new(&self) -> PathBuf {
+        self.keys().join("kek.new")
+    }
     pub fn keystore(&self) -> PathBuf {
         self.keys().join("keystore")
     }

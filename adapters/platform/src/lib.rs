@@ -54,21 +54,21 @@ pub enum PlatformError {
     AlreadyInitialised(String),
     #[error("no platform at {0} (run `mebyo init --data {0}` first)")]
     NotInitialised(String),
-    #[error("opening the ledger: {0}")]
+    #[error(transparent)]
     Open(#[from] mebyo_store::embedded::OpenError),
-    #[error("creating the ledger: {0}")]
+    #[error(transparent)]
     Create(#[from] mebyo_store::embedded::CreateError),
-    #[error("keys: {0}")]
+    #[error(transparent)]
     Crypto(#[from] mebyo_crypto::CryptoError),
-    #[error("keys: {0}")]
+    #[error(transparent)]
     Key(#[from] KeyError),
-    #[error("event codec: {0}")]
+    #[error(transparent)]
     Codec(#[from] CodecError),
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] mebyo_store::StoreError),
-    #[error("append: {0}")]
+    #[error(transparent)]
     Append(#[from] mebyo_store::AppendError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("platform settings: {0}")]
     Settings(String),
@@ -159,6 +159,26 @@ fn load_kek(dir: &DataDir, source: &KekSource) -> Result<Kek, PlatformError> {
     })
 }
 
+/// Opens the key store. If a KEK rotation was interrupted after the key store was
+/// rewrapped but before the new KEK file replaced the old one, `kek.new` is the
+/// right key: finish the rotation rather than refuse to start.
+fn open_keystore(dir: &DataDir, source: &KekSource) -> Result<KeyStore, PlatformError> {
+    let kek = load_kek(dir, source)?;
+    match KeyStore::open(dir.keystore(), &kek) {
+        Err(mebyo_crypto::CryptoError::WrongKek { .. })
+            if matches!(source, KekSource::DataDir) && dir.kek_new().exists() =>
+        {
+            let new = Kek::load_file(dir.kek_new())?;
+            let ks = KeyStore::open(dir.keystore(), &new)?;
+            tracing::warn!("finishing an interrupted KEK rotation");
+            std::fs::rename(dir.kek_new(), dir.kek())?;
+            std::fs::File::open(dir.keys())?.sync_all()?;
+            Ok(ks)
+        }
+        other => Ok(other?),
+    }
+}
+
 fn rng_from(seed: Option<u64>) -> rand_chacha::ChaCha20Rng {
     match seed {
         Some(s) => rand_chacha::ChaCha20Rng::seed_from_u64(s),
@@ -186,7 +206,13 @@ impl Platform {
         let mut rng = rng_from(opts.seed);
         std::fs::create_dir_all(dir.keys())?;
         set_mode(&dir.keys(), 0o700)?;
-        std::fs::create_dir_all(dir.vault().parent().expect("vault has a folder"))?;
+        let vault_dir = dir
+            .vault()
+            .parent()
+            .expect("vault has a folder")
+            .to_path_buf();
+        std::fs::create_dir_all(&vault_dir)?;
+        set_mode(&vault_dir, 0o700)?;
         let kek = match &opts.kek {
             KekSource::DataDir if !dir.kek().exists() => Kek::create_file(dir.kek(), &mut rng)?,
             other => load_kek(&dir, other)?,
@@ -237,8 +263,7 @@ impl Platform {
         let settings: Settings = serde_json::from_slice(&std::fs::read(root.join("mebyo.json"))?)
             .map_err(|e| PlatformError::Settings(e.to_string()))?;
         let config = settings.domain()?;
-        let kek = load_kek(&dir, &opts.kek)?;
-        let keystore = KeyStore::open(dir.keystore(), &kek)?;
+        let keystore = open_keystore(&dir, &opts.kek)?;
         let vault = IdentityVault::open(dir.vault(), keystore.blind_index()?)?;
         let keys = Arc::new(KeyRing::new(keystore));
         let store = EmbeddedStore::open(
@@ -546,14 +571,25 @@ impl Platform {
         Ok(Ok(receipt))
     }
 
-    /// Rewraps every DEK under a new KEK (no event changes) and records that it
-    /// happened. The caller replaces the KEK file afterwards.
+    /// KEK rotation (`mebyo keys rotate`): a new KEK is written to `keys/kek.new`,
+    /// every DEK is rewrapped under it (no event changes), then `kek.new` replaces
+    /// `kek`; a crash between the two steps is finished at the next open. Records
+    /// that it happened. Only for a platform whose KEK lives in the data directory.
     pub async fn rotate_kek(
         &self,
-        new_kek: &Kek,
         by: &Actor,
     ) -> Result<mebyo_crypto::RotationReport, PlatformError> {
-        let report = self.keys.with_store(|k| k.rotate_kek(new_kek))?;
+        let new_kek = self.with_rng(|rng| Kek::create_file(self.dir.kek_new(), rng))?;
+        let report = match self.keys.with_store(|k| k.rotate_kek(&new_kek)) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was rewrapped: the new key is useless, remove it.
+                let _ = std::fs::remove_file(self.dir.kek_new());
+                return Err(e.into());
+            }
+        };
+        std::fs::rename(self.dir.kek_new(), self.dir.kek())?;
+        std::fs::File::open(self.dir.keys())?.sync_all()?;
         let ev = serde_json::json!({
             "old_kek_id": report.old_kek_id.to_hex(),
             "new_kek_id": report.new_kek_id.to_hex(),
