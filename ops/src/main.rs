@@ -13,7 +13,9 @@ mod demo;
 mod erase;
 mod init;
 mod keys;
+mod operations;
 mod paths;
+mod serve;
 
 /// mebyo: personal health records for My ME-BYO Karte, event-sourced and audit-first.
 #[derive(Parser)]
@@ -35,6 +37,11 @@ enum Command {
     /// Backups: run one now, restore, drill (P4.10).
     #[command(subcommand)]
     Backup(backup::Command),
+    /// Run the platform: HTTPS portal, dashboard and API, the provider bus, the scheduler.
+    Serve(serve::Args),
+    /// Operations: incidents, maintenance windows, media, disposal, reviews (P4.3, P4.4, P4.7, P4.9, P4.14).
+    #[command(subcommand)]
+    Ops(operations::Command),
     /// Key management: rotate the key-encryption key (P4.8(1)).
     #[command(subcommand)]
     Keys(keys::Command),
@@ -53,6 +60,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Audit(c) => audit::run(c),
         Command::Backup(c) => backup::run(c),
+        Command::Serve(a) => serve::run(a),
+        Command::Ops(c) => operations::run(c),
         Command::Keys(c) => keys::run(c),
         Command::Erase(a) => erase::run(a),
         Command::Debug(c) => debug::run(c),

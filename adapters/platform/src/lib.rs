@@ -627,6 +627,67 @@ impl Platform {
         Ok(())
     }
 
+    /// Runs any decider against its stream without the state cache: for
+    /// aggregates defined outside the core domain (operations: incidents,
+    /// maintenance, media). Same guarantees as the built-in commands.
+    pub async fn execute_uncached<D: mebyo_domain::Decider>(
+        &self,
+        stream: &str,
+        actor: &Actor,
+        cmd: &D::Command,
+        facts: &Facts,
+    ) -> Outcome<Vec<D::Event>> {
+        const ATTEMPTS_MAX: usize = 5;
+        for _ in 0..ATTEMPTS_MAX {
+            let mut state = D::State::default();
+            let mut revision = None;
+            let mut from = 0;
+            loop {
+                let page = self.store.read_stream(stream, from, 512).await?;
+                if page.is_empty() {
+                    break;
+                }
+                for env in &page {
+                    if let codec::Decoded::Event(e) = codec::decode::<D::Event>(env, &self.keys)? {
+                        state = D::evolve(state, &e);
+                    }
+                    revision = Some(env.stream_revision);
+                }
+                from = revision.map_or(0, |r| r + 1);
+            }
+            let events = match facts.decide::<D>(&state, cmd, actor, &self.config, self.now()) {
+                Ok(e) => e,
+                Err(r) => return Ok(Err(r)),
+            };
+            if events.is_empty() {
+                return Ok(Ok(events));
+            }
+            let correlation = self.id128();
+            let mut new = Vec::with_capacity(events.len());
+            for e in &events {
+                new.push(to_new_event(e, actor, stream, &self.keys, self.id128(), correlation)?);
+            }
+            let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+            match self.store.append(stream, expected, new).await {
+                Ok(_) => return Ok(Ok(events)),
+                Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PlatformError::Contention(stream.to_string()))
+    }
+
+    /// The facts about an actor that decisions need (their staff record, or their
+    /// credential and provider).
+    pub async fn facts_for(&self, actor: &Actor) -> Result<Facts, PlatformError> {
+        self.actor_facts(actor).await
+    }
+
+    /// Appends one event (sealed if person-related) to a stream whatever it holds.
+    pub async fn record<E: DomainEvent>(&self, stream: &str, actor: &Actor, event: &E) -> Result<(), PlatformError> {
+        self.append_one(stream, actor, event).await
+    }
+
     /// Decide and append, retrying when another writer got there first.
     async fn execute<D: state::Cached>(
         &self,

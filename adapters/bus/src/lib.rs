@@ -1,0 +1,1 @@
+//! mebyo-bus (being built).

@@ -1,0 +1,1 @@
+//! mebyo-web (being built).

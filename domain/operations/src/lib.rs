@@ -1,0 +1,1 @@
+//! mebyo-operations (being built).
