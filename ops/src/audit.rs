@@ -13,11 +13,11 @@ use std::time::Instant;
 use anyhow::Context;
 use mebyo_audit::checkpointing::Now;
 use mebyo_audit::scan::ScanOptions;
-use mebyo_audit::{Checkpointing, ExternalCheckpoint, Report, VerifyOptions, keys, proofs};
-use mebyo_store::{EmbeddedStore, EventStore, OpenOptions};
 use mebyo_audit::tlog::bundle::ProofBundle;
 use mebyo_audit::tlog::note::MAX_NOTE_BYTES;
 use mebyo_audit::tlog::{NoteVerifier, SigningPolicy, Verified, verify_bundle};
+use mebyo_audit::{Checkpointing, ExternalCheckpoint, Report, VerifyOptions, keys, proofs};
+use mebyo_store::{EmbeddedStore, EventStore, OpenOptions};
 use serde_json::json;
 
 #[derive(clap::Subcommand)]

@@ -21,7 +21,9 @@ use mebyo_store::{
     Actor, AppendError, Clock, EventStore, ExpectedRevision, NewEvent, RecordedEvent, StoreError,
 };
 use mebyo_tlog::checkpointer::CheckpointerError;
-use mebyo_tlog::{Checkpointer, MerkleTree, NoteSigner, NoteVerifier, SignedCheckpoint, SigningPolicy};
+use mebyo_tlog::{
+    Checkpointer, MerkleTree, NoteSigner, NoteVerifier, SignedCheckpoint, SigningPolicy,
+};
 
 use crate::scan::{LedgerCheckpoint, Problem, check_checkpoint, checkpoint_note};
 use crate::{CHECKPOINT_EVENT_TYPE, CHECKPOINT_STREAM};
@@ -365,7 +367,10 @@ mod tests {
             every_secs: 60,
         };
         let mut c = Checkpointing::new(store.clone(), signer(), policy);
-        assert!(c.tick(1000).await.unwrap().is_none(), "empty log: nothing to sign");
+        assert!(
+            c.tick(1000).await.unwrap().is_none(),
+            "empty log: nothing to sign"
+        );
         for i in 0..10 {
             store
                 .append("s-a", ExpectedRevision::Any, vec![ev(i)])
@@ -373,7 +378,11 @@ mod tests {
                 .unwrap();
         }
         feed(&mut c, &store).await;
-        let first = c.tick(1000).await.unwrap().expect("first checkpoint is due");
+        let first = c
+            .tick(1000)
+            .await
+            .unwrap()
+            .expect("first checkpoint is due");
         assert_eq!(first.signed.checkpoint.size, 10);
         assert_eq!(first.position, 10);
         // Its own checkpoint event comes past and must not trigger another.

@@ -30,7 +30,7 @@ use std::io::Write;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use mebyo_domain::access::{AccessEvent, Outcome};
-use mebyo_domain::{Actor, Channel, Category, Purpose, Timestamp};
+use mebyo_domain::{Actor, Category, Channel, Purpose, Timestamp};
 use serde_json::{Value, json};
 
 pub const BALP_PATIENT_READ: &str =
@@ -142,7 +142,11 @@ fn user_agent(actor: &Actor, purpose: Purpose, consent: Option<&str>) -> Value {
             Some(credential.as_str()),
         ),
         Actor::Staff { staff } => (identifier("urn:mebyo:staff", staff.as_str()), "staff", None),
-        Actor::Applicant => (identifier("urn:mebyo:actor", "applicant"), "applicant", None),
+        Actor::Applicant => (
+            identifier("urn:mebyo:actor", "applicant"),
+            "applicant",
+            None,
+        ),
         Actor::System => (identifier("urn:mebyo:actor", "system"), "system", None),
     };
     let mut a = json!({
@@ -378,7 +382,10 @@ mod tests {
     }
 
     fn has_coding(v: &Value, system: &str, code: &str) -> bool {
-        let list = v["coding"].as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+        let list = v["coding"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| vec![v.clone()]);
         list.iter()
             .any(|c| c["system"] == system && c["code"] == code)
     }
@@ -394,11 +401,10 @@ mod tests {
             "rest"
         ));
         let recorded = ae["recorded"].as_str().unwrap();
-        assert!(time::OffsetDateTime::parse(
-            recorded,
-            &time::format_description::well_known::Rfc3339
-        )
-        .is_ok());
+        assert!(
+            time::OffsetDateTime::parse(recorded, &time::format_description::well_known::Rfc3339)
+                .is_ok()
+        );
         assert!(ae["source"]["observer"].is_object());
         let agents = ae["agent"].as_array().unwrap();
         assert!(agents.len() >= 2);
@@ -426,7 +432,10 @@ mod tests {
         for code in [client, server] {
             let a = agent(code);
             assert!(a["who"].is_object(), "agent {code}: who 1..1");
-            assert!(a["network"]["address"].is_string(), "agent {code}: network 1..1");
+            assert!(
+                a["network"]["address"].is_string(),
+                "agent {code}: network 1..1"
+            );
             assert!(a.get("media").is_none());
         }
         let user = agents
@@ -435,7 +444,10 @@ mod tests {
             .expect("user agent");
         assert_eq!(user["requestor"], true);
         assert!(user["who"].is_object());
-        assert!(user.get("network").is_none(), "users are not network devices");
+        assert!(
+            user.get("network").is_none(),
+            "users are not network devices"
+        );
         let entities = ae["entity"].as_array().unwrap();
         let patient = entities
             .iter()
@@ -504,7 +516,11 @@ mod tests {
     #[test]
     fn refusals_are_failures_citing_the_clause() {
         let ae = access_audit_event(
-            &event(provider(), Outcome::Refused, Some(("consent.none", "P4.6(2)"))),
+            &event(
+                provider(),
+                Outcome::Refused,
+                Some(("consent.none", "P4.6(2)")),
+            ),
             "x1",
             Interaction::Search,
             &platform(),
@@ -512,7 +528,10 @@ mod tests {
         .unwrap();
         assert_eq!(ae["outcome"], "4");
         assert_eq!(ae["outcomeDesc"], "refused under P4.6(2): consent.none");
-        assert!(ae.get("meta").is_none(), "BALP profiles are for successes only");
+        assert!(
+            ae.get("meta").is_none(),
+            "BALP profiles are for successes only"
+        );
         assert!(ae["agent"][2].get("policy").is_none());
         let staff = Actor::Staff {
             staff: StaffId::new("s-1").unwrap(),

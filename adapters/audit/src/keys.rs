@@ -28,7 +28,9 @@ pub enum KeyError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}: no ledger here yet; the checkpoint key is named after the ledger id, so create the ledger first")]
+    #[error(
+        "{0}: no ledger here yet; the checkpoint key is named after the ledger id, so create the ledger first"
+    )]
     NoLedger(PathBuf),
     #[error("{path}: cannot read the ledger header: {reason}")]
     Header { path: PathBuf, reason: String },
@@ -99,12 +101,11 @@ pub fn ensure_checkpoint_key(data_dir: &Path) -> Result<(NoteSigner, String), Ke
                 .create(&dir)
                 .map_err(io(&dir))?;
         }
-        let signer = NoteSigner::generate(&origin, &mut rand::rng()).map_err(|e| {
-            KeyError::Malformed {
+        let signer =
+            NoteSigner::generate(&origin, &mut rand::rng()).map_err(|e| KeyError::Malformed {
                 path: key.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -232,10 +233,7 @@ mod tests {
         assert_eq!(load_vkey(&vkey_path(tmp.path())).unwrap().to_vkey(), v1);
         // A key file others can read is refused rather than used.
         fs::set_permissions(key_path(tmp.path()), fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            load_signer(tmp.path()),
-            Err(KeyError::TooOpen(_))
-        ));
+        assert!(matches!(load_signer(tmp.path()), Err(KeyError::TooOpen(_))));
         // A replaced public key is not silently overwritten.
         fs::set_permissions(key_path(tmp.path()), fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(vkey_path(tmp.path()), "other+01020304+AQ==\n").unwrap();

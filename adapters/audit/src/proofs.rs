@@ -93,5 +93,9 @@ pub fn consistency(scan: &TreeScan, from: u64, to: u64) -> Result<ConsistencyBun
     }
     let old = of_size(scan, from)?;
     let new = of_size(scan, to)?;
-    Ok(ConsistencyBundle::build(&scan.tree, &old.signed, &new.signed)?)
+    Ok(ConsistencyBundle::build(
+        &scan.tree,
+        &old.signed,
+        &new.signed,
+    )?)
 }
