@@ -10,7 +10,6 @@ use crate::records::RecordsIndex;
 use crate::registry::Registry;
 use crate::staff::StaffRoster;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadModels {
@@ -65,19 +64,6 @@ const MAGIC: &[u8; 8] = b"mebyoRM\0";
 pub const SNAPSHOT_VERSION: u8 = 1;
 const HEADER: usize = MAGIC.len() + 1;
 const CHECKSUM: usize = 32;
-
-/// Counts bytes without storing them, to size the snapshot buffer exactly once.
-struct Counter(usize);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 impl ReadModels {
     pub fn new() -> Self {
@@ -156,12 +142,13 @@ impl ReadModels {
     /// The position and hash travel inside, so [`Self::restore`] can hold them against
     /// the log.
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut count = Counter(0);
-        postcard::to_io(self, &mut count).expect("counting cannot fail");
-        let mut out = Vec::with_capacity(HEADER + count.0 + CHECKSUM);
+        // Sized first so the buffer is allocated once: growing a half-GiB Vec by doubling
+        // would briefly need twice the memory.
+        let size = postcard::experimental::serialized_size(self).expect("models serialise");
+        let mut out = Vec::with_capacity(HEADER + size + CHECKSUM);
         out.extend_from_slice(MAGIC);
         out.push(SNAPSHOT_VERSION);
-        postcard::to_io(self, &mut out).expect("writing to a Vec cannot fail");
+        let mut out = postcard::to_extend(self, out).expect("models serialise");
         let sum = blake3::hash(&out);
         out.extend_from_slice(sum.as_bytes());
         out
