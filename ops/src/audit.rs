@@ -457,6 +457,7 @@ fn prove_inclusion_cmd(a: ProveInclusionArgs) -> anyhow::Result<ExitCode> {
         ScanOptions {
             vkey: Some(&vkey),
             capture: Some(a.position),
+            chain: false,
         },
     )?;
     let b = proofs::inclusion(&scan, a.position, a.checkpoint_at)?;
@@ -480,6 +481,7 @@ fn prove_consistency_cmd(a: ProveConsistencyArgs) -> anyhow::Result<ExitCode> {
         ScanOptions {
             vkey: Some(&vkey),
             capture: None,
+            chain: false,
         },
     )?;
     let b = proofs::consistency(&scan, a.from, a.to)?;

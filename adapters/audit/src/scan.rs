@@ -10,10 +10,11 @@
 //! report names the first problem by position; on a tie the chain's break wins,
 //! since a checkpoint cannot be judged over events whose hashes do not hold.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use mebyo_store::format::{Envelope, Hash, Id128, PayloadKind};
+use mebyo_store::format::{Envelope, Hash, Id128, PayloadKind, chain_hash, genesis_hash};
 use mebyo_store::log::{FileHeader, FrameReader, HEADER_BYTES};
 use mebyo_store::verify::{self, BreakKind, Outcome};
 use mebyo_tlog::checkpoint::CheckpointError;
@@ -145,6 +146,8 @@ pub struct TreeScan {
     pub problem: Option<Problem>,
     /// The stored hash of the event at `ScanOptions::capture`, if reached.
     pub captured: Option<Hash>,
+    /// Present when `ScanOptions::chain` was set.
+    pub chain: Option<ChainScan>,
 }
 
 #[derive(Default)]
@@ -154,6 +157,18 @@ pub struct ScanOptions<'a> {
     pub vkey: Option<&'a NoteVerifier>,
     /// Keep the event hash at this position (for inclusion proofs).
     pub capture: Option<u64>,
+    /// Also run the chain's sequential checks (link, position, stream revision,
+    /// time); the hashes themselves are checked by [`hash_pass`] in parallel.
+    pub chain: bool,
+}
+
+/// The sequential half of the chain checks, as run by the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainScan {
+    /// Every frame to the end of the file was whole and passed the checks.
+    pub clean: bool,
+    /// Hash of the last event read (the genesis value when there is none).
+    pub head: Hash,
 }
 
 fn open_log(path: &Path) -> Result<(File, FileHeader, u64), ScanError> {
@@ -334,15 +349,28 @@ pub fn scan_tree(path: &Path, opts: ScanOptions<'_>) -> Result<TreeScan, ScanErr
         checkpoints: Vec::new(),
         problem: None,
         captured: None,
+        chain: None,
     };
+    let mut chain = opts.chain.then(|| Sequential::new(&header.ledger_id));
     let mut reader = FrameReader::new(&file, HEADER_BYTES, file_len);
     loop {
         let position = scan.tree.size();
         let frame = match reader.next_frame().map_err(io)? {
+            None => {
+                if let Some(c) = &mut chain {
+                    c.reached_end = true;
+                }
+                break;
+            }
             Some(Ok(f)) if f.crc_ok => f,
             _ => break,
         };
         let stored = frame.stored_hash();
+        if let Some(c) = &mut chain
+            && !c.check(position, frame.body, &frame.stored_prev_hash(), &stored)
+        {
+            break;
+        }
         if opts.capture == Some(position) {
             scan.captured = Some(stored);
         }
@@ -381,7 +409,104 @@ pub fn scan_tree(path: &Path, opts: ScanOptions<'_>) -> Result<TreeScan, ScanErr
         }
         scan.tree.append_event(&stored);
     }
+    scan.chain = chain.map(|c| ChainScan {
+        clean: c.reached_end && scan.problem.is_none(),
+        head: c.head,
+    });
     Ok(scan)
+}
+
+/// The store verifier's sequential checks (see `mebyo_store::verify`), for the
+/// fast path. It only has to be right when it says "fine": any doubt sends the
+/// run to the store's own verifier, which then names the first bad position.
+struct Sequential {
+    head: Hash,
+    last_time: i64,
+    streams: HashMap<Box<str>, u64>,
+    reached_end: bool,
+}
+
+impl Sequential {
+    fn new(ledger_id: &Id128) -> Self {
+        Self {
+            head: genesis_hash(ledger_id),
+            last_time: i64::MIN,
+            streams: HashMap::new(),
+            reached_end: false,
+        }
+    }
+
+    fn check(&mut self, position: u64, body: &[u8], prev: &Hash, stored: &Hash) -> bool {
+        if *prev != self.head || body.get(1..9) != Some(&position.to_le_bytes()[..]) {
+            return false;
+        }
+        let Some((stream, revision, time)) = peek_order_fields(body) else {
+            return false;
+        };
+        let want = self.streams.get(stream).map_or(0, |r| r + 1);
+        if revision != want || time < self.last_time {
+            return false;
+        }
+        match self.streams.get_mut(stream) {
+            Some(r) => *r = revision,
+            None => {
+                self.streams.insert(stream.into(), revision);
+            }
+        }
+        self.last_time = time;
+        self.head = *stored;
+        true
+    }
+}
+
+/// Stream id, revision and recorded-at, read in place (bounds-checked).
+fn peek_order_fields(body: &[u8]) -> Option<(&str, u64, i64)> {
+    let u16_at = |at: usize| -> Option<usize> {
+        Some(u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize)
+    };
+    let sid_len = u16_at(9)?;
+    let stream = std::str::from_utf8(body.get(11..11 + sid_len)?).ok()?;
+    let mut at = 11 + sid_len;
+    let revision = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    at += 8;
+    let et_len = u16_at(at)?;
+    at += 2 + et_len + 2;
+    let time = i64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    Some((stream, revision, time))
+}
+
+/// The other half of the fast path: recomputes every event's blake3 hash.
+/// Returns how many frames matched and whether it reached a clean end of file.
+pub fn hash_pass(
+    path: &Path,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> Result<(u64, bool), ScanError> {
+    let (file, _, file_len) = open_log(path)?;
+    let mut reader = FrameReader::new(&file, HEADER_BYTES, file_len);
+    let mut count = 0u64;
+    loop {
+        if count % 65_536 == 0 {
+            progress(reader.offset(), file_len);
+        }
+        let frame = match reader.next_frame() {
+            Err(source) => {
+                return Err(ScanError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            Ok(None) => {
+                progress(file_len, file_len);
+                return Ok((count, true));
+            }
+            Ok(Some(Ok(f))) if f.crc_ok => f,
+            Ok(Some(_)) => return Ok((count, false)),
+        };
+        if chain_hash(frame.canonical()) != frame.stored_hash() {
+            return Ok((count, false));
+        }
+        count += 1;
+    }
 }
 
 pub struct VerifyOptions<'a> {
@@ -461,30 +586,44 @@ pub fn verify_ledger(path: &Path, opts: VerifyOptions<'_>) -> Result<Report, Sca
             });
         }
     };
-    let (chain, scan) = std::thread::scope(|s| {
-        let chain = s.spawn(move || {
-            verify::verify_file(
-                path,
-                verify::Options {
-                    progress,
-                    person_related: None,
-                },
-            )
-        });
+    // Fast path: the hashes on one thread, everything else on this one.
+    let (hashes, scan) = std::thread::scope(|s| {
+        let hashes = s.spawn(|| hash_pass(path, progress));
         let scan = scan_tree(
             path,
             ScanOptions {
                 vkey: vkey.as_ref(),
                 capture: None,
+                chain: true,
             },
         );
-        let chain = chain
+        let hashes = hashes
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (chain, scan)
+        (hashes, scan)
     });
-    let chain = chain?;
     let scan = scan?;
+    let (hashed, hashes_clean) = hashes?;
+    let fast = scan
+        .chain
+        .filter(|c| c.clean && hashes_clean && hashed == scan.tree.size());
+    let chain = match fast {
+        Some(c) => Outcome::Intact(verify::Intact {
+            ledger_id: scan.ledger_id,
+            count: scan.tree.size(),
+            head_hash: c.head,
+            torn_tail_bytes: 0,
+        }),
+        // Something is off (or a torn tail): the store's verifier says exactly
+        // what and where, with its own first-bad-position semantics.
+        None => verify::verify_file(
+            path,
+            verify::Options {
+                progress: &mut |_, _| {},
+                person_related: None,
+            },
+        )?,
+    };
     let mut report = Report {
         ledger_id: scan.ledger_id,
         events: 0,
