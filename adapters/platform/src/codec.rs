@@ -68,6 +68,30 @@ pub enum Decoded<E> {
     Erased,
 }
 
+/// The payload's plaintext: as stored, or decrypted; `None` when sealed under a
+/// destroyed key (an erased person, P4.9).
+pub fn plaintext(
+    env: &Envelope,
+    keys: &KeyRing,
+) -> Result<Option<mebyo_crypto::Zeroizing<Vec<u8>>>, CodecError> {
+    match env.payload_kind {
+        PayloadKind::Plain => Ok(Some(mebyo_crypto::Zeroizing::new(env.payload.clone()))),
+        PayloadKind::AesSiv => {
+            let place = SealPlace {
+                stream_id: &env.stream_id,
+                stream_revision: env.stream_revision,
+                event_type: &env.event_type,
+                position: env.position,
+            };
+            match keys.open(&env.key_ref, &place, &env.payload) {
+                Ok(p) => Ok(Some(p)),
+                Err(KeyError::Erased(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
 /// Decodes (and decrypts, when sealed) a stored event.
 pub fn decode<E: DomainEvent>(env: &Envelope, keys: &KeyRing) -> Result<Decoded<E>, CodecError> {
     let bad = |reason: String| CodecError::Payload {

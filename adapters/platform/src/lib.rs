@@ -11,10 +11,12 @@
 //! access (granted or refused) durably before any data leaves (principle 2).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod codec;
 pub mod dirs;
 pub mod keyring;
 mod state;
+pub mod views;
 pub mod world;
 
 use std::collections::BTreeSet;
@@ -149,6 +151,7 @@ pub struct Platform {
     rng: Mutex<rand_chacha::ChaCha20Rng>,
     config: Config,
     state: state::Caches,
+    views: Mutex<Option<Arc<views::Views>>>,
 }
 
 fn load_kek(dir: &DataDir, source: &KekSource) -> Result<Kek, PlatformError> {
@@ -283,7 +286,21 @@ impl Platform {
             rng: Mutex::new(rng_from(opts.seed)),
             config,
             state: state::Caches::default(),
+            views: Mutex::new(None),
         })
+    }
+
+    /// Starts the live read models (once; later calls return the same). Servers
+    /// call this; one-shot commands do not pay for a replay they do not need.
+    pub fn start_views(&self) -> Arc<views::Views> {
+        let mut v = self.views.lock();
+        v.get_or_insert_with(|| views::start(self.store.clone(), self.keys.clone()))
+            .clone()
+    }
+
+    /// The live read models, if started.
+    pub fn views(&self) -> Option<Arc<views::Views>> {
+        self.views.lock().clone()
     }
 
     pub fn store(&self) -> &EmbeddedStore {
@@ -665,7 +682,14 @@ impl Platform {
             let correlation = self.id128();
             let mut new = Vec::with_capacity(events.len());
             for e in &events {
-                new.push(to_new_event(e, actor, stream, &self.keys, self.id128(), correlation)?);
+                new.push(to_new_event(
+                    e,
+                    actor,
+                    stream,
+                    &self.keys,
+                    self.id128(),
+                    correlation,
+                )?);
             }
             let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
             match self.store.append(stream, expected, new).await {
@@ -684,7 +708,12 @@ impl Platform {
     }
 
     /// Appends one event (sealed if person-related) to a stream whatever it holds.
-    pub async fn record<E: DomainEvent>(&self, stream: &str, actor: &Actor, event: &E) -> Result<(), PlatformError> {
+    pub async fn record<E: DomainEvent>(
+        &self,
+        stream: &str,
+        actor: &Actor,
+        event: &E,
+    ) -> Result<(), PlatformError> {
         self.append_one(stream, actor, event).await
     }
 

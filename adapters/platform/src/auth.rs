@@ -1,0 +1,382 @@
+//! Login passwords in their own data area (P4.8(2), P4.8(3)): `DATA/auth/passwords.json`,
+//! argon2id PHC strings keyed by a pseudonymous subject (`person:<id>`,
+//! `staff:<id>`, `provider:<id>`), never in the event log. The log is immutable
+//! and replicated to auditors and backups; a password hash there could never be
+//! replaced after a leak and would be copied everywhere the log goes.
+//!
+//! The file also keeps failed-attempt counts and lockouts, so a restart does not
+//! hand a guesser a fresh set of tries. Every change rewrites the whole file
+//! atomically (temporary file, fsync, rename, fsync of the folder): a crash leaves
+//! either the old or the new file, never a torn one. Hashing itself happens in the
+//! caller (on the bounded argon2id pool of `mebyo_crypto::PasswordHasher`); this
+//! module only stores strings that are already irreversible.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mebyo_domain::{CredentialId, PersonId, ProviderId, StaffId, Timestamp};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// Who a password belongs to. Only pseudonymous ids: the file names no one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Subject {
+    Person(PersonId),
+    Staff(StaffId),
+    /// A provider's responsible person, signing in for the provider's API.
+    Provider(ProviderId),
+}
+
+impl Subject {
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Person(p) => format!("person:{p}"),
+            Subject::Staff(s) => format!("staff:{s}"),
+            Subject::Provider(p) => format!("provider:{p}"),
+        }
+    }
+}
+
+/// One subject's login data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthEntry {
+    /// argon2id PHC string (`$argon2id$v=19$m=…`).
+    pub phc: String,
+    /// The connection information a session of this subject presents (P4.12):
+    /// individuals and providers act with a credential, staff without.
+    pub credential: Option<CredentialId>,
+    /// Consecutive failed attempts since the last success.
+    pub failures: u32,
+    /// Locked until this instant after too many failures.
+    pub locked_until: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AuthFile {
+    format: u32,
+    entries: BTreeMap<String, AuthEntry>,
+}
+
+const FORMAT: u32 = 1;
+/// Bound on the file's size when read back: a planted or corrupt file must not make
+/// the server allocate without limit.
+const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("auth data area: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("auth data area {path} is damaged: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("password hash must be an argon2id PHC string (P4.8(2))")]
+    NotArgon2id,
+}
+
+/// Lockout rule: `max_failures` wrong passwords in a row lock the account for
+/// `lock_for_us` (against guessing, P4.8(2), P4.4).
+#[derive(Debug, Clone, Copy)]
+pub struct Lockout {
+    pub max_failures: u32,
+    pub lock_for_us: i64,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            lock_for_us: 15 * 60 * 1_000_000,
+        }
+    }
+}
+
+/// What a failed attempt did to the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Still open; this many attempts remain before a lock.
+    Counted { remaining: u32 },
+    /// Locked until this instant.
+    Locked { until: Timestamp },
+}
+
+pub struct AuthStore {
+    path: PathBuf,
+    file: Mutex<AuthFile>,
+}
+
+impl AuthStore {
+    /// The auth data area of a data directory.
+    pub fn dir(root: &Path) -> PathBuf {
+        root.join("auth")
+    }
+
+    /// Opens `DATA/auth/passwords.json`, creating the folder (mode 0700) if needed.
+    pub fn open(root: &Path) -> Result<AuthStore, AuthError> {
+        let dir = Self::dir(root);
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            set_mode(&dir, 0o700)?;
+        }
+        let path = dir.join("passwords.json");
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => {
+                let len = f.metadata()?.len();
+                if len > MAX_FILE_BYTES {
+                    return Err(AuthError::Corrupt {
+                        path: path.display().to_string(),
+                        reason: format!("{len} bytes, more than the limit"),
+                    });
+                }
+                let parsed: AuthFile = serde_json::from_reader(std::io::BufReader::new(f))
+                    .map_err(|e| AuthError::Corrupt {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                if parsed.format != FORMAT {
+                    return Err(AuthError::Corrupt {
+                        path: path.display().to_string(),
+                        reason: format!("format {} is not supported", parsed.format),
+                    });
+                }
+                parsed
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuthFile {
+                format: FORMAT,
+                entries: BTreeMap::new(),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        Ok(AuthStore {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn get(&self, subject: &Subject) -> Option<AuthEntry> {
+        self.file.lock().entries.get(&subject.key()).cloned()
+    }
+
+    pub fn contains(&self, subject: &Subject) -> bool {
+        self.file.lock().entries.contains_key(&subject.key())
+    }
+
+    /// Sets (or replaces) a password. Refuses anything but an argon2id PHC string,
+    /// so a plaintext can never be stored by mistake (P4.8(2)). Clears the lockout.
+    pub fn set_password(
+        &self,
+        subject: &Subject,
+        phc: &str,
+        credential: Option<CredentialId>,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
+        if !phc.starts_with("$argon2id$") {
+            return Err(AuthError::NotArgon2id);
+        }
+        self.update(|f| {
+            f.entries.insert(
+                subject.key(),
+                AuthEntry {
+                    phc: phc.to_string(),
+                    credential,
+                    failures: 0,
+                    locked_until: None,
+                    updated_at: now,
+                },
+            );
+        })
+    }
+
+    /// Replaces the credential a subject's sessions present (after a reissue).
+    pub fn set_credential(
+        &self,
+        subject: &Subject,
+        credential: Option<CredentialId>,
+        now: Timestamp,
+    ) -> Result<bool, AuthError> {
+        let key = subject.key();
+        let mut found = false;
+        self.update(|f| {
+            if let Some(e) = f.entries.get_mut(&key) {
+                e.credential = credential;
+                e.updated_at = now;
+                found = true;
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// The instant the account is locked until, if it is locked at `now`.
+    pub fn locked(&self, subject: &Subject, now: Timestamp) -> Option<Timestamp> {
+        self.get(subject)
+            .and_then(|e| e.locked_until)
+            .filter(|until| now < *until)
+    }
+
+    /// Counts a wrong password; locks the account after `rule.max_failures`.
+    pub fn record_failure(
+        &self,
+        subject: &Subject,
+        now: Timestamp,
+        rule: Lockout,
+    ) -> Result<FailureOutcome, AuthError> {
+        let key = subject.key();
+        let mut outcome = FailureOutcome::Counted {
+            remaining: rule.max_failures,
+        };
+        self.update(|f| {
+            if let Some(e) = f.entries.get_mut(&key) {
+                // A lock that has run out starts a fresh count.
+                if e.locked_until.is_some_and(|u| now >= u) {
+                    e.locked_until = None;
+                    e.failures = 0;
+                }
+                e.failures = e.failures.saturating_add(1);
+                e.updated_at = now;
+                if e.failures >= rule.max_failures {
+                    let until = Timestamp(now.0 + rule.lock_for_us);
+                    e.locked_until = Some(until);
+                    outcome = FailureOutcome::Locked { until };
+                } else {
+                    outcome = FailureOutcome::Counted {
+                        remaining: rule.max_failures - e.failures,
+                    };
+                }
+            }
+        })?;
+        Ok(outcome)
+    }
+
+    /// A successful login clears the count (written only when there was one, so a
+    /// busy login path does not rewrite the file every time).
+    pub fn record_success(&self, subject: &Subject, now: Timestamp) -> Result<(), AuthError> {
+        let key = subject.key();
+        let dirty = self
+            .file
+            .lock()
+            .entries
+            .get(&key)
+            .is_some_and(|e| e.failures > 0 || e.locked_until.is_some());
+        if !dirty {
+            return Ok(());
+        }
+        self.update(|f| {
+            if let Some(e) = f.entries.get_mut(&key) {
+                e.failures = 0;
+                e.locked_until = None;
+                e.updated_at = now;
+            }
+        })
+    }
+
+    /// Applies `change` and rewrites the file durably; on a write failure the
+    /// in-memory state is rolled back so memory and disk never disagree.
+    fn update(&self, change: impl FnOnce(&mut AuthFile)) -> Result<(), AuthError> {
+        let mut f = self.file.lock();
+        let before = f.entries.clone();
+        change(&mut f);
+        if let Err(e) = write_atomic(&self.path, &serde_json::to_vec(&*f).expect("json")) {
+            f.entries = before;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        set_mode(&tmp, 0o600)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHC: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
+
+    fn subject() -> Subject {
+        Subject::Person(PersonId::new("p-1").unwrap())
+    }
+
+    #[test]
+    fn refuses_anything_but_argon2id_p4_8_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::open(dir.path()).unwrap();
+        let err = store
+            .set_password(&subject(), "hunter2", None, Timestamp(0))
+            .unwrap_err();
+        assert!(matches!(err, AuthError::NotArgon2id));
+        assert!(!store.contains(&subject()));
+        assert!(!dir.path().join("auth/passwords.json").exists());
+    }
+
+    #[test]
+    fn survives_reopen_and_locks_after_failures_p4_8_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = Lockout {
+            max_failures: 3,
+            lock_for_us: 100,
+        };
+        {
+            let store = AuthStore::open(dir.path()).unwrap();
+            store
+                .set_password(&subject(), PHC, None, Timestamp(0))
+                .unwrap();
+            assert_eq!(
+                store
+                    .record_failure(&subject(), Timestamp(1), rule)
+                    .unwrap(),
+                FailureOutcome::Counted { remaining: 2 }
+            );
+            store
+                .record_failure(&subject(), Timestamp(2), rule)
+                .unwrap();
+        }
+        let store = AuthStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store
+                .record_failure(&subject(), Timestamp(3), rule)
+                .unwrap(),
+            FailureOutcome::Locked {
+                until: Timestamp(103)
+            }
+        );
+        assert_eq!(
+            store.locked(&subject(), Timestamp(50)),
+            Some(Timestamp(103))
+        );
+        assert_eq!(store.locked(&subject(), Timestamp(103)), None);
+        // After the lock runs out, counting starts again.
+        assert_eq!(
+            store
+                .record_failure(&subject(), Timestamp(200), rule)
+                .unwrap(),
+            FailureOutcome::Counted { remaining: 2 }
+        );
+        store.record_success(&subject(), Timestamp(201)).unwrap();
+        assert_eq!(store.get(&subject()).unwrap().failures, 0);
+        // The file holds no plaintext and no name: only the pseudonymous key.
+        let text = std::fs::read_to_string(dir.path().join("auth/passwords.json")).unwrap();
+        assert!(text.contains("person:p-1") && text.contains("$argon2id$"));
+    }
+}
