@@ -35,7 +35,7 @@ pub enum CheckpointingError {
     /// The log holds a checkpoint that does not hold up: tampering, or a key
     /// mix-up. Signing stops; an operator must look.
     #[error("the log holds a bad checkpoint, refusing to sign on top of it: {0}")]
-    BadCheckpoint(Problem),
+    BadCheckpoint(Box<Problem>),
     /// A valid checkpoint newer than anything this signer signed: another
     /// process signs with the same key. Two signers could fork the log.
     #[error(
@@ -164,7 +164,7 @@ impl Checkpointing {
 
     fn observe_checkpoint(&mut self, ev: &RecordedEvent) -> Result<(), CheckpointingError> {
         let bad = |f: crate::scan::Fault| {
-            CheckpointingError::BadCheckpoint(f.at(ev.position, None, ev.position))
+            CheckpointingError::BadCheckpoint(Box::new(f.at(ev.position, None, ev.position)))
         };
         let note = checkpoint_note(ev).map_err(bad)?;
         // Its root must be the tree's at its size; any two checkpoints that pass
@@ -184,7 +184,7 @@ impl Checkpointing {
         if let Some(last) = last
             && cp.size < last
         {
-            return Err(CheckpointingError::BadCheckpoint(Problem {
+            return Err(CheckpointingError::BadCheckpoint(Box::new(Problem {
                 position: ev.position,
                 offset: None,
                 kind: crate::ProblemKind::CheckpointInconsistent,
@@ -192,7 +192,7 @@ impl Checkpointing {
                 expected: None,
                 found: None,
                 verified: ev.position,
-            }));
+            })));
         }
         self.latest_in_log = Some((
             SignedCheckpoint {

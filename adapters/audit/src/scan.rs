@@ -485,7 +485,7 @@ pub fn hash_pass(
     let mut reader = FrameReader::new(&file, HEADER_BYTES, file_len);
     let mut count = 0u64;
     loop {
-        if count % 65_536 == 0 {
+        if count.is_multiple_of(65_536) {
             progress(reader.offset(), file_len);
         }
         let frame = match reader.next_frame() {
