@@ -1,1 +1,377 @@
-//! mebyo-web (being built).
+//! mebyo-web: the HTTPS portal for individuals (Japanese first, English one click
+//! away), the operator dashboard, and the JSON API with its OpenAPI document
+//! (issue 6).
+//!
+//! Transport and sessions (P4.5(3), P4.6(1), P4.8(2)): rustls only, HSTS and a
+//! strict CSP on every response; argon2id passwords in the platform's auth data
+//! area; per-client rate limits and per-account lockout; `__Host-` session cookies
+//! (Secure, HttpOnly, SameSite=Strict) with a CSRF token per session; sessions
+//! expire on the platform's injected clock. Every read of health data goes through
+//! `Platform::read_records`, which records the access before answering (P4.6(2)).
+//! No personal data in logs or URLs: paths carry pseudonymous ids only, and the
+//! request log records the route template, never the concrete path.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod error;
+pub mod pages;
+pub mod session;
+pub mod svc;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use mebyo_crypto::{PasswordHasher, PasswordHasherConfig, Zeroizing};
+use mebyo_domain::{CredentialId, StaffId};
+use mebyo_platform::Platform;
+use mebyo_platform::auth::{AuthStore, Lockout, Subject};
+
+pub use session::SessionLimits;
+pub use svc::Notice;
+pub use tls::TlsSource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] mebyo_platform::auth::AuthError),
+    #[error(transparent)]
+    Crypto(#[from] mebyo_crypto::CryptoError),
+}
+
+/// How the web face runs. Every limit has a default; nothing is unbounded.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Address to listen on (port 0 picks a free one).
+    pub bind: SocketAddr,
+    pub tls: TlsSource,
+    /// The operations-office staff id whose desk issues connection information at
+    /// self-service sign-up (P4.12(1)); `None` disables self-service sign-up.
+    pub signup_office: Option<StaffId>,
+    pub sessions: SessionLimits,
+    pub lockout: Lockout,
+    /// Sign-in and sign-up attempts per client address: burst, then per minute.
+    pub auth_burst: u32,
+    pub auth_per_minute: u32,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Requests handled at once; the rest wait (back-pressure, not collapse).
+    pub max_concurrent_requests: usize,
+    pub request_timeout: std::time::Duration,
+    /// argon2id computations at once (each ~19 MiB).
+    pub password_hashing_concurrency: usize,
+    /// Readiness fails when the read models are further behind than this.
+    pub max_projection_lag: u64,
+    /// Maintenance notices shown on the portal (P4.3); fed by operations later.
+    pub notices: Vec<Notice>,
+}
+
+impl WebConfig {
+    /// Defaults for a data directory: `https://127.0.0.1:8443`, self-signed
+    /// certificate in `DATA/tls/`.
+    pub fn new(data_root: &Path) -> Self {
+        Self {
+            bind: "127.0.0.1:8443".parse().expect("valid address"),
+            tls: TlsSource::in_data_dir(data_root),
+            signup_office: None,
+            sessions: SessionLimits::default(),
+            lockout: Lockout::default(),
+            auth_burst: 10,
+            auth_per_minute: 10,
+            max_body_bytes: 64 * 1024,
+            max_concurrent_requests: 4096,
+            request_timeout: std::time::Duration::from_secs(30),
+            password_hashing_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            max_projection_lag: 10_000,
+            notices: Vec::new(),
+        }
+    }
+}
+
+pub struct Inner {
+    pub platform: Arc<Platform>,
+    pub auth: AuthStore,
+    pub hasher: PasswordHasher,
+    pub sessions: session::Sessions,
+    pub auth_limiter: session::RateLimiter,
+    pub views: Arc<mebyo_platform::views::Views>,
+    pub cfg: WebConfig,
+    /// A hash of a random password, verified against when the login is unknown so
+    /// unknown and known accounts take the same time.
+    pub dummy_phc: String,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub async fn new(platform: Arc<Platform>, cfg: WebConfig) -> Result<AppState, WebError> {
+        let auth = AuthStore::open(&platform.dir.root)?;
+        let hasher = PasswordHasher::new(
+            PasswordHasherConfig {
+                max_concurrent: cfg.password_hashing_concurrency.max(1),
+                ..Default::default()
+            },
+            Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_os_rng()),
+        )?;
+        let dummy_phc = hasher.hash(Zeroizing::new(session::random_token())).await?;
+        // The platform's live read models: pages and the dashboard read these.
+        let views = platform.start_views();
+        Ok(AppState(Arc::new(Inner {
+            auth,
+            hasher,
+            sessions: session::Sessions::new(cfg.sessions),
+            auth_limiter: session::RateLimiter::new(cfg.auth_burst, cfg.auth_per_minute, 100_000),
+            views,
+            dummy_phc,
+            cfg,
+            platform,
+        })))
+    }
+
+    /// Waits (briefly, bounded) until the read models include everything durable
+    /// now, so a page shows the person's own change right after making it.
+    pub async fn caught_up(&self) {
+        let target = self.platform.head().count;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.views.caught_up_to(target),
+        )
+        .await;
+    }
+
+    /// Sets a password (argon2id, P4.8(2)) for a subject, with the connection
+    /// information its sessions present. For operators' tools and tests.
+    pub async fn set_password(
+        &self,
+        subject: &Subject,
+        password: &str,
+        credential: Option<CredentialId>,
+    ) -> Result<(), WebError> {
+        let phc = self
+            .hasher
+            .hash(Zeroizing::new(password.to_string()))
+            .await?;
+        self.auth
+            .set_password(subject, &phc, credential, self.platform.now())?;
+        Ok(())
+    }
+}
+
+/// Security headers on every response (P4.6(1)): HSTS, a CSP allowing nothing but
+/// our own stylesheet (no scripts, no framing), no MIME sniffing, no referrer,
+/// nothing cached (pages carry personal data).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=31536000; includeSubDomains",
+    );
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(
+        h,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        h,
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
+    set(
+        h,
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    res
+}
+
+/// One line per request (P4.5(1)(2)): the route template, never the concrete path
+/// (which may hold ids), status and latency. No query strings, no bodies.
+async fn request_log(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "(unmatched)".into());
+    let method = req.method().clone();
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(
+        target: "mebyo_web::access",
+        %method,
+        route,
+        status = res.status().as_u16(),
+        micros = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    res
+}
+
+async fn fallback(State(_): State<AppState>, req: Request) -> Response {
+    use axum::response::IntoResponse;
+    if req.uri().path().starts_with("/api/") {
+        error::ApiError::not_found().into_response()
+    } else {
+        pages::not_found(&req).into_response()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.cfg.max_body_bytes;
+    let timeout = state.cfg.request_timeout;
+    let concurrency = state.cfg.max_concurrent_requests;
+    Router::new()
+        .route("/livez", get(api::livez))
+        .route("/readyz", get(api::readyz))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/v1/session", post(api::login).delete(api::logout))
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/signup", post(api::signup))
+        .route("/api/v1/policy", get(api::policy))
+        .route("/api/v1/me/policy", post(api::accept_policy))
+        .route("/api/v1/me/records", get(api::my_records))
+        .route("/api/v1/me/vitals", post(api::add_vital))
+        .route(
+            "/api/v1/me/consents",
+            get(api::my_consents).post(api::grant_consent),
+        )
+        .route(
+            "/api/v1/me/consents/{consent}/revoke",
+            post(api::revoke_consent),
+        )
+        .route("/api/v1/me/access-log", get(api::my_access_log))
+        .route("/api/v1/notices", get(api::notices))
+        .route("/api/v1/providers", get(api::providers))
+        .route("/api/v1/persons/{person}/records", get(api::read_person))
+        .route("/api/v1/ops/summary", get(api::ops_summary))
+        .merge(pages::routes())
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn(request_log))
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(concurrency))
+        .with_state(state)
+}
+
+/// A running server.
+pub struct WebHandle {
+    addr: SocketAddr,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    state: AppState,
+    cert_pem: String,
+}
+
+impl WebHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// `https://ADDR` (a loopback address keeps its IP, which the certificate names).
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+    /// The server certificate (PEM), for clients that pin the self-signed default.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+    pub async fn set_password(
+        &self,
+        subject: &Subject,
+        password: &str,
+        credential: Option<CredentialId>,
+    ) -> Result<(), WebError> {
+        self.state.set_password(subject, password, credential).await
+    }
+    /// Stops accepting, lets requests in flight finish (up to 10 s), and waits.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.handle
+            .graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Starts the HTTPS server; returns once it is listening.
+pub async fn serve(platform: Arc<Platform>, cfg: WebConfig) -> Result<WebHandle, WebError> {
+    let material = tls::load(&cfg.tls)?;
+    let rustls_cfg = tls::server_config(&material)?;
+    let listener = std::net::TcpListener::bind(cfg.bind)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(platform, cfg).await?;
+    let app = router(state.clone());
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(rustls_cfg),
+    )
+    .handle(handle.clone());
+    let task = tokio::spawn(async move {
+        server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+    });
+    // Sweep ended sessions now and then so memory follows use; holds the state
+    // weakly so a shut-down server is not kept alive by its sweeper.
+    let sweeper = Arc::downgrade(&state.0);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            match sweeper.upgrade() {
+                Some(s) => s.sessions.sweep(s.platform.now()),
+                None => return,
+            }
+        }
+    });
+    Ok(WebHandle {
+        addr,
+        handle,
+        task,
+        state,
+        cert_pem: material.cert_pem,
+    })
+}

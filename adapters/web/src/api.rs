@@ -1,0 +1,437 @@
+//! The JSON API (`/api/v1`): everything the portal and the dashboard do, for apps
+//! and providers. Sessions come from `POST /api/v1/session` as a bearer token (or
+//! the browser cookie, which then needs `X-CSRF-Token` on state-changing calls).
+//! Every refusal is `{"error":{"code","clause","message"}}`.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mebyo_crypto::Zeroizing;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorEnvelope};
+use crate::svc::{self, Authed, LoginKind};
+
+/// Rejections of malformed JSON as our error shape, not axum's plain text.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(ApiError::new(
+                e.status(),
+                "request.invalid",
+                "P4.5(1)(2)",
+                e.body_text(),
+            )),
+        }
+    }
+}
+
+pub fn session_cookie(token: &str, max_age_s: i64) -> HeaderValue {
+    // __Host- prefix: Secure, Path=/ and no Domain are enforced by the browser too.
+    HeaderValue::from_str(&format!(
+        "{}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_s}",
+        svc::COOKIE
+    ))
+    .expect("cookie is ASCII")
+}
+
+pub fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("__Host-mebyo=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginInput {
+    pub kind: LoginKind,
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginOutput {
+    /// Bearer token (also set as the `__Host-mebyo` cookie).
+    pub token: String,
+    pub csrf_token: String,
+    pub kind: String,
+    pub id: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/session", request_body = LoginInput,
+    responses((status = 200, body = LoginOutput), (status = 401, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)),
+    description = "Sign in (argon2id, rate limited, lockout after repeated failures; P4.8(2)).")]
+pub async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<LoginInput>,
+) -> ApiResult<Response> {
+    let previous = svc::cookie_token(&headers);
+    let (token, s) = svc::login(
+        &st,
+        peer.ip(),
+        input.kind,
+        &input.login,
+        Zeroizing::new(input.password),
+        previous.as_deref(),
+    )
+    .await?;
+    let me = svc::me(
+        &st,
+        &Authed {
+            token: token.clone(),
+            session: s.clone(),
+            via_cookie: false,
+        },
+    )
+    .await?;
+    let mut res = Json(LoginOutput {
+        token: token.clone(),
+        csrf_token: s.csrf,
+        kind: me.kind,
+        id: me.id,
+    })
+    .into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&token, st.cfg.sessions.absolute_us / 1_000_000),
+    );
+    Ok(res)
+}
+
+#[utoipa::path(delete, path = "/api/v1/session", responses((status = 204), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    description = "Sign out: the session ends at once.")]
+pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let a = svc::session(&st, &headers)?;
+    svc::check_csrf(&a, svc::csrf_header(&headers))?;
+    st.sessions.remove(&a.token);
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+    Ok(res)
+}
+
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = svc::Me), (status = 401, body = ErrorEnvelope)))]
+pub async fn me(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<svc::Me>> {
+    let a = svc::signed_in(&st, &headers)?;
+    Ok(Json(svc::me(&st, &a).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    pub id: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/signup", request_body = svc::SignupInput,
+    responses((status = 201, body = Created), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    description = "Self-service registration: identity into the vault (P4.8(3)), connection information issued (P4.12), password stored irreversibly (P4.8(2)).")]
+pub async fn signup(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(input): JsonBody<svc::SignupInput>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let person = svc::signup(&st, peer.ip(), input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            id: person.to_string(),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, body = svc::PolicyView), (status = 404, body = ErrorEnvelope)),
+    description = "The security policy version in force (P7).")]
+pub async fn policy(State(st): State<AppState>) -> ApiResult<Json<svc::PolicyView>> {
+    svc::policy(&st).await?.map(Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "policy.none_in_force",
+            "P7",
+            "no policy version is in force",
+        )
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/me/policy", responses((status = 200, body = Created), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    description = "Accept the policy version in force (P8).")]
+pub async fn accept_policy(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Created>> {
+    let a = svc::signed_in(&st, &headers)?;
+    svc::check_csrf(&a, svc::csrf_header(&headers))?;
+    Ok(Json(Created {
+        id: svc::accept_policy(&st, &a).await?,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/records", responses((status = 200, body = Vec<svc::RecordView>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    description = "My own records with provenance (P5.1); the read is recorded (P4.6(2)).")]
+pub async fn my_records(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<svc::RecordView>>> {
+    let a = svc::signed_in(&st, &headers)?;
+    let r = svc::my_records(&st, &a).await?;
+    Ok(Json(r.iter().map(svc::record_view).collect()))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/vitals", request_body = svc::VitalInput,
+    responses((status = 201, body = Created), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    description = "Enter a vital sign (blood pressure, body weight) as a self-entered FHIR Observation.")]
+pub async fn add_vital(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<svc::VitalInput>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let a = svc::signed_in(&st, &headers)?;
+    svc::check_csrf(&a, svc::csrf_header(&headers))?;
+    let id = svc::add_vital(&st, &a, input).await?;
+    Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/consents", responses((status = 200, body = Vec<svc::ConsentView>), (status = 401, body = ErrorEnvelope)))]
+pub async fn my_consents(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<svc::ConsentView>>> {
+    let a = svc::signed_in(&st, &headers)?;
+    Ok(Json(svc::my_consents(&st, &a).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/consents", request_body = svc::ConsentInput,
+    responses((status = 201, body = Created), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    description = "Grant a provider a consent: categories, purpose, expiry (P4.6(2)).")]
+pub async fn grant_consent(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<svc::ConsentInput>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let a = svc::signed_in(&st, &headers)?;
+    svc::check_csrf(&a, svc::csrf_header(&headers))?;
+    let id = svc::grant_consent(&st, &a, input).await?;
+    Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/consents/{consent}/revoke", params(("consent" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorEnvelope)),
+    description = "Revoke a consent; it stops covering reads at once (P4.6(2)).")]
+pub async fn revoke_consent(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(consent): Path<String>,
+) -> ApiResult<StatusCode> {
+    let a = svc::signed_in(&st, &headers)?;
+    svc::check_csrf(&a, svc::csrf_header(&headers))?;
+    svc::revoke_consent(&st, &a, &consent).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LimitQuery {
+    /// At most this many lines (default 100, max 1000).
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/access-log", params(LimitQuery),
+    responses((status = 200, body = Vec<svc::AccessLine>), (status = 401, body = ErrorEnvelope)),
+    description = "Who accessed my data: every access and refusal, newest first (P4.6(2)).")]
+pub async fn my_access_log(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LimitQuery>,
+) -> ApiResult<Json<Vec<svc::AccessLine>>> {
+    let a = svc::signed_in(&st, &headers)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(svc::my_access_log(&st, &a, limit).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/notices", responses((status = 200, body = Vec<svc::Notice>)),
+    description = "Maintenance notices (P4.3).")]
+pub async fn notices(State(st): State<AppState>) -> Json<Vec<svc::Notice>> {
+    Json(st.cfg.notices.clone())
+}
+
+#[utoipa::path(get, path = "/api/v1/providers", responses((status = 200, body = Vec<svc::ProviderLine>), (status = 401, body = ErrorEnvelope)),
+    description = "Approved providers a person may consent to (P2(3)).")]
+pub async fn providers(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<svc::ProviderLine>>> {
+    svc::signed_in(&st, &headers)?;
+    Ok(Json(svc::providers(&st, true)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ReadQuery {
+    /// Comma-separated categories, e.g. `vitals,allergy`.
+    pub categories: String,
+    /// Purpose of the access (P4.11(3)), e.g. `care`.
+    pub purpose: String,
+    /// Records of the last this many days (default 365).
+    pub days: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/persons/{person}/records", params(("person" = String, Path), ReadQuery),
+    responses((status = 200, body = Vec<svc::RecordView>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    description = "Consent-gated read (P4.6(2)): a provider sees only what an active consent covers; an individual only their own. The access event is durable before the answer.")]
+pub async fn read_person(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(person): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> ApiResult<Json<Vec<svc::RecordView>>> {
+    let a = svc::signed_in(&st, &headers)?;
+    let categories = svc::parse_categories(&q.categories)?;
+    let purpose = svc::parse_purpose(&q.purpose)?;
+    let r = svc::read_person(&st, &a, &person, categories, purpose, q.days.unwrap_or(365)).await?;
+    Ok(Json(r.iter().map(svc::record_view).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/ops/summary", responses((status = 200, body = svc::OpsSummary), (status = 403, body = ErrorEnvelope)),
+    description = "Operator dashboard data from the read models; no health content (P4.6(2)).")]
+pub async fn ops_summary(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<svc::OpsSummary>> {
+    let a = svc::signed_in(&st, &headers)?;
+    Ok(Json(svc::ops_summary(&st, &a).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub head: u64,
+    pub projected: u64,
+    pub detail: Option<String>,
+}
+
+#[utoipa::path(get, path = "/livez", responses((status = 200, body = Health)), description = "The process answers (P4.4).")]
+pub async fn livez(State(st): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        head: st.platform.head().count,
+        projected: st.views.position(),
+        detail: None,
+    })
+}
+
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Health)),
+    description = "Ready: the data directory is writable and the read models have caught up (P4.4).")]
+pub async fn readyz(State(st): State<AppState>) -> Response {
+    let head = st.platform.head().count;
+    let projected = st.views.position();
+    let probe = st.platform.dir.root.join(".readyz-probe");
+    let writable = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&probe)?;
+        f.write_all(b"ok")?;
+        f.sync_all()?;
+        std::fs::remove_file(&probe)
+    })
+    .await
+    .map(|r| r.is_ok())
+    .unwrap_or(false);
+    let lag = head.saturating_sub(projected);
+    let detail = if !writable {
+        Some("data directory is not writable".to_string())
+    } else if let Some(f) = st.views.failed() {
+        Some(format!("read models stopped: {f}"))
+    } else if lag > st.cfg.max_projection_lag {
+        Some(format!("read models are {lag} events behind"))
+    } else {
+        None
+    };
+    let status = if detail.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Health {
+            status: if detail.is_none() {
+                "ready"
+            } else {
+                "not_ready"
+            }
+            .into(),
+            head,
+            projected,
+            detail,
+        }),
+    )
+        .into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mebyo",
+        description = "My ME-BYO Karte personal health records: portal, provider and operator API. Every refusal names its clause of the security policy."
+    ),
+    paths(
+        login,
+        logout,
+        me,
+        signup,
+        policy,
+        accept_policy,
+        my_records,
+        add_vital,
+        my_consents,
+        grant_consent,
+        revoke_consent,
+        my_access_log,
+        notices,
+        providers,
+        read_person,
+        ops_summary,
+        livez,
+        readyz
+    ),
+    components(schemas(
+        ErrorEnvelope,
+        ErrorBody,
+        LoginInput,
+        LoginOutput,
+        LoginKind,
+        Created,
+        svc::SignupInput,
+        svc::PolicyView,
+        svc::Me,
+        svc::RecordView,
+        svc::VitalInput,
+        svc::ConsentView,
+        svc::ConsentInput,
+        svc::AccessLine,
+        svc::Notice,
+        svc::ProviderLine,
+        svc::OpsSummary,
+        svc::Counts,
+        svc::ConsentCounts,
+        svc::CredentialLine,
+        svc::ProviderAccess,
+        svc::ChainView,
+        Health
+    ))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        ApiDoc::openapi().to_json().unwrap_or_default(),
+    )
+        .into_response()
+}

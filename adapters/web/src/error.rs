@@ -1,0 +1,216 @@
+//! Refusals and failures as the web shows them. Every refusal carries a stable code
+//! and the policy clause it enforces, in JSON as
+//! `{"error":{"code":"consent.none","clause":"P4.6(2)","message":"…"}}` and in HTML
+//! as an error page with the same three fields. Failures of the machinery are a
+//! bare 500 with no detail: internal messages may name files or streams.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mebyo_domain::Refusal;
+use mebyo_platform::PlatformError;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine code, e.g. `consent.none`.
+    pub code: String,
+    /// Policy clause of REQUIREMENTS.md, e.g. `P4.6(2)`.
+    pub clause: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+    /// Seconds for `Retry-After` (rate limits, lockouts).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, clause: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                code: code.into(),
+                clause: clause.into(),
+                message: message.into(),
+            },
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    // ---- the web's own refusals, each with its clause ------------------------------
+
+    /// No session: health data and actions need a signed-in actor (P4.6(2)).
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.required",
+            "P4.6(2)",
+            "sign in first",
+        )
+    }
+    /// Idle or absolute session lifetime passed (P4.6(1)).
+    pub fn session_expired() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "session.expired",
+            "P4.6(1)",
+            "the session has expired; sign in again",
+        )
+    }
+    pub fn wrong_role(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "auth.role", "P4.6(2)", message)
+    }
+    /// A state-changing request from a cookie session without the CSRF token (P4.6(1)).
+    pub fn csrf() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf.invalid",
+            "P4.6(1)",
+            "missing or wrong CSRF token",
+        )
+    }
+    pub fn bad_credentials() -> Self {
+        // The same answer for an unknown login and a wrong password, so the
+        // endpoint does not tell which accounts exist.
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.failed",
+            "P4.8(2)",
+            "wrong login or password",
+        )
+    }
+    pub fn locked(retry_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "auth.locked",
+            "P4.8(2)",
+            "too many failed sign-ins; the account is locked for a while",
+        )
+        .retry_after(retry_secs)
+    }
+    pub fn rate_limited(retry_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate.limited",
+            "P4.4",
+            "too many requests; slow down",
+        )
+        .retry_after(retry_secs)
+    }
+    pub fn invalid(clause: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "request.invalid",
+            clause,
+            message,
+        )
+    }
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "P4.6(2)",
+            "no such page",
+        )
+    }
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "P4.4",
+            "internal error; it has been logged",
+        )
+    }
+    pub fn unavailable(message: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "P4.4",
+            message,
+        )
+    }
+}
+
+/// Status of a domain refusal: bad input is 422, an unknown thing 404, a conflict
+/// 409, everything else (the rules said no) 403.
+fn refusal_status(code: &str) -> StatusCode {
+    if code.ends_with(".unknown") {
+        StatusCode::NOT_FOUND
+    } else if code.ends_with("_invalid")
+        || code.ends_with(".invalid")
+        || code.ends_with("_past")
+        || code.ends_with("_too_far")
+        || code.ends_with(".no_categories")
+        || code.ends_with("in_future")
+    {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else if code.ends_with(".exists") || code.starts_with("person.already") {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::FORBIDDEN
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        // Credential problems of the presenting actor are authentication failures.
+        let status = if r.code.starts_with("credential.") && r.code != "credential.unknown" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            refusal_status(r.code)
+        };
+        Self::new(status, r.code, r.clause, r.message)
+    }
+}
+
+impl From<PlatformError> for ApiError {
+    fn from(e: PlatformError) -> Self {
+        // Platform errors carry pseudonymous ids and paths only, never personal data.
+        tracing::error!(error = %e, "platform failure");
+        Self::internal()
+    }
+}
+
+impl From<mebyo_platform::auth::AuthError> for ApiError {
+    fn from(e: mebyo_platform::auth::AuthError) -> Self {
+        tracing::error!(error = %e, "auth data area failure");
+        Self::internal()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            axum::Json(ErrorEnvelope {
+                error: self.body.clone(),
+            }),
+        )
+            .into_response();
+        if let Some(s) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        res
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Unwraps a platform outcome into the value or the refusal as an [`ApiError`].
+pub fn outcome<T>(o: mebyo_platform::Outcome<T>) -> ApiResult<T> {
+    Ok(o??)
+}

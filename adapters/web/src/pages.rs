@@ -1,0 +1,1234 @@
+//! The HTML face: the portal for individuals and the operator dashboard. Japanese
+//! first, English one click away (`lang` cookie). No JavaScript at all (the CSP
+//! forbids it): forms post and redirect, charts are inline SVG drawn on the
+//! server. Every form carries the session's CSRF token (P4.6(1)).
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use mebyo_crypto::Zeroizing;
+use mebyo_domain::fhir::VitalKind;
+use mebyo_domain::records::RecordEntry;
+use mebyo_domain::{Category, Purpose};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::{clear_cookie, session_cookie};
+use crate::error::ApiError;
+use crate::session::Principal;
+use crate::svc::{self, Authed, LoginKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ja,
+    En,
+}
+
+impl Lang {
+    pub fn from_headers(h: &HeaderMap) -> Lang {
+        let en = h
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .any(|kv| kv.trim() == "lang=en");
+        if en { Lang::En } else { Lang::Ja }
+    }
+    pub fn t(self, ja: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::Ja => ja,
+            Lang::En => en,
+        }
+    }
+    fn code(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+}
+
+fn category_name(l: Lang, c: Category) -> &'static str {
+    match c {
+        Category::Vitals => l.t("バイタル", "Vitals"),
+        Category::Allergy => l.t("アレルギー", "Allergies"),
+        Category::IllnessHistory => l.t("既往歴", "Illness history"),
+        Category::MedicationHistory => l.t("服薬履歴", "Medication history"),
+        Category::MedicationNotebook => l.t("お薬手帳", "Medication notebook"),
+        Category::SideEffect => l.t("副作用", "Side effects"),
+        Category::Vaccination => l.t("予防接種", "Vaccinations"),
+        Category::CheckupResult => l.t("健診結果", "Check-up results"),
+        Category::DailyLifeLog => l.t("生活記録", "Daily life log"),
+        Category::MeByoIndex => l.t("未病指標", "ME-BYO index"),
+    }
+}
+
+fn purpose_name(l: Lang, p: Purpose) -> &'static str {
+    match p {
+        Purpose::Care => l.t("診療", "Care"),
+        Purpose::HealthGuidance => l.t("保健指導", "Health guidance"),
+        Purpose::CheckupFollowUp => l.t("健診後のフォロー", "Check-up follow-up"),
+        Purpose::MedicationReview => l.t("服薬確認", "Medication review"),
+        Purpose::PersonalUse => l.t("本人利用", "Personal use"),
+    }
+}
+
+fn enum_key<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Display time: `2025-01-02 09:30` (JST).
+fn jst(rfc3339: &str) -> String {
+    rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
+}
+
+struct Nav<'a> {
+    csrf: &'a str,
+    principal: &'a Principal,
+}
+
+const CSS: &str = include_str!("app.css");
+
+fn layout(l: Lang, title: &str, nav: Option<Nav>, back: &str, body: Markup) -> Markup {
+    let other = match l {
+        Lang::Ja => ("en", "English"),
+        Lang::En => ("ja", "日本語"),
+    };
+    html! {
+        (DOCTYPE)
+        html lang=(l.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — " (l.t("マイME-BYOカルテ", "My ME-BYO Karte")) }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body {
+                a.skip href="#main" { (l.t("本文へ移動", "Skip to content")) }
+                header.top {
+                    span.brand { (l.t("マイME-BYOカルテ", "My ME-BYO Karte")) }
+                    nav aria-label=(l.t("メニュー", "Menu")) {
+                        ul {
+                            @match nav.as_ref().map(|n| n.principal) {
+                                Some(Principal::Individual { .. }) => {
+                                    li { a href="/portal" { (l.t("記録", "Records")) } }
+                                    li { a href="/portal/consents" { (l.t("同意", "Consents")) } }
+                                    li { a href="/portal/access" { (l.t("閲覧履歴", "Who accessed")) } }
+                                    li { a href="/portal/notices" { (l.t("お知らせ", "Notices")) } }
+                                }
+                                Some(Principal::Staff { .. }) => {
+                                    li { a href="/ops" { (l.t("運用ダッシュボード", "Dashboard")) } }
+                                }
+                                _ => {
+                                    li { a href="/login" { (l.t("ログイン", "Sign in")) } }
+                                    li { a href="/signup" { (l.t("新規登録", "Sign up")) } }
+                                }
+                            }
+                            li { a href="/policy" { (l.t("セキュリティポリシー", "Security policy")) } }
+                            li { a href={"/lang/" (other.0) "?back=" (back)} lang=(other.0) { (other.1) } }
+                        }
+                    }
+                    @if let Some(n) = &nav {
+                        @if !matches!(n.principal, Principal::Anonymous) {
+                            form.logout method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(n.csrf);
+                                button type="submit" { (l.t("ログアウト", "Sign out")) }
+                            }
+                        }
+                    }
+                }
+                main id="main" {
+                    h1 { (title) }
+                    (body)
+                }
+                footer {
+                    p { (l.t("神奈川県 健康情報等プラットフォーム", "Kanagawa Prefecture health information platform")) }
+                }
+            }
+        }
+    }
+}
+
+fn html_response(status: StatusCode, m: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        m.into_string(),
+    )
+        .into_response()
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// An error as a page, with the same code and clause the API would give.
+pub struct PageError {
+    lang: Lang,
+    err: ApiError,
+    back: &'static str,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let l = self.lang;
+        if matches!(
+            self.err.body.code.as_str(),
+            "auth.required" | "session.expired"
+        ) && self.back != "/login"
+        {
+            let to = if self.back.starts_with("/ops") {
+                "/ops/login"
+            } else {
+                "/login"
+            };
+            let mut r = see_other(to);
+            if self.err.body.code == "session.expired" {
+                r.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+            }
+            return r;
+        }
+        let body = html! {
+            div.error role="alert" {
+                p { (self.err.body.message) }
+                dl {
+                    dt { (l.t("コード", "Code")) } dd { code { (self.err.body.code) } }
+                    dt { (l.t("根拠条項", "Policy clause")) } dd { code { (self.err.body.clause) } }
+                }
+            }
+            p { a href=(self.back) { (l.t("戻る", "Back")) } }
+        };
+        let mut r = html_response(
+            self.err.status,
+            layout(
+                l,
+                l.t("できませんでした", "That did not work"),
+                None,
+                "/",
+                body,
+            ),
+        );
+        if let Some(s) = self.err.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, s.into());
+        }
+        r
+    }
+}
+
+trait PageCtx<T> {
+    fn page(self, lang: Lang, back: &'static str) -> Result<T, PageError>;
+}
+
+impl<T> PageCtx<T> for Result<T, ApiError> {
+    fn page(self, lang: Lang, back: &'static str) -> Result<T, PageError> {
+        self.map_err(|err| PageError { lang, err, back })
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+pub fn not_found(req: &Request) -> Response {
+    let l = Lang::from_headers(req.headers());
+    PageError {
+        lang: l,
+        err: ApiError::not_found(),
+        back: "/",
+    }
+    .into_response()
+}
+
+/// The form fields of a urlencoded body; repeated names (checkboxes) kept.
+fn fields(body: &Bytes) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|_| ApiError::invalid("P4.5(1)(2)", "the form could not be read"))
+}
+
+fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+    f.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// The session for a form page, creating an anonymous one (for its CSRF token) if
+/// there is none yet.
+fn form_session(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Authed, Option<HeaderValue>), ApiError> {
+    match svc::session(st, headers) {
+        Ok(a) => Ok((a, None)),
+        Err(_) => {
+            let (token, session) = st
+                .sessions
+                .create(Principal::Anonymous, st.platform.now())?;
+            let cookie = session_cookie(&token, st.cfg.sessions.idle_us / 1_000_000);
+            Ok((
+                Authed {
+                    token,
+                    session,
+                    via_cookie: true,
+                },
+                Some(cookie),
+            ))
+        }
+    }
+}
+
+fn with_cookie(mut r: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        r.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// Checks the CSRF field of a posted form against the cookie session.
+fn posted(st: &AppState, headers: &HeaderMap, f: &[(String, String)]) -> Result<Authed, ApiError> {
+    let a = svc::session(st, headers)?;
+    svc::check_csrf(&a, Some(field(f, "csrf")))?;
+    Ok(a)
+}
+
+// ---- public pages ---------------------------------------------------------------------
+
+async fn home(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    match svc::session(&st, &headers).map(|a| a.session.principal) {
+        Ok(Principal::Individual { .. }) => see_other("/portal"),
+        Ok(Principal::Staff { .. }) => see_other("/ops"),
+        _ => see_other("/login"),
+    }
+}
+
+#[derive(Deserialize)]
+struct Back {
+    back: Option<String>,
+}
+
+async fn set_lang(Path(to): Path<String>, Query(q): Query<Back>) -> Response {
+    let to = if to == "en" { "en" } else { "ja" };
+    // Only same-site paths: never an open redirect.
+    let back = q
+        .back
+        .filter(|b| {
+            b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') && b.len() < 200
+        })
+        .unwrap_or_else(|| "/".into());
+    let mut r = see_other(&back);
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&format!(
+            "lang={to}; Path=/; Secure; SameSite=Strict; Max-Age=31536000"
+        ))
+        .expect("ascii"),
+    );
+    r
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+fn login_form(l: Lang, action: &str, csrf: &str, staff: bool) -> Markup {
+    html! {
+        form.card method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            @if staff {
+                label for="login" { (l.t("職員ID", "Staff id")) }
+                input id="login" name="login" type="text" autocomplete="username" required maxlength="64";
+            } @else {
+                label for="login" { (l.t("メールアドレス", "E-mail address")) }
+                input id="login" name="login" type="email" autocomplete="email" required maxlength="254";
+            }
+            label for="password" { (l.t("パスワード", "Password")) }
+            input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024";
+            button type="submit" { (l.t("ログイン", "Sign in")) }
+        }
+    }
+}
+
+async fn login_page(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let (a, cookie) = form_session(&st, &headers).page(l, "/login")?;
+    let body = html! {
+        (login_form(l, "/login", &a.session.csrf, false))
+        p { (l.t("はじめての方は", "New here? ")) a href="/signup" { (l.t("新規登録", "Sign up")) } }
+        p { a href="/ops/login" { (l.t("運用担当者の方はこちら", "Operations staff sign in")) } }
+    };
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(with_cookie(
+        html_response(
+            StatusCode::OK,
+            layout(l, l.t("ログイン", "Sign in"), Some(nav), "/login", body),
+        ),
+        cookie,
+    ))
+}
+
+async fn ops_login_page(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let (a, cookie) = form_session(&st, &headers).page(l, "/login")?;
+    let body = login_form(l, "/ops/login", &a.session.csrf, true);
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(with_cookie(
+        html_response(
+            StatusCode::OK,
+            layout(
+                l,
+                l.t("運用担当者ログイン", "Staff sign in"),
+                Some(nav),
+                "/ops/login",
+                body,
+            ),
+        ),
+        cookie,
+    ))
+}
+
+async fn do_login(
+    st: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    body: &Bytes,
+    kind: LoginKind,
+) -> Result<Response, ApiError> {
+    let f = fields(body)?;
+    let a = posted(st, headers, &f)?;
+    let (token, _) = svc::login(
+        st,
+        peer.ip(),
+        kind,
+        field(&f, "login"),
+        Zeroizing::new(field(&f, "password").to_string()),
+        Some(&a.token),
+    )
+    .await?;
+    let mut r = see_other(match kind {
+        LoginKind::Staff => "/ops",
+        _ => "/portal",
+    });
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&token, st.cfg.sessions.absolute_us / 1_000_000),
+    );
+    Ok(r)
+}
+
+async fn login_post(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    do_login(&st, &headers, peer, &body, LoginKind::Individual)
+        .await
+        .page(l, "/login")
+}
+
+async fn ops_login_post(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    do_login(&st, &headers, peer, &body, LoginKind::Staff)
+        .await
+        .page(l, "/ops/login")
+}
+
+async fn logout(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let f = fields(&body).page(l, "/")?;
+    let a = posted(&st, &headers, &f).page(l, "/")?;
+    st.sessions.remove(&a.token);
+    let mut r = see_other("/login");
+    r.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+    Ok(r)
+}
+
+async fn signup_page(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let (a, cookie) = form_session(&st, &headers).page(l, "/signup")?;
+    let body = html! {
+        p { (l.t("氏名・住所などは個人情報として健康情報とは別の領域に暗号化して保管します。",
+                 "Your name, address and contact details are kept encrypted, apart from health data.")) }
+        form.card method="post" action="/signup" {
+            input type="hidden" name="csrf" value=(a.session.csrf);
+            label for="name" { (l.t("氏名", "Full name")) }
+            input id="name" name="name" type="text" autocomplete="name" required maxlength="100";
+            label for="address" { (l.t("住所", "Address")) }
+            input id="address" name="address" type="text" autocomplete="street-address" required maxlength="200";
+            label for="birth_date" { (l.t("生年月日", "Date of birth")) }
+            input id="birth_date" name="birth_date" type="date" required;
+            label for="email" { (l.t("メールアドレス", "E-mail address")) }
+            input id="email" name="email" type="email" autocomplete="email" required maxlength="254";
+            label for="phone" { (l.t("電話番号（任意）", "Phone (optional)")) }
+            input id="phone" name="phone" type="tel" autocomplete="tel" maxlength="20";
+            label for="password" { (l.t("パスワード（10文字以上）", "Password (10 characters or more)")) }
+            input id="password" name="password" type="password" autocomplete="new-password" required minlength="10" maxlength="1024";
+            button type="submit" { (l.t("登録する", "Sign up")) }
+        }
+    };
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(with_cookie(
+        html_response(
+            StatusCode::OK,
+            layout(l, l.t("新規登録", "Sign up"), Some(nav), "/signup", body),
+        ),
+        cookie,
+    ))
+}
+
+async fn signup_post(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let run = async {
+        let f = fields(&body)?;
+        let a = posted(&st, &headers, &f)?;
+        let input = svc::SignupInput {
+            name: field(&f, "name").into(),
+            address: field(&f, "address").into(),
+            birth_date: field(&f, "birth_date").into(),
+            email: field(&f, "email").into(),
+            phone: Some(field(&f, "phone").into()),
+            password: field(&f, "password").into(),
+        };
+        let email = input.email.clone();
+        let password = Zeroizing::new(input.password.clone());
+        svc::signup(&st, peer.ip(), input).await?;
+        // Signed in at once, then on to the policy (P8) before anything else.
+        let (token, _) = svc::login(
+            &st,
+            peer.ip(),
+            LoginKind::Individual,
+            &email,
+            password,
+            Some(&a.token),
+        )
+        .await?;
+        let mut r = see_other("/policy");
+        r.headers_mut().insert(
+            header::SET_COOKIE,
+            session_cookie(&token, st.cfg.sessions.absolute_us / 1_000_000),
+        );
+        Ok::<_, ApiError>(r)
+    };
+    run.await.page(l, "/signup")
+}
+
+async fn policy_page(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let (a, cookie) = form_session(&st, &headers).page(l, "/policy")?;
+    let version = svc::policy(&st).await.page(l, "/")?;
+    let accepted = match &a.session.principal {
+        Principal::Individual { person, .. } => Some(
+            st.platform
+                .person_state(person)
+                .await
+                .map_err(ApiError::from)
+                .page(l, "/")?
+                .accepted_policy
+                .map(|p| p.to_string()),
+        ),
+        _ => None,
+    };
+    let body = html! {
+        @match &version {
+            None => p { (l.t("現在施行中のポリシーはありません。", "No policy version is in force.")) },
+            Some(v) => {
+                p {
+                    (l.t("施行中の版: ", "Version in force: ")) code { (v.id) }
+                    br;
+                    (l.t("施行日: ", "In force from: ")) (jst(&v.in_force_from))
+                    br;
+                    (l.t("適用日: ", "Applies from: ")) (jst(&v.applies_from))
+                }
+                p { (l.t("神奈川県健康情報等プラットフォーム及びマイME-BYOカルテのセキュリティポリシー（原文は日本語）。県は事前の同意なくポリシーを改定できます（第8条）。",
+                        "The security policy of the Kanagawa health information platform and My ME-BYO Karte (the Japanese original governs). The prefecture may revise it without prior consent (clause 8).")) }
+                @if let Some(acc) = &accepted {
+                    @if acc.as_deref() == Some(v.id.as_str()) {
+                        p.ok role="status" { (l.t("この版に同意済みです。", "You have accepted this version.")) }
+                        p { a href="/portal" { (l.t("記録へ進む", "Go to my records")) } }
+                    } @else {
+                        form.card method="post" action="/policy/accept" {
+                            input type="hidden" name="csrf" value=(a.session.csrf);
+                            button type="submit" { (l.t("この版に同意する", "Accept this version")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(with_cookie(
+        html_response(
+            StatusCode::OK,
+            layout(
+                l,
+                l.t("セキュリティポリシー", "Security policy"),
+                Some(nav),
+                "/policy",
+                body,
+            ),
+        ),
+        cookie,
+    ))
+}
+
+async fn policy_accept(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let run = async {
+        let f = fields(&body)?;
+        let a = posted(&st, &headers, &f)?;
+        svc::accept_policy(&st, &a).await?;
+        Ok::<_, ApiError>(see_other("/portal"))
+    };
+    run.await.page(l, "/policy")
+}
+
+// ---- portal -----------------------------------------------------------------------------
+
+fn signed_individual(st: &AppState, headers: &HeaderMap, l: Lang) -> Result<Authed, PageError> {
+    let a = svc::signed_in(st, headers).page(l, "/portal")?;
+    svc::individual(&a).page(l, "/")?;
+    Ok(a)
+}
+
+/// A line chart of one or two series over time, as inline SVG.
+fn chart(l: Lang, label: &str, unit: &str, series: &[(&str, &str, Vec<(i64, f64)>)]) -> Markup {
+    let (w, h, pad) = (600.0, 220.0, 36.0);
+    let pts: Vec<&(i64, f64)> = series.iter().flat_map(|s| s.2.iter()).collect();
+    if pts.is_empty() {
+        return html! { p { (l.t("まだ記録がありません。", "No readings yet.")) } };
+    }
+    let (t0, t1) = pts
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (v0, v1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (v0, v1) = ((v0 - 5.0).floor(), (v1 + 5.0).ceil());
+    let x = |t: i64| {
+        if t1 == t0 {
+            w / 2.0
+        } else {
+            pad + (t - t0) as f64 / (t1 - t0) as f64 * (w - 2.0 * pad)
+        }
+    };
+    let y = |v: f64| h - pad - (v - v0) / (v1 - v0) * (h - 2.0 * pad);
+    let date = |t: i64| {
+        jst(&mebyo_platform::world::rfc3339_jst(
+            mebyo_domain::Timestamp(t),
+        ))[..10]
+            .to_string()
+    };
+    html! {
+        figure.chart {
+            svg viewBox=(format!("0 0 {w} {h}")) role="img" aria-label=(format!("{label} ({unit})")) {
+                title { (label) " (" (unit) ")" }
+                line x1=(pad) y1=(h - pad) x2=(w - pad) y2=(h - pad) stroke="#444" {}
+                line x1=(pad) y1=(pad) x2=(pad) y2=(h - pad) stroke="#444" {}
+                text x="2" y=(pad + 4.0) font-size="12" fill="#1a1a1a" { (v1) }
+                text x="2" y=(h - pad) font-size="12" fill="#1a1a1a" { (v0) }
+                text x=(pad) y=(h - 8.0) font-size="12" fill="#1a1a1a" { (date(t0)) }
+                text x=(w - pad) y=(h - 8.0) font-size="12" fill="#1a1a1a" text-anchor="end" { (date(t1)) }
+                @for (_, color, s) in series {
+                    polyline fill="none" stroke=(*color) stroke-width="2"
+                        points=(s.iter().map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v))).collect::<Vec<_>>().join(" ")) {}
+                    @for (t, v) in s {
+                        circle cx=(format!("{:.1}", x(*t))) cy=(format!("{:.1}", y(*v))) r="3" fill=(*color) {}
+                    }
+                }
+            }
+            figcaption {
+                (label) " (" (unit) ") "
+                @for (name, color, _) in series {
+                    span.key { svg width="12" height="12" aria-hidden="true" { rect width="12" height="12" fill=(*color) {} } " " (name) " " }
+                }
+            }
+        }
+    }
+}
+
+fn provenance_text(l: Lang, r: &svc::RecordView) -> String {
+    let origin = if r.origin == "self_entered" {
+        l.t("本人入力", "self-entered")
+    } else {
+        l.t("医療機関", "medical institution")
+    };
+    match &r.original_identifier {
+        Some(id) => format!("{origin} · {} · {id}", r.created_by),
+        None => format!("{origin} · {}", r.created_by),
+    }
+}
+
+async fn portal(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Done>,
+) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let a = signed_individual(&st, &headers, l)?;
+    let me = svc::me(&st, &a).await.page(l, "/")?;
+    let records: Vec<RecordEntry> = svc::my_records(&st, &a).await.page(l, "/")?;
+    let mut bp_sys = vec![];
+    let mut bp_dia = vec![];
+    let mut weight = vec![];
+    for r in records.iter().rev() {
+        match r.vital {
+            Some(VitalKind::BloodPressure) => {
+                if let Some((s, d)) = svc::bp_values(&r.resource) {
+                    bp_sys.push((r.effective_at.0, s));
+                    bp_dia.push((r.effective_at.0, d));
+                }
+            }
+            Some(VitalKind::Weight) => {
+                if let Some((v, _)) = svc::value_quantity(&r.resource) {
+                    weight.push((r.effective_at.0, v));
+                }
+            }
+            _ => {}
+        }
+    }
+    let views: Vec<svc::RecordView> = records.iter().map(svc::record_view).collect();
+    let csrf = a.session.csrf.clone();
+    let needs_policy = me.policy_in_force.is_some() && me.policy_accepted != me.policy_in_force;
+    let body = html! {
+        @if let Some(name) = &me.name { p { (name) (l.t(" さん", "")) } }
+        @if needs_policy {
+            p.warn role="alert" { (l.t("新しいセキュリティポリシーへの同意が必要です。", "Please accept the security policy in force.")) " "
+                a href="/policy" { (l.t("確認する", "Review it")) } }
+        }
+        @if q.done.as_deref() == Some("vitals") { p.ok role="status" { (l.t("記録しました。", "Saved.")) } }
+        section aria-labelledby="bp-h" {
+            h2 id="bp-h" { (l.t("血圧を記録", "Record blood pressure")) }
+            form.card method="post" action="/portal/vitals" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="kind" value="blood_pressure";
+                label for="systolic" { (l.t("最高血圧（mmHg）", "Systolic (mmHg)")) }
+                input id="systolic" name="systolic" type="number" inputmode="numeric" min="50" max="300" required;
+                label for="diastolic" { (l.t("最低血圧（mmHg）", "Diastolic (mmHg)")) }
+                input id="diastolic" name="diastolic" type="number" inputmode="numeric" min="20" max="200" required;
+                label for="bp_at" { (l.t("測定日時（空欄なら現在）", "Measured at (blank: now)")) }
+                input id="bp_at" name="at" type="datetime-local";
+                button type="submit" { (l.t("記録する", "Save")) }
+            }
+        }
+        section aria-labelledby="wt-h" {
+            h2 id="wt-h" { (l.t("体重を記録", "Record weight")) }
+            form.card method="post" action="/portal/vitals" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="kind" value="body_weight";
+                label for="kg" { (l.t("体重（kg）", "Weight (kg)")) }
+                input id="kg" name="kg" type="number" inputmode="decimal" min="1" max="500" step="0.1" required;
+                label for="wt_at" { (l.t("測定日時（空欄なら現在）", "Measured at (blank: now)")) }
+                input id="wt_at" name="at" type="datetime-local";
+                button type="submit" { (l.t("記録する", "Save")) }
+            }
+        }
+        section aria-labelledby="charts-h" {
+            h2 id="charts-h" { (l.t("推移", "Over time")) }
+            (chart(l, l.t("血圧", "Blood pressure"), "mmHg", &[
+                (l.t("最高", "systolic"), "#b3261e", bp_sys),
+                (l.t("最低", "diastolic"), "#0b57d0", bp_dia),
+            ]))
+            (chart(l, l.t("体重", "Weight"), "kg", &[(l.t("体重", "weight"), "#146c2e", weight)]))
+        }
+        section aria-labelledby="list-h" {
+            h2 id="list-h" { (l.t("記録一覧", "All records")) }
+            @if views.is_empty() { p { (l.t("まだ記録がありません。", "No records yet.")) } }
+            @else {
+                div.scroll {
+                    table {
+                        caption.sr { (l.t("記録一覧（新しい順）", "Records, newest first")) }
+                        thead { tr {
+                            th scope="col" { (l.t("日時", "When")) }
+                            th scope="col" { (l.t("種類", "Kind")) }
+                            th scope="col" { (l.t("値", "Value")) }
+                            th scope="col" { (l.t("出所", "Provenance")) }
+                        } }
+                        tbody {
+                            @for r in &views {
+                                tr {
+                                    td { (jst(&r.effective_at)) }
+                                    td { (category_name(l, r.category)) @if let Some(v) = &r.vital { " · " (v) } }
+                                    td { (r.summary) }
+                                    td.prov { (provenance_text(l, r)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            l,
+            l.t("わたしの記録", "My records"),
+            Some(nav),
+            "/portal",
+            body,
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+async fn vitals_post(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let run = async {
+        let f = fields(&body)?;
+        let a = posted(&st, &headers, &f)?;
+        let at = Some(field(&f, "at").to_string());
+        let num = |name: &str| -> Result<f64, ApiError> {
+            field(&f, name)
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| ApiError::invalid("P2(1)", format!("{name} must be a number")))
+        };
+        let input = match field(&f, "kind") {
+            "blood_pressure" => svc::VitalInput::BloodPressure {
+                systolic: num("systolic")? as u32,
+                diastolic: num("diastolic")? as u32,
+                at,
+            },
+            "body_weight" => svc::VitalInput::BodyWeight { kg: num("kg")?, at },
+            _ => return Err(ApiError::invalid("P2(1)", "unknown kind of reading")),
+        };
+        svc::add_vital(&st, &a, input).await?;
+        Ok(see_other("/portal?done=vitals"))
+    };
+    run.await.page(l, "/portal")
+}
+
+const PURPOSES: [Purpose; 4] = [
+    Purpose::Care,
+    Purpose::HealthGuidance,
+    Purpose::CheckupFollowUp,
+    Purpose::MedicationReview,
+];
+
+async fn consents_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Done>,
+) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let a = signed_individual(&st, &headers, l)?;
+    let consents = svc::my_consents(&st, &a).await.page(l, "/portal")?;
+    st.caught_up().await;
+    let providers = svc::providers(&st, true);
+    let csrf = &a.session.csrf;
+    let body = html! {
+        @match q.done.as_deref() {
+            Some("granted") => p.ok role="status" { (l.t("同意しました。", "Consent granted.")) },
+            Some("revoked") => p.ok role="status" { (l.t("同意を撤回しました。", "Consent revoked.")) },
+            _ => {}
+        }
+        section aria-labelledby="grant-h" {
+            h2 id="grant-h" { (l.t("事業者に同意する", "Grant a provider access")) }
+            @if providers.is_empty() { p { (l.t("同意できる事業者はまだありません。", "No approved providers yet.")) } }
+            @else {
+                form.card method="post" action="/portal/consents" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="provider" { (l.t("事業者", "Provider")) }
+                    select id="provider" name="provider" required {
+                        @for p in &providers { option value=(p.provider) { (p.provider) } }
+                    }
+                    fieldset {
+                        legend { (l.t("提供するデータの種類", "Kinds of data")) }
+                        @for c in Category::ALL {
+                            @let key = enum_key(c);
+                            div.check {
+                                input type="checkbox" id={"cat-" (key)} name="categories" value=(key) checked[c == Category::Vitals];
+                                label for={"cat-" (key)} { (category_name(l, c)) }
+                            }
+                        }
+                    }
+                    label for="purpose" { (l.t("利用目的", "Purpose")) }
+                    select id="purpose" name="purpose" required {
+                        @for p in PURPOSES { option value=(enum_key(p)) { (purpose_name(l, p)) } }
+                    }
+                    label for="days" { (l.t("有効期間（日）", "Valid for (days)")) }
+                    input id="days" name="days" type="number" min="1" max="3650" value="90" required;
+                    button type="submit" { (l.t("同意する", "Grant consent")) }
+                }
+            }
+        }
+        section aria-labelledby="list-h" {
+            h2 id="list-h" { (l.t("これまでの同意", "My consents")) }
+            @if consents.is_empty() { p { (l.t("同意はありません。", "No consents.")) } }
+            @else {
+                ul.items {
+                    @for c in &consents {
+                        li.card {
+                            p {
+                                strong { (c.provider) } " · " (purpose_name(l, c.purpose)) " · "
+                                @for (i, cat) in c.categories.iter().enumerate() { @if i > 0 { "、" } (category_name(l, *cat)) }
+                            }
+                            p {
+                                (l.t("状態: ", "State: "))
+                                @match c.state.as_str() {
+                                    "active" => (l.t("有効", "active")),
+                                    "revoked" => (l.t("撤回済み", "revoked")),
+                                    _ => (l.t("期限切れ", "expired")),
+                                }
+                                " · " (l.t("期限: ", "Expires: ")) (jst(&c.expires_at))
+                            }
+                            @if c.state == "active" {
+                                form method="post" action={"/portal/consents/" (c.consent) "/revoke"} {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button.secondary type="submit" aria-label={(l.t("撤回: ", "Revoke: ")) (c.provider)} { (l.t("撤回する", "Revoke")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let nav = Nav {
+        csrf,
+        principal: &a.session.principal,
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            l,
+            l.t("同意の管理", "My consents"),
+            Some(nav),
+            "/portal/consents",
+            body,
+        ),
+    ))
+}
+
+async fn consents_post(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let run = async {
+        let f = fields(&body)?;
+        let a = posted(&st, &headers, &f)?;
+        let categories = f
+            .iter()
+            .filter(|(k, _)| k == "categories")
+            .map(|(_, v)| svc::parse_categories(v))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let input = svc::ConsentInput {
+            provider: field(&f, "provider").into(),
+            categories,
+            purpose: svc::parse_purpose(field(&f, "purpose"))?,
+            days: field(&f, "days")
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::invalid("P4.6(2)", "days must be a number"))?,
+            years_back: None,
+        };
+        svc::grant_consent(&st, &a, input).await?;
+        Ok::<_, ApiError>(see_other("/portal/consents?done=granted"))
+    };
+    run.await.page(l, "/portal/consents")
+}
+
+async fn consent_revoke(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(consent): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let run = async {
+        let f = fields(&body)?;
+        let a = posted(&st, &headers, &f)?;
+        svc::revoke_consent(&st, &a, &consent).await?;
+        Ok::<_, ApiError>(see_other("/portal/consents?done=revoked"))
+    };
+    run.await.page(l, "/portal/consents")
+}
+
+async fn access_page(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let a = signed_individual(&st, &headers, l)?;
+    let lines = svc::my_access_log(&st, &a, 200).await.page(l, "/portal")?;
+    let body = html! {
+        p { (l.t("あなたのデータへのすべてのアクセスと拒否を新しい順に表示します（第4.6条(2)）。",
+                 "Every access to your data, and every refusal, newest first (clause 4.6(2)).")) }
+        @if lines.is_empty() { p { (l.t("まだアクセスはありません。", "No access yet.")) } }
+        @else {
+            ul.items {
+                @for x in &lines {
+                    li.card.access {
+                        p {
+                            strong {
+                                @match x.who.as_str() {
+                                    "themselves" => (l.t("ご本人", "You")),
+                                    "provider" => { (l.t("事業者 ", "Provider ")) (x.who_id.as_deref().unwrap_or("")) }
+                                    "representative" => { (l.t("代理人 ", "Representative ")) (x.who_id.as_deref().unwrap_or("")) }
+                                    "staff" => { (l.t("職員 ", "Staff ")) (x.who_id.as_deref().unwrap_or("")) }
+                                    other => (other),
+                                }
+                            }
+                            " · " (jst(&x.at))
+                        }
+                        p {
+                            @if x.outcome == "granted" { span.granted { (l.t("閲覧", "Read")) } }
+                            @else { span.refused { (l.t("拒否", "Refused")) } }
+                            " · " (l.t("目的: ", "Purpose: ")) (purpose_name(l, x.purpose))
+                            " · " @for (i, cat) in x.categories.iter().enumerate() { @if i > 0 { "、" } (category_name(l, *cat)) }
+                        }
+                        @if let Some(c) = &x.consent { p { (l.t("根拠となった同意: ", "Consent relied on: ")) code { (c) } } }
+                        @if let (Some(code), Some(clause)) = (&x.refusal_code, &x.refusal_clause) {
+                            p { (l.t("拒否理由: ", "Refusal: ")) code { (code) } " (" (clause) ")" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            l,
+            l.t("わたしのデータの閲覧履歴", "Who accessed my data"),
+            Some(nav),
+            "/portal/access",
+            body,
+        ),
+    ))
+}
+
+async fn notices_page(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let a = signed_individual(&st, &headers, l)?;
+    let body = html! {
+        @if st.cfg.notices.is_empty() {
+            p { (l.t("予定されているメンテナンスはありません。", "No maintenance is scheduled.")) }
+        } @else {
+            ul.items {
+                @for n in &st.cfg.notices {
+                    li.card { p { strong { (match l { Lang::Ja => &n.title_ja, Lang::En => &n.title_en }) } }
+                        p { (jst(&n.starts_at)) " – " (jst(&n.ends_at)) } }
+                }
+            }
+        }
+    };
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            l,
+            l.t("メンテナンスのお知らせ", "Maintenance notices"),
+            Some(nav),
+            "/portal/notices",
+            body,
+        ),
+    ))
+}
+
+// ---- dashboard --------------------------------------------------------------------------
+
+fn bars(label: &str, data: &[(String, u32)]) -> Markup {
+    let (w, h, pad) = (600.0, 160.0, 24.0);
+    let max = data.iter().map(|d| d.1).max().unwrap_or(0).max(1) as f64;
+    let bw = if data.is_empty() {
+        0.0
+    } else {
+        (w - 2.0 * pad) / data.len() as f64
+    };
+    html! {
+        figure.chart {
+            svg viewBox=(format!("0 0 {w} {h}")) role="img" aria-label=(label) {
+                title { (label) }
+                line x1=(pad) y1=(h - pad) x2=(w - pad) y2=(h - pad) stroke="#444" {}
+                @for (i, (_, n)) in data.iter().enumerate() {
+                    @let bh = *n as f64 / max * (h - 2.0 * pad);
+                    rect x=(format!("{:.1}", pad + i as f64 * bw + 2.0)) y=(format!("{:.1}", h - pad - bh))
+                        width=(format!("{:.1}", (bw - 4.0).max(1.0))) height=(format!("{:.1}", bh)) fill="#0b57d0" {}
+                }
+                text x="2" y=(pad) font-size="12" fill="#1a1a1a" { (max) }
+            }
+            figcaption { (label) }
+        }
+    }
+}
+
+async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let a = svc::signed_in(&st, &headers).page(l, "/ops")?;
+    let s = svc::ops_summary(&st, &a).await.page(l, "/")?;
+    let volume: Vec<(String, u32)> = {
+        let mut by_hour = std::collections::BTreeMap::<String, u32>::new();
+        for p in &s.access {
+            for (h, g, r) in &p.last_24h {
+                *by_hour.entry(h.clone()).or_default() += g + r;
+            }
+        }
+        by_hour.into_iter().collect()
+    };
+    let body = html! {
+        p { (l.t("集計のみを表示し、健康情報は表示しません（第4.6条(2)）。", "Aggregates only; no health content is shown (clause 4.6(2)).")) " "
+            (l.t("更新: ", "As of ")) (jst(&s.generated_at)) }
+        div.grid {
+            section.card aria-labelledby="reg-h" {
+                h2 id="reg-h" { (l.t("登録者", "Registrations")) }
+                dl.kv {
+                    dt { (l.t("登録累計", "Registered")) } dd #registered { (s.registrations.registered) }
+                    dt { (l.t("利用中", "Active")) } dd { (s.registrations.active) }
+                    dt { (l.t("退会（消去待ち）", "Withdrawn")) } dd { (s.registrations.withdrawn) }
+                    dt { (l.t("消去済み", "Erased")) } dd { (s.registrations.erased) }
+                }
+                (bars(l.t("日別登録数（14日）", "Registrations per day (14 days)"), &s.registrations_per_day))
+            }
+            section.card aria-labelledby="con-h" {
+                h2 id="con-h" { (l.t("同意", "Consents")) }
+                dl.kv {
+                    dt { (l.t("有効", "Active")) } dd #consents-active { (s.consents.active) }
+                    dt { (l.t("撤回", "Revoked")) } dd #consents-revoked { (s.consents.revoked) }
+                    dt { (l.t("期限切れ", "Expired")) } dd { (s.consents.expired) }
+                }
+            }
+            section.card aria-labelledby="chain-h" {
+                h2 id="chain-h" { (l.t("監査チェーン", "Audit chain")) }
+                dl.kv {
+                    dt { (l.t("イベント数", "Events")) } dd #head-count { (s.chain.head_count) }
+                    dt { (l.t("先頭ハッシュ", "Head hash")) } dd { code.hash { (s.chain.head_hash) } }
+                    dt { (l.t("集計済み位置", "Projected to")) } dd { (s.chain.projected_position) }
+                    dt { (l.t("最終検証", "Last verification")) } dd { (s.chain.last_verification.as_deref().unwrap_or(l.t("記録なし（未連携）", "none recorded yet"))) }
+                }
+            }
+        }
+        section.card aria-labelledby="prov-h" {
+            h2 id="prov-h" { (l.t("事業者と閲覧数", "Providers and reads")) }
+            div.scroll { table {
+                thead { tr {
+                    th scope="col" { (l.t("事業者", "Provider")) }
+                    th scope="col" { (l.t("状態", "State")) }
+                    th scope="col" { (l.t("接続", "Connection")) }
+                    th scope="col" { (l.t("閲覧", "Reads")) }
+                    th scope="col" { (l.t("拒否", "Refused")) }
+                } }
+                tbody {
+                    @for p in &s.providers {
+                        @let acc = s.access.iter().find(|x| x.provider == p.provider);
+                        tr {
+                            td { (p.provider) }
+                            td { (p.status) }
+                            td { (p.connection.as_deref().unwrap_or("-")) }
+                            td.num data-provider=(p.provider) data-kind="granted" { (acc.map_or(0, |x| x.granted)) }
+                            td.num data-provider=(p.provider) data-kind="refused" { (acc.map_or(0, |x| x.refused)) }
+                        }
+                    }
+                }
+            } }
+            (bars(l.t("直近24時間の閲覧数（時間別）", "Reads in the last 24 hours, by hour"), &volume))
+        }
+        div.grid {
+            section.card aria-labelledby="ref-h" {
+                h2 id="ref-h" { (l.t("拒否の内訳", "Refusals by code")) }
+                @if s.refusals.is_empty() { p { (l.t("なし", "None")) } }
+                ul { @for (code, n) in &s.refusals { li { code { (code) } ": " (n) } } }
+            }
+            section.card aria-labelledby="cred-h" {
+                h2 id="cred-h" { (l.t("接続情報", "Connection information")) }
+                p { (l.t("30日以内に期限: ", "Expiring within 30 days: ")) (s.credentials_near_expiry.len())
+                    " · " (l.t("期限切れ: ", "Expired: ")) (s.credentials_expired.len())
+                    " · " (l.t("取消: ", "Revoked: ")) (s.revocations) }
+                ul { @for c in s.credentials_near_expiry.iter().take(20) { li { code { (c.credential) } " " (c.holder) " → " (jst(&c.expires_at)) } } }
+            }
+            section.card aria-labelledby="ops-h" {
+                h2 id="ops-h" { (l.t("バックアップ・インシデント", "Backups and incidents")) }
+                p { (l.t("バックアップ記録: 未連携", "Backup runs: not connected yet")) }
+                p { (l.t("インシデント: 未連携", "Incidents: not connected yet")) }
+                p { (l.t("研修期限が近い職員: ", "Staff training due: ")) (s.staff_training_due.len()) }
+            }
+        }
+    };
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            l,
+            l.t("運用ダッシュボード", "Operations dashboard"),
+            Some(nav),
+            "/ops",
+            body,
+        ),
+    ))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/app.css", get(stylesheet))
+        .route("/lang/{to}", get(set_lang))
+        .route("/login", get(login_page).post(login_post))
+        .route("/ops/login", get(ops_login_page).post(ops_login_post))
+        .route("/logout", post(logout))
+        .route("/signup", get(signup_page).post(signup_post))
+        .route("/policy", get(policy_page))
+        .route("/policy/accept", post(policy_accept))
+        .route("/portal", get(portal))
+        .route("/portal/vitals", post(vitals_post))
+        .route("/portal/consents", get(consents_page).post(consents_post))
+        .route("/portal/consents/{consent}/revoke", post(consent_revoke))
+        .route("/portal/access", get(access_page))
+        .route("/portal/notices", get(notices_page))
+        .route("/ops", get(dashboard))
+}
+
+#[allow(dead_code)]
+fn unused(_: PreEscaped<&str>) {}

@@ -1,0 +1,297 @@
+//! Sessions and request budgets.
+//!
+//! Sessions live in memory only: a restart signs everyone out, which is the safe
+//! direction, and no session secret ever reaches disk. Tokens are 256 random bits;
+//! a session ends on logout, after `idle` without use and at `absolute` after it
+//! began, measured on the platform's injected clock so tests can move time (P4.6(1)).
+//! Each session carries its own CSRF token (synchronizer pattern), required on every
+//! state-changing request made with the cookie.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use base64::Engine;
+use mebyo_domain::{Actor, CredentialId, PersonId, ProviderId, StaffId, Timestamp};
+use parking_lot::Mutex;
+use rand::RngCore;
+
+use crate::error::ApiError;
+
+/// Who a session speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Not signed in: holds only a CSRF token for the sign-in and sign-up forms.
+    Anonymous,
+    Individual {
+        person: PersonId,
+        credential: CredentialId,
+    },
+    Staff {
+        staff: StaffId,
+    },
+    Provider {
+        provider: ProviderId,
+        credential: CredentialId,
+    },
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        match self {
+            Principal::Anonymous => Actor::Applicant,
+            Principal::Individual { person, credential } => Actor::Individual {
+                person: person.clone(),
+                credential: credential.clone(),
+            },
+            Principal::Staff { staff } => Actor::Staff {
+                staff: staff.clone(),
+            },
+            Principal::Provider {
+                provider,
+                credential,
+            } => Actor::Provider {
+                provider: provider.clone(),
+                credential: credential.clone(),
+            },
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Principal::Anonymous => "anonymous",
+            Principal::Individual { .. } => "individual",
+            Principal::Staff { .. } => "staff",
+            Principal::Provider { .. } => "provider",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub principal: Principal,
+    pub csrf: String,
+    pub created: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Ends a session unused this long (µs).
+    pub idle_us: i64,
+    /// Ends any session this long after it began (µs).
+    pub absolute_us: i64,
+    /// Most sessions held at once; beyond it new sessions are refused (memory bound).
+    pub max_sessions: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            idle_us: 15 * 60 * 1_000_000,
+            absolute_us: 8 * 3600 * 1_000_000,
+            max_sessions: 200_000,
+        }
+    }
+}
+
+pub struct Sessions {
+    limits: SessionLimits,
+    map: Mutex<HashMap<String, Session>>,
+}
+
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Equality in time independent of where the strings differ.
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Sessions {
+    pub fn new(limits: SessionLimits) -> Self {
+        Self {
+            limits,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn live(&self, s: &Session, now: Timestamp) -> bool {
+        now.0 - s.last_seen.0 < self.limits.idle_us && now.0 - s.created.0 < self.limits.absolute_us
+    }
+
+    /// A new session; returns its token.
+    pub fn create(
+        &self,
+        principal: Principal,
+        now: Timestamp,
+    ) -> Result<(String, Session), ApiError> {
+        let mut m = self.map.lock();
+        if m.len() >= self.limits.max_sessions {
+            m.retain(|_, s| {
+                now.0 - s.last_seen.0 < self.limits.idle_us
+                    && now.0 - s.created.0 < self.limits.absolute_us
+            });
+            if m.len() >= self.limits.max_sessions {
+                return Err(ApiError::unavailable("too many sessions; try again later"));
+            }
+        }
+        let token = random_token();
+        let s = Session {
+            principal,
+            csrf: random_token(),
+            created: now,
+            last_seen: now,
+        };
+        m.insert(token.clone(), s.clone());
+        Ok((token, s))
+    }
+
+    /// The live session of `token`, touched; an ended one is removed and reported.
+    pub fn get(&self, token: &str, now: Timestamp) -> Result<Session, ApiError> {
+        let mut m = self.map.lock();
+        let Some(s) = m.get_mut(token) else {
+            return Err(ApiError::unauthenticated());
+        };
+        if !(now.0 - s.last_seen.0 < self.limits.idle_us
+            && now.0 - s.created.0 < self.limits.absolute_us)
+        {
+            m.remove(token);
+            return Err(ApiError::session_expired());
+        }
+        s.last_seen = now;
+        Ok(s.clone())
+    }
+
+    pub fn remove(&self, token: &str) {
+        self.map.lock().remove(token);
+    }
+
+    /// Ends every session of a principal (password change, lockout by staff).
+    pub fn remove_principal(&self, p: &Principal) {
+        self.map.lock().retain(|_, s| s.principal != *p);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops ended sessions (called now and then, so memory follows use).
+    pub fn sweep(&self, now: Timestamp) {
+        let mut m = self.map.lock();
+        m.retain(|_, s| self.live(s, now));
+    }
+}
+
+/// Token buckets per client address, against guessing and floods (P4.4, P4.8(2)).
+pub struct RateLimiter {
+    /// Tokens a client may hold (burst).
+    capacity: f64,
+    /// Tokens added per second.
+    refill_per_s: f64,
+    max_clients: usize,
+    buckets: Mutex<HashMap<IpAddr, (f64, Timestamp)>>,
+}
+
+impl RateLimiter {
+    pub fn new(capacity: u32, per_minute: u32, max_clients: usize) -> Self {
+        Self {
+            capacity: capacity as f64,
+            refill_per_s: per_minute as f64 / 60.0,
+            max_clients,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `ip`, or says how many seconds until one is available.
+    pub fn check(&self, ip: IpAddr, now: Timestamp) -> Result<(), u64> {
+        let mut m = self.buckets.lock();
+        if m.len() >= self.max_clients && !m.contains_key(&ip) {
+            // Forget clients whose buckets have refilled: they are indistinguishable
+            // from new ones. If all are busy, refuse rather than grow without bound.
+            let full_after = (self.capacity / self.refill_per_s * 1e6) as i64;
+            m.retain(|_, (_, t)| now.0 - t.0 < full_after);
+            if m.len() >= self.max_clients {
+                return Err(60);
+            }
+        }
+        let (tokens, last) = m.entry(ip).or_insert((self.capacity, now));
+        let elapsed = ((now.0 - last.0).max(0)) as f64 / 1e6;
+        *tokens = (*tokens + elapsed * self.refill_per_s).min(self.capacity);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.refill_per_s).ceil() as u64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_expire_idle_and_absolute_p4_6_1() {
+        let s = Sessions::new(SessionLimits {
+            idle_us: 10,
+            absolute_us: 25,
+            max_sessions: 10,
+        });
+        let (t, _) = s.create(Principal::Anonymous, Timestamp(0)).unwrap();
+        assert!(s.get(&t, Timestamp(9)).is_ok());
+        assert!(s.get(&t, Timestamp(18)).is_ok());
+        let e = s.get(&t, Timestamp(26)).unwrap_err();
+        assert_eq!(e.body.code, "session.expired");
+        assert_eq!(
+            s.get(&t, Timestamp(26)).unwrap_err().body.code,
+            "auth.required"
+        );
+        let (t2, _) = s.create(Principal::Anonymous, Timestamp(0)).unwrap();
+        assert_eq!(
+            s.get(&t2, Timestamp(10)).unwrap_err().body.code,
+            "session.expired"
+        );
+    }
+
+    #[test]
+    fn session_capacity_is_bounded() {
+        let s = Sessions::new(SessionLimits {
+            idle_us: 10,
+            absolute_us: 100,
+            max_sessions: 2,
+        });
+        s.create(Principal::Anonymous, Timestamp(0)).unwrap();
+        s.create(Principal::Anonymous, Timestamp(0)).unwrap();
+        assert!(s.create(Principal::Anonymous, Timestamp(1)).is_err());
+        // Once the old ones have ended there is room again.
+        assert!(s.create(Principal::Anonymous, Timestamp(20)).is_ok());
+    }
+
+    #[test]
+    fn rate_limiter_refills_p4_4() {
+        let r = RateLimiter::new(2, 60, 100);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(r.check(ip, Timestamp(0)).is_ok());
+        assert!(r.check(ip, Timestamp(0)).is_ok());
+        assert_eq!(r.check(ip, Timestamp(0)), Err(1));
+        assert!(r.check(ip, Timestamp(1_000_000)).is_ok());
+    }
+
+    #[test]
+    fn ct_eq_compares() {
+        assert!(ct_eq("abc", "abc"));
+        assert!(!ct_eq("abc", "abd"));
+        assert!(!ct_eq("abc", "ab"));
+    }
+}

@@ -1,0 +1,1120 @@
+//! What the portal, the dashboard and the JSON API do, once: authentication,
+//! sign-up, vitals, consents, reads, the disclosure record and the operator
+//! summary. Handlers only translate between HTTP and these functions, so the HTML
+//! and JSON faces can never disagree on a rule.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use mebyo_crypto::{IdentityRecord, Zeroizing};
+use mebyo_domain::access::{AccessRequest, Outcome as AccessOutcome};
+use mebyo_domain::consent::{Period, Purpose};
+use mebyo_domain::credential::{CredentialCommand, Holder};
+use mebyo_domain::fhir::VitalKind;
+use mebyo_domain::person::PersonCommand;
+use mebyo_domain::records::{Origin, Party, RecordCommand, RecordEntry, Submission};
+use mebyo_domain::{
+    Actor, Category, Channel, ConsentId, CredentialId, Duration, PersonId, ProviderId, RecordId,
+    StaffId, Timestamp,
+};
+use mebyo_platform::auth::{FailureOutcome, Subject};
+use mebyo_platform::world;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, outcome};
+use crate::session::{Principal, Session, ct_eq};
+
+pub const COOKIE: &str = "__Host-mebyo";
+const YEAR_US: i64 = 365 * 86_400_000_000;
+
+// ---- authentication ------------------------------------------------------------------
+
+/// A request's session and how it was presented.
+#[derive(Debug, Clone)]
+pub struct Authed {
+    pub token: String,
+    pub session: Session,
+    /// Cookie sessions need the CSRF token on state-changing requests; bearer
+    /// tokens are never sent by a browser on its own, so they do not.
+    pub via_cookie: bool,
+}
+
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(|s| s.trim().to_string())
+}
+
+/// The session presented, anonymous or not.
+pub fn session(st: &AppState, headers: &HeaderMap) -> ApiResult<Authed> {
+    let now = st.platform.now();
+    if let Some(token) = bearer(headers) {
+        let session = st.sessions.get(&token, now)?;
+        return Ok(Authed {
+            token,
+            session,
+            via_cookie: false,
+        });
+    }
+    let token = cookie_token(headers).ok_or_else(ApiError::unauthenticated)?;
+    let session = st.sessions.get(&token, now)?;
+    Ok(Authed {
+        token,
+        session,
+        via_cookie: true,
+    })
+}
+
+/// A signed-in session (not anonymous).
+pub fn signed_in(st: &AppState, headers: &HeaderMap) -> ApiResult<Authed> {
+    let a = session(st, headers)?;
+    if a.session.principal == Principal::Anonymous {
+        return Err(ApiError::unauthenticated());
+    }
+    Ok(a)
+}
+
+/// CSRF check for state-changing requests made with the cookie (P4.6(1)).
+pub fn check_csrf(a: &Authed, presented: Option<&str>) -> ApiResult<()> {
+    if !a.via_cookie {
+        return Ok(());
+    }
+    match presented {
+        Some(t) if ct_eq(t, &a.session.csrf) => Ok(()),
+        _ => Err(ApiError::csrf()),
+    }
+}
+
+pub fn csrf_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
+}
+
+pub fn individual(a: &Authed) -> ApiResult<(PersonId, Actor)> {
+    match &a.session.principal {
+        Principal::Individual { person, .. } => Ok((person.clone(), a.session.principal.actor())),
+        _ => Err(ApiError::wrong_role(
+            "only an individual user may do this, for their own data",
+        )),
+    }
+}
+
+pub fn staff(a: &Authed) -> ApiResult<StaffId> {
+    match &a.session.principal {
+        Principal::Staff { staff } => Ok(staff.clone()),
+        _ => Err(ApiError::wrong_role(
+            "only platform staff see the dashboard",
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginKind {
+    /// Individual user; `login` is the e-mail address.
+    Individual,
+    /// Platform staff; `login` is the staff id.
+    Staff,
+    /// A provider's responsible person; `login` is the provider id.
+    Provider,
+}
+
+fn resolve(st: &AppState, kind: LoginKind, login: &str) -> ApiResult<Option<Subject>> {
+    let login = login.trim();
+    if login.is_empty() || login.len() > 254 {
+        return Ok(None);
+    }
+    Ok(match kind {
+        LoginKind::Individual => st
+            .platform
+            .find_by_email(login)?
+            .into_iter()
+            .map(Subject::Person)
+            .find(|s| st.auth.contains(s)),
+        LoginKind::Staff => StaffId::new(login).ok().map(Subject::Staff),
+        LoginKind::Provider => ProviderId::new(login).ok().map(Subject::Provider),
+    })
+}
+
+/// Signs in: rate limit per client, lockout per account, argon2id verification on
+/// the bounded pool (P4.8(2)). Unknown logins cost the same hash as known ones.
+pub async fn login(
+    st: &AppState,
+    ip: IpAddr,
+    kind: LoginKind,
+    login: &str,
+    password: Zeroizing<String>,
+    previous: Option<&str>,
+) -> ApiResult<(String, Session)> {
+    let now = st.platform.now();
+    st.auth_limiter
+        .check(ip, now)
+        .map_err(ApiError::rate_limited)?;
+    let subject = resolve(st, kind, login)?;
+    let entry = subject.as_ref().and_then(|s| st.auth.get(s));
+    let (Some(subject), Some(entry)) = (subject, entry) else {
+        let _ = st.hasher.verify(password, st.dummy_phc.clone()).await;
+        return Err(ApiError::bad_credentials());
+    };
+    if let Some(until) = st.auth.locked(&subject, now) {
+        return Err(ApiError::locked(((until.0 - now.0) / 1_000_000) as u64));
+    }
+    let verified = st
+        .hasher
+        .verify(password.clone(), entry.phc.clone())
+        .await
+        .map_err(|_| ApiError::internal())?;
+    if !verified.valid {
+        return match st.auth.record_failure(&subject, now, st.cfg.lockout)? {
+            FailureOutcome::Locked { until } => {
+                tracing::warn!(subject = %subject.key(), "account locked after failed sign-ins");
+                Err(ApiError::locked(((until.0 - now.0) / 1_000_000) as u64))
+            }
+            FailureOutcome::Counted { .. } => Err(ApiError::bad_credentials()),
+        };
+    }
+    st.auth.record_success(&subject, now)?;
+    if verified.needs_rehash
+        && let Ok(phc) = st.hasher.hash(password).await
+    {
+        st.auth
+            .set_password(&subject, &phc, entry.credential.clone(), now)?;
+    }
+    let principal = match subject {
+        Subject::Person(person) => Principal::Individual {
+            person,
+            credential: entry.credential.ok_or_else(no_credential)?,
+        },
+        Subject::Provider(provider) => Principal::Provider {
+            provider,
+            credential: entry.credential.ok_or_else(no_credential)?,
+        },
+        Subject::Staff(staff) => {
+            if st.platform.staff_state(&staff).await?.roles.is_empty() {
+                return Err(ApiError::wrong_role("no role is held by this staff id"));
+            }
+            Principal::Staff { staff }
+        }
+    };
+    // A new token on every sign-in: a token planted before cannot be ridden.
+    if let Some(old) = previous {
+        st.sessions.remove(old);
+    }
+    st.sessions.create(principal, now)
+}
+
+fn no_credential() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "credential.missing",
+        "P4.12(1)",
+        "no connection information has been issued yet; ask the operations office",
+    )
+}
+
+// ---- sign-up -------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SignupInput {
+    pub name: String,
+    pub address: String,
+    /// `YYYY-MM-DD`.
+    pub birth_date: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub password: String,
+}
+
+fn check_len(field: &str, v: &str, min: usize, max: usize) -> ApiResult<()> {
+    let n = v.chars().count();
+    if n < min || n > max || v.chars().any(|c| c.is_control()) {
+        return Err(ApiError::invalid(
+            "P2(1)",
+            format!("{field} must be {min} to {max} characters, without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn parse_date(s: &str) -> Option<time::Date> {
+    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// Registers an individual (identity into the vault, P4.8(3)), issues their
+/// connection information through the office's self-service desk (as
+/// `world::enroll_individual` does), and stores the password hash (P4.8(2)).
+pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<PersonId> {
+    let now = st.platform.now();
+    st.auth_limiter
+        .check(ip, now)
+        .map_err(ApiError::rate_limited)?;
+    check_len("name", input.name.trim(), 1, 100)?;
+    check_len("address", input.address.trim(), 1, 200)?;
+    let email = input.email.trim();
+    check_len("email", email, 3, 254)?;
+    if !email.contains('@') || email.contains(char::is_whitespace) {
+        return Err(ApiError::invalid("P2(1)", "email is not an e-mail address"));
+    }
+    let today = time::OffsetDateTime::from_unix_timestamp(now.0 / 1_000_000)
+        .map(|t| t.date())
+        .unwrap_or(time::Date::MIN);
+    match parse_date(input.birth_date.trim()) {
+        Some(d) if d <= today && d.year() >= 1900 => {}
+        _ => {
+            return Err(ApiError::invalid(
+                "P2(1)",
+                "birth date must be YYYY-MM-DD, in the past",
+            ));
+        }
+    }
+    let phone = input
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    if let Some(p) = &phone
+        && (p.len() > 20 || !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)))
+    {
+        return Err(ApiError::invalid(
+            "P2(1)",
+            "phone must be up to 20 digits, spaces, + or -",
+        ));
+    }
+    let password = Zeroizing::new(input.password);
+    if password.chars().count() < MIN_PASSWORD_CHARS
+        || password.len() > mebyo_crypto::MAX_PASSWORD_LEN
+    {
+        return Err(ApiError::invalid(
+            "P4.8(2)",
+            format!("password must be {MIN_PASSWORD_CHARS} to 1024 characters"),
+        ));
+    }
+    let Some(office) = st.cfg.signup_office.clone() else {
+        return Err(ApiError::unavailable(
+            "self-service sign-up is not enabled here; register at the operations office",
+        ));
+    };
+    if !st.platform.find_by_email(email)?.is_empty() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "person.email_taken",
+            "P2(1)",
+            "this e-mail address is already registered; sign in instead",
+        ));
+    }
+    // Hash first: the slowest step, and one that can refuse, before anything is written.
+    let phc = st
+        .hasher
+        .hash(password)
+        .await
+        .map_err(|_| ApiError::invalid("P4.8(2)", "password not accepted"))?;
+    let identity = IdentityRecord {
+        name: input.name.trim().to_string(),
+        address: input.address.trim().to_string(),
+        birth_date: input.birth_date.trim().to_string(),
+        phone,
+        email: Some(email.to_string()),
+    };
+    let person = outcome(
+        st.platform
+            .register_person(&Actor::Applicant, &identity)
+            .await,
+    )?;
+    let credential = CredentialId::new(st.platform.new_id("cred")).expect("valid id");
+    outcome(
+        st.platform
+            .credential(
+                &Actor::Staff { staff: office },
+                &credential,
+                CredentialCommand::Issue {
+                    credential: credential.clone(),
+                    holder: Holder::Individual {
+                        person: person.clone(),
+                    },
+                    replaces: None,
+                },
+            )
+            .await,
+    )?;
+    st.auth.set_password(
+        &Subject::Person(person.clone()),
+        &phc,
+        Some(credential),
+        now,
+    )?;
+    Ok(person)
+}
+
+// ---- policy (P7, P8) -----------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyView {
+    pub id: String,
+    /// RFC 3339, JST.
+    pub in_force_from: String,
+    pub applies_from: String,
+    /// The full text (Japanese original) is published at `/policy`.
+    pub text_url: String,
+}
+
+pub async fn policy(st: &AppState) -> ApiResult<Option<PolicyView>> {
+    Ok(st.platform.policy_in_force().await?.map(|v| PolicyView {
+        id: v.id.to_string(),
+        in_force_from: world::rfc3339_jst(v.in_force_from),
+        applies_from: world::rfc3339_jst(v.applies_from),
+        text_url: "/policy".into(),
+    }))
+}
+
+pub async fn accept_policy(st: &AppState, a: &Authed) -> ApiResult<String> {
+    let (person, actor) = individual(a)?;
+    let Some(v) = st.platform.policy_in_force().await? else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "policy.none_in_force",
+            "P7",
+            "no policy version is in force",
+        ));
+    };
+    let state = st.platform.person_state(&person).await?;
+    if state.accepted_policy.as_ref() != Some(&v.id) {
+        outcome(
+            st.platform
+                .person(
+                    &actor,
+                    &person,
+                    PersonCommand::AcceptPolicy {
+                        policy: v.id.clone(),
+                    },
+                )
+                .await,
+        )?;
+    }
+    Ok(v.id.to_string())
+}
+
+// ---- me ------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Me {
+    pub kind: String,
+    /// Pseudonymous id of the person, staff member or provider.
+    pub id: String,
+    /// The individual's own name (from the identity vault), shown only to them.
+    pub name: Option<String>,
+    pub policy_accepted: Option<String>,
+    pub policy_in_force: Option<String>,
+    pub csrf_token: String,
+}
+
+pub async fn me(st: &AppState, a: &Authed) -> ApiResult<Me> {
+    let in_force = st
+        .platform
+        .policy_in_force()
+        .await?
+        .map(|v| v.id.to_string());
+    let (id, name, accepted) = match &a.session.principal {
+        Principal::Individual { person, .. } => {
+            let state = st.platform.person_state(person).await?;
+            let name = st.platform.identity(person)?.map(|i| i.name.clone());
+            (
+                person.to_string(),
+                name,
+                state.accepted_policy.map(|p| p.to_string()),
+            )
+        }
+        Principal::Staff { staff } => (staff.to_string(), None, None),
+        Principal::Provider { provider, .. } => (provider.to_string(), None, None),
+        Principal::Anonymous => return Err(ApiError::unauthenticated()),
+    };
+    Ok(Me {
+        kind: a.session.principal.kind().into(),
+        id,
+        name,
+        policy_accepted: accepted,
+        policy_in_force: in_force,
+        csrf_token: a.session.csrf.clone(),
+    })
+}
+
+// ---- records -------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordView {
+    pub record: String,
+    #[schema(value_type = String)]
+    pub category: Category,
+    /// `blood_pressure`, `weight`, …
+    pub vital: Option<String>,
+    /// Clinical time, RFC 3339 JST.
+    pub effective_at: String,
+    pub effective_at_us: i64,
+    /// Human summary, e.g. `128/82 mmHg`.
+    pub summary: String,
+    /// Provenance (P5.1): origin, creator, deliverer, original id.
+    pub origin: String,
+    pub created_by: String,
+    pub delivered_by: String,
+    pub original_identifier: Option<String>,
+    /// The FHIR R4 resource as stored.
+    #[schema(value_type = Object)]
+    pub resource: serde_json::Value,
+}
+
+fn party(p: &Party) -> String {
+    match p {
+        Party::Person { person } => format!("person:{person}"),
+        Party::Provider { provider } => format!("provider:{provider}"),
+    }
+}
+
+pub fn vital_name(v: VitalKind) -> &'static str {
+    match v {
+        VitalKind::Height => "height",
+        VitalKind::Weight => "weight",
+        VitalKind::BloodPressure => "blood_pressure",
+        VitalKind::Temperature => "temperature",
+        VitalKind::SpO2 => "spo2",
+        VitalKind::Steps => "steps",
+    }
+}
+
+fn component(resource: &serde_json::Value, loinc: &str) -> Option<f64> {
+    resource["component"].as_array()?.iter().find_map(|c| {
+        (c["code"]["coding"][0]["code"] == loinc)
+            .then(|| c["valueQuantity"]["value"].as_f64())
+            .flatten()
+    })
+}
+
+/// (systolic, diastolic) of a blood-pressure Observation.
+pub fn bp_values(resource: &serde_json::Value) -> Option<(f64, f64)> {
+    Some((
+        component(resource, "8480-6")?,
+        component(resource, "8462-4")?,
+    ))
+}
+
+pub fn value_quantity(resource: &serde_json::Value) -> Option<(f64, String)> {
+    let q = &resource["valueQuantity"];
+    Some((
+        q["value"].as_f64()?,
+        q["unit"].as_str().unwrap_or("").to_string(),
+    ))
+}
+
+pub fn record_view(e: &RecordEntry) -> RecordView {
+    let summary = match e.vital {
+        Some(VitalKind::BloodPressure) => bp_values(&e.resource)
+            .map(|(s, d)| format!("{s}/{d} mmHg"))
+            .unwrap_or_default(),
+        Some(_) => value_quantity(&e.resource)
+            .map(|(v, u)| format!("{v} {u}"))
+            .unwrap_or_default(),
+        None => e.resource["code"]["coding"][0]["display"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    };
+    RecordView {
+        record: e.record.to_string(),
+        category: e.category,
+        vital: e.vital.map(|v| vital_name(v).to_string()),
+        effective_at: world::rfc3339_jst(e.effective_at),
+        effective_at_us: e.effective_at.0,
+        summary,
+        origin: match e.provenance.origin {
+            Origin::SelfEntered => "self_entered".into(),
+            Origin::MedicalInstitution => "medical_institution".into(),
+        },
+        created_by: party(&e.provenance.created_by),
+        delivered_by: party(&e.provenance.delivered_by),
+        original_identifier: e.provenance.original_identifier.clone(),
+        resource: e.resource.clone(),
+    }
+}
+
+/// The signed-in individual's own records; the read is recorded first (P4.6(2)).
+pub async fn my_records(st: &AppState, a: &Authed) -> ApiResult<Vec<RecordEntry>> {
+    let (person, actor) = individual(a)?;
+    let now = st.platform.now();
+    let mut records = outcome(
+        st.platform
+            .read_records(&AccessRequest {
+                actor,
+                person,
+                categories: Category::ALL.into_iter().collect(),
+                purpose: Purpose::PersonalUse,
+                channel: Channel::Portal,
+                period: Period {
+                    from: Timestamp(now.0 - 120 * YEAR_US),
+                    to: Timestamp(now.0 + 1),
+                },
+            })
+            .await,
+    )?;
+    records.sort_by_key(|r| std::cmp::Reverse(r.effective_at));
+    Ok(records)
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VitalInput {
+    BloodPressure {
+        systolic: u32,
+        diastolic: u32,
+        /// RFC 3339; default now.
+        at: Option<String>,
+    },
+    BodyWeight {
+        kg: f64,
+        at: Option<String>,
+    },
+}
+
+/// Parses an RFC 3339 time, or a `datetime-local` value read as JST.
+pub fn parse_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Some(Timestamp((t.unix_timestamp_nanos() / 1000) as i64));
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let t = time::PrimitiveDateTime::parse(s, &fmt).ok()?;
+    let t = t.assume_offset(time::macros::offset!(+9));
+    Some(Timestamp((t.unix_timestamp_nanos() / 1000) as i64))
+}
+
+pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResult<RecordId> {
+    let (person, actor) = individual(a)?;
+    let now = st.platform.now();
+    let at = |s: &Option<String>| -> ApiResult<Timestamp> {
+        match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(now),
+            Some(s) => {
+                let t = parse_time(s)
+                    .ok_or_else(|| ApiError::invalid("P2(1)", "time must be RFC 3339"))?;
+                if t > now || t.0 < now.0 - 120 * YEAR_US {
+                    return Err(ApiError::invalid(
+                        "P2(1)",
+                        "time must lie in the past (and not before 120 years ago)",
+                    ));
+                }
+                Ok(t)
+            }
+        }
+    };
+    let (resource, effective_at) = match &input {
+        VitalInput::BloodPressure {
+            systolic,
+            diastolic,
+            at: t,
+        } => {
+            if !(50..=300).contains(systolic)
+                || !(20..=200).contains(diastolic)
+                || diastolic >= systolic
+            {
+                return Err(ApiError::invalid(
+                    "P2(1)",
+                    "blood pressure: systolic 50–300, diastolic 20–200 mmHg, diastolic below systolic",
+                ));
+            }
+            let t = at(t)?;
+            (world::blood_pressure(&person, *systolic, *diastolic, t), t)
+        }
+        VitalInput::BodyWeight { kg, at: t } => {
+            if !kg.is_finite() || !(1.0..=500.0).contains(kg) {
+                return Err(ApiError::invalid("P2(1)", "weight must be 1–500 kg"));
+            }
+            let t = at(t)?;
+            let kg = (kg * 10.0).round() / 10.0;
+            (world::body_weight(&person, kg, t), t)
+        }
+    };
+    let record = RecordId::new(st.platform.new_id("rec")).expect("valid id");
+    outcome(
+        st.platform
+            .records(
+                &actor,
+                &person,
+                RecordCommand::Submit(Submission {
+                    record: record.clone(),
+                    category: Category::Vitals,
+                    effective_at,
+                    resource,
+                    origin: Origin::SelfEntered,
+                    created_by: None,
+                    original_identifier: None,
+                }),
+            )
+            .await,
+    )?;
+    Ok(record)
+}
+
+// ---- consents (P4.6(2)) --------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentView {
+    pub consent: String,
+    pub provider: String,
+    #[schema(value_type = Vec<String>)]
+    pub categories: BTreeSet<Category>,
+    #[schema(value_type = String)]
+    pub purpose: Purpose,
+    pub granted_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+    /// `active`, `revoked` or `expired` at the time of the request.
+    pub state: String,
+}
+
+pub async fn my_consents(st: &AppState, a: &Authed) -> ApiResult<Vec<ConsentView>> {
+    let (person, _) = individual(a)?;
+    let now = st.platform.now();
+    let state = st.platform.person_state(&person).await?;
+    let mut v: Vec<_> = state
+        .consents
+        .values()
+        .map(|c| ConsentView {
+            consent: c.id.to_string(),
+            provider: c.provider.to_string(),
+            categories: c.categories.clone(),
+            purpose: c.purpose,
+            granted_at: world::rfc3339_jst(c.granted_at),
+            expires_at: world::rfc3339_jst(c.expires_at),
+            revoked_at: c.revoked_at.map(world::rfc3339_jst),
+            state: match c.active_at(now) {
+                Ok(()) => "active".into(),
+                Err(r) if r.code == "consent.revoked" => "revoked".into(),
+                Err(_) => "expired".into(),
+            },
+        })
+        .collect();
+    v.sort_by(|a, b| b.granted_at.cmp(&a.granted_at));
+    Ok(v)
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ConsentInput {
+    pub provider: String,
+    #[schema(value_type = Vec<String>)]
+    pub categories: Vec<Category>,
+    #[schema(value_type = String)]
+    pub purpose: Purpose,
+    /// Days until the consent expires (at most the platform's longest consent).
+    pub days: i64,
+    /// How many years of past records it covers (default 10).
+    pub years_back: Option<i64>,
+}
+
+pub async fn grant_consent(st: &AppState, a: &Authed, input: ConsentInput) -> ApiResult<ConsentId> {
+    let (person, actor) = individual(a)?;
+    let provider = ProviderId::new(input.provider.trim())
+        .map_err(|_| ApiError::invalid("P4.6(2)", "provider id is malformed"))?;
+    if !(1..=3650).contains(&input.days) {
+        return Err(ApiError::invalid("P4.6(2)", "days must be 1 to 3650"));
+    }
+    let years = input.years_back.unwrap_or(10);
+    if !(0..=120).contains(&years) {
+        return Err(ApiError::invalid("P4.6(2)", "years_back must be 0 to 120"));
+    }
+    if input.categories.len() > Category::ALL.len() {
+        return Err(ApiError::invalid("P4.6(2)", "too many categories"));
+    }
+    let now = st.platform.now();
+    let expires_at = now + Duration::days(input.days);
+    let consent = ConsentId::new(st.platform.new_id("consent")).expect("valid id");
+    outcome(
+        st.platform
+            .person(
+                &actor,
+                &person,
+                PersonCommand::GrantConsent {
+                    consent: consent.clone(),
+                    provider,
+                    categories: input.categories.into_iter().collect(),
+                    purpose: input.purpose,
+                    period: Period {
+                        from: Timestamp(now.0 - years * YEAR_US - 1),
+                        to: expires_at,
+                    },
+                    expires_at,
+                },
+            )
+            .await,
+    )?;
+    Ok(consent)
+}
+
+pub async fn revoke_consent(st: &AppState, a: &Authed, consent: &str) -> ApiResult<()> {
+    let (person, actor) = individual(a)?;
+    let consent = ConsentId::new(consent)
+        .map_err(|_| ApiError::invalid("P4.6(2)", "consent id is malformed"))?;
+    outcome(
+        st.platform
+            .person(&actor, &person, PersonCommand::RevokeConsent { consent })
+            .await,
+    )?;
+    Ok(())
+}
+
+// ---- reads by anyone (provider gateway, or an individual's own) --------------------
+
+pub fn parse_categories(s: &str) -> ApiResult<BTreeSet<Category>> {
+    let mut out = BTreeSet::new();
+    for c in s
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .take(16)
+    {
+        let cat: Category = serde_json::from_value(serde_json::Value::String(c.into()))
+            .map_err(|_| ApiError::invalid("P4.6(2)", format!("unknown category {c:?}")))?;
+        out.insert(cat);
+    }
+    Ok(out)
+}
+
+pub fn parse_purpose(s: &str) -> ApiResult<Purpose> {
+    serde_json::from_value(serde_json::Value::String(s.trim().into()))
+        .map_err(|_| ApiError::invalid("P4.11(3)", "unknown purpose"))
+}
+
+/// A consent-gated read (P4.6(2)); the platform records it durably before any
+/// data is returned, refused or not.
+pub async fn read_person(
+    st: &AppState,
+    a: &Authed,
+    person: &str,
+    categories: BTreeSet<Category>,
+    purpose: Purpose,
+    days: i64,
+) -> ApiResult<Vec<RecordEntry>> {
+    let person = PersonId::new(person)
+        .map_err(|_| ApiError::invalid("P4.6(2)", "person id is malformed"))?;
+    if !(1..=36500).contains(&days) {
+        return Err(ApiError::invalid("P4.6(2)", "days must be 1 to 36500"));
+    }
+    let now = st.platform.now();
+    let actor = a.session.principal.actor();
+    let channel = match actor {
+        Actor::Provider { .. } => Channel::ProviderGateway,
+        _ => Channel::Portal,
+    };
+    outcome(
+        st.platform
+            .read_records(&AccessRequest {
+                actor,
+                person,
+                categories,
+                purpose,
+                channel,
+                period: Period {
+                    from: Timestamp(now.0 - days * 86_400_000_000),
+                    to: Timestamp(now.0 + 1),
+                },
+            })
+            .await,
+    )
+}
+
+// ---- who accessed my data ------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AccessLine {
+    pub at: String,
+    /// `themselves`, `representative`, `provider`, `staff`, …
+    pub who: String,
+    /// Provider or staff id (or the representative's person id).
+    pub who_id: Option<String>,
+    #[schema(value_type = String)]
+    pub purpose: Purpose,
+    #[schema(value_type = Vec<String>)]
+    pub categories: BTreeSet<Category>,
+    pub consent: Option<String>,
+    /// `granted` or `refused`.
+    pub outcome: String,
+    pub refusal_code: Option<String>,
+    pub refusal_clause: Option<String>,
+}
+
+pub async fn my_access_log(st: &AppState, a: &Authed, limit: usize) -> ApiResult<Vec<AccessLine>> {
+    let (person, _) = individual(a)?;
+    st.caught_up().await;
+    let models = st.views.read();
+    Ok(models
+        .access()
+        .of_person(person.as_str())
+        .take(limit)
+        .map(|v| {
+            use mebyo_projections::Who;
+            let (who, who_id) = match v.who {
+                Who::Themselves { .. } => ("themselves", None),
+                Who::Representative { person, .. } => ("representative", Some(person)),
+                Who::Provider { provider, .. } => ("provider", Some(provider)),
+                Who::Staff { staff } => ("staff", Some(staff)),
+                Who::Applicant => ("applicant", None),
+                Who::System => ("system", None),
+            };
+            AccessLine {
+                at: world::rfc3339_jst(v.at),
+                who: who.into(),
+                who_id: who_id.map(str::to_string),
+                purpose: v.purpose,
+                categories: v.categories.clone(),
+                consent: v.consent.map(str::to_string),
+                outcome: match v.outcome {
+                    AccessOutcome::Granted => "granted".into(),
+                    AccessOutcome::Refused => "refused".into(),
+                },
+                refusal_code: v.refusal_code.map(str::to_string),
+                refusal_clause: v.refusal_clause.map(str::to_string),
+            }
+        })
+        .collect())
+}
+
+// ---- providers a person may consent to, notices ---------------------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProviderLine {
+    pub provider: String,
+    pub status: String,
+    pub connection: Option<String>,
+}
+
+pub fn lower(v: impl std::fmt::Debug) -> String {
+    // Enum names as snake_case words for display and JSON (no data inside them).
+    let s = format!("{v:?}");
+    let mut out = String::with_capacity(s.len() + 4);
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+        } else {
+            break;
+        }
+    }
+    out
+}
+
+pub fn providers(st: &AppState, only_approved: bool) -> Vec<ProviderLine> {
+    let m = st.views.read();
+    m.providers()
+        .iter()
+        .filter(|(_, r)| {
+            !only_approved || r.status == mebyo_domain::provider::ProviderStatus::Approved
+        })
+        .map(|(id, r)| ProviderLine {
+            provider: id.to_string(),
+            status: lower(r.status),
+            connection: r.connection.map(lower),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Notice {
+    /// RFC 3339.
+    pub starts_at: String,
+    pub ends_at: String,
+    pub title_ja: String,
+    pub title_en: String,
+}
+
+// ---- operator summary (projections only, no health content) --------------------------
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OpsSummary {
+    pub generated_at: String,
+    pub registrations: Counts,
+    /// (JST day as YYYY-MM-DD, registrations) for the last 14 days with any.
+    pub registrations_per_day: Vec<(String, u32)>,
+    pub providers: Vec<ProviderLine>,
+    pub consents: ConsentCounts,
+    pub credentials_near_expiry: Vec<CredentialLine>,
+    pub credentials_expired: Vec<CredentialLine>,
+    pub revocations: u64,
+    /// Reads per provider: granted, refused, and the last 24 hours by hour.
+    pub access: Vec<ProviderAccess>,
+    /// Refusals by code across all actors.
+    pub refusals: Vec<(String, u64)>,
+    pub chain: ChainView,
+    /// Placeholders until the backup and operations work lands (P4.10, P4.14).
+    pub backups: Vec<String>,
+    pub incidents: Vec<String>,
+    pub staff_training_due: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Counts {
+    pub registered: u64,
+    pub active: u64,
+    pub withdrawn: u64,
+    pub erased: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentCounts {
+    pub active: u64,
+    pub revoked: u64,
+    pub expired: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CredentialLine {
+    pub credential: String,
+    /// `individual` or `provider:<id>` (individuals are not named, only counted).
+    pub holder: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProviderAccess {
+    pub provider: String,
+    pub granted: u64,
+    pub refused: u64,
+    /// (hour as RFC 3339 JST, granted, refused).
+    pub last_24h: Vec<(String, u32, u32)>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainView {
+    pub head_count: u64,
+    pub head_hash: String,
+    pub projected_position: u64,
+    pub projected_hash: Option<String>,
+    /// Placeholder until `mebyo audit verify` results are recorded as events.
+    pub last_verification: Option<String>,
+}
+
+fn holder_line(h: &mebyo_projections::HolderView) -> String {
+    // Only the kind and provider id: an individual's credential list on the
+    // dashboard must not become a list of people.
+    match h {
+        mebyo_projections::HolderView::Provider { provider, .. } => format!("provider:{provider}"),
+        mebyo_projections::HolderView::Individual { .. } => "individual".into(),
+    }
+}
+
+pub async fn ops_summary(st: &AppState, a: &Authed) -> ApiResult<OpsSummary> {
+    staff(a)?;
+    let now = st.platform.now();
+    let head = st.platform.head();
+    st.caught_up().await;
+    let m = st.views.read();
+    let c = m.registry().counts();
+    let today = mebyo_projections::jst_day(now);
+    let mut per_day: Vec<(String, u32)> = m
+        .registry()
+        .registrations_per_day()
+        .filter(|(d, _)| *d > today - 14)
+        .map(|(d, n)| (jst_date(d), n))
+        .collect();
+    per_day.sort();
+    let cc = m.consents().counts(now);
+    let cred = |v: Vec<mebyo_projections::CredentialView>| -> Vec<CredentialLine> {
+        v.into_iter()
+            .take(100)
+            .map(|c| CredentialLine {
+                credential: c.credential.clone(),
+                holder: holder_line(&c.holder),
+                expires_at: world::rfc3339_jst(c.expires_at),
+            })
+            .collect()
+    };
+    let hour_now = (now.0 / 3_600_000_000) as u32;
+    let access = m
+        .providers()
+        .iter()
+        .map(|(id, _)| {
+            let (granted, refused) = m.access().provider_totals(id);
+            ProviderAccess {
+                provider: id.to_string(),
+                granted,
+                refused,
+                last_24h: m
+                    .access()
+                    .provider_hourly(id, hour_now.saturating_sub(23), hour_now + 1)
+                    .iter()
+                    .map(|b| {
+                        (
+                            world::rfc3339_jst(Timestamp(b.hour as i64 * 3_600_000_000)),
+                            b.granted,
+                            b.refused,
+                        )
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(OpsSummary {
+        generated_at: world::rfc3339_jst(now),
+        registrations: Counts {
+            registered: c.registered,
+            active: c.active,
+            withdrawn: c.withdrawn,
+            erased: c.erased,
+        },
+        registrations_per_day: per_day,
+        providers: providers(st, false),
+        consents: ConsentCounts {
+            active: cc.active,
+            revoked: cc.revoked,
+            expired: cc.expired,
+        },
+        credentials_near_expiry: cred(m.credentials().near_expiry(now, Duration::days(30))),
+        credentials_expired: cred(m.credentials().expired(now)),
+        revocations: m.credentials().revocations().len() as u64,
+        access,
+        refusals: m
+            .access()
+            .refusals_by_code()
+            .into_iter()
+            .map(|(c, n)| (c.to_string(), n))
+            .collect(),
+        chain: ChainView {
+            head_count: head.count,
+            head_hash: hex::encode(head.hash),
+            projected_position: m.position(),
+            projected_hash: m.last_hash().map(hex::encode),
+            last_verification: None,
+        },
+        backups: vec![],
+        incidents: vec![],
+        staff_training_due: m
+            .staff()
+            .training_due(now, Duration::days(30))
+            .into_iter()
+            .map(|(s, _)| s.to_string())
+            .collect(),
+    })
+}
+
+pub fn jst_date(day: i32) -> String {
+    let d = time::Date::from_julian_day(2_440_588 + day).unwrap_or(time::Date::MIN);
+    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+}
