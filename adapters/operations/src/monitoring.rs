@@ -1,0 +1,136 @@
+//! Monitoring support on the platform (P4.4, P4.5): firewall-log reviews and their
+//! flag, the access-retention query, and the synthetic response probe.
+
+use std::collections::BTreeSet;
+
+use mebyo_crypto::IdentityRecord;
+use mebyo_domain::access::AccessRequest;
+use mebyo_domain::consent::{Period, Purpose};
+use mebyo_domain::{Actor, Channel, Duration, Timestamp};
+use mebyo_operations::Reference;
+use mebyo_operations::monitoring::{
+    FIREWALL_STREAM, FirewallEvent, FirewallReview, Finding, PROBE_STREAM, ProbeEvent,
+    ProbeOutcome, RecordReview, ReviewFlag, retention_cutoff, review_flag,
+};
+use mebyo_platform::world::{self, Individual, Org};
+use mebyo_platform::{Outcome, Platform};
+
+use crate::{OpsError, OpsSettings, execute, read_stream, state};
+
+/// Records a firewall-log review with the configured interval (P4.4(3)).
+pub async fn record_review(
+    p: &Platform,
+    settings: &OpsSettings,
+    actor: &Actor,
+    from: Timestamp,
+    to: Timestamp,
+    finding: Finding,
+    reference: Option<Reference>,
+) -> Outcome<Vec<FirewallEvent>> {
+    let cmd = RecordReview {
+        from,
+        to,
+        finding,
+        reference,
+        interval: settings.firewall_review_interval(),
+    };
+    execute::<FirewallReview>(p, FIREWALL_STREAM, actor, &cmd).await
+}
+
+/// Whether the firewall-log review is overdue now: what the server shows on its
+/// dashboard and exports as a metric.
+pub async fn review_status(p: &Platform, settings: &OpsSettings) -> Result<ReviewFlag, OpsError> {
+    let s = state::<FirewallReview>(p, FIREWALL_STREAM).await?;
+    Ok(review_flag(&s, p.now(), settings.firewall_review_interval()))
+}
+
+/// Access records older than this are past retention now (P4.5(2)).
+pub fn access_retention_cutoff(p: &Platform, settings: &OpsSettings) -> Timestamp {
+    retention_cutoff(p.now(), settings.access_retention())
+}
+
+/// The synthetic individual a probe reads as.
+#[derive(Debug, Clone)]
+pub struct ProbeTarget {
+    pub name: Reference,
+    pub individual: Individual,
+}
+
+/// Enrols the synthetic probe person through the real commands (registration,
+/// connection info, policy acceptance). Their identity is obviously synthetic.
+pub async fn enroll_probe_person(
+    p: &Platform,
+    org: &Org,
+    name: Reference,
+) -> Result<ProbeTarget, world::SetupError> {
+    let identity = IdentityRecord {
+        name: format!("synthetic probe {name}"),
+        address: "synthetic".into(),
+        birth_date: "2000-01-01".into(),
+        phone: None,
+        email: None,
+    };
+    let individual = world::enroll_individual(p, org, &identity).await?;
+    Ok(ProbeTarget { name, individual })
+}
+
+/// Microseconds from a monotonic clock, for measuring latency. Injected so tests
+/// are deterministic; [`system_stopwatch`] is the real one.
+pub type Stopwatch = dyn Fn() -> i64 + Send + Sync;
+
+pub fn system_stopwatch() -> impl Fn() -> i64 + Send + Sync {
+    let origin = std::time::Instant::now();
+    move || origin.elapsed().as_micros() as i64
+}
+
+/// P4.4(2) application-response monitoring: reads the synthetic person's own
+/// records through [`Platform::read_records`] (the real path: decision, recorded
+/// access, decryption) and records the latency in `ops-probes`. A refusal or a
+/// failure is recorded too: that is what an operator must see.
+pub async fn probe(
+    p: &Platform,
+    target: &ProbeTarget,
+    stopwatch: &Stopwatch,
+) -> Result<ProbeEvent, OpsError> {
+    let now = p.now();
+    let req = AccessRequest {
+        actor: target.individual.actor(),
+        person: target.individual.id.clone(),
+        categories: Platform::all_categories().into_iter().collect::<BTreeSet<_>>(),
+        purpose: Purpose::PersonalUse,
+        channel: Channel::Portal,
+        period: Period {
+            from: Timestamp(now.0 - Duration::days(1).0),
+            to: now + Duration::days(1),
+        },
+    };
+    let start = stopwatch();
+    let result = p.read_records(&req).await;
+    let latency_us = stopwatch() - start;
+    let outcome = match result {
+        Ok(Ok(records)) => ProbeOutcome::Ok {
+            records: records.len() as u32,
+        },
+        Ok(Err(r)) => ProbeOutcome::Refused {
+            code: r.code.into(),
+            clause: r.clause.into(),
+        },
+        Err(e) => ProbeOutcome::Failed {
+            error: e.to_string(),
+        },
+    };
+    let event = ProbeEvent::Recorded {
+        probe: target.name.clone(),
+        path: "read_records".into(),
+        latency_us,
+        outcome,
+        at: now,
+    };
+    p.record(PROBE_STREAM, &Actor::System, &event).await?;
+    Ok(event)
+}
+
+/// The most recent probe, for /readyz and /metrics.
+pub async fn last_probe(p: &Platform) -> Result<Option<ProbeEvent>, OpsError> {
+    Ok(read_stream::<ProbeEvent>(p, PROBE_STREAM).await?.pop())
+}
