@@ -1,0 +1,611 @@
+//! The request-reply services: one function from (subject, headers, body) to a
+//! reply, independent of NATS so that it can be tested and reasoned about alone.
+//!
+//! Order of effects for every request: refuse early and record the refusal; or
+//! do the work through the platform (whose deciders enforce the policy), record
+//! the outcome with the request's signature, and only then reply. A reply never
+//! leaves before what it reports is durable in the ledger.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use base64::Engine;
+use mebyo_domain::access::AccessRequest;
+use mebyo_domain::consent::Period;
+use mebyo_domain::provider::provider_check;
+use mebyo_domain::records::{Category, Origin, RecordCommand, Submission};
+use mebyo_domain::{Actor, Channel, CredentialId, PersonId, ProviderId, RecordId};
+use mebyo_platform::{Platform, PlatformError};
+use serde_json::json;
+
+use crate::auth::{self, Claimed, NonceCache, Verified};
+use crate::state::{BusEvent, BusState, Completed, Evidence, REFUSED_STREAM, record_id, requests_stream};
+use crate::wire::{
+    self, AckRequest, ConsentsRequest, ErrorBody, ItemResult, QueryRequest, RecordResult, Service,
+    SubmitItem, SubmitRequest, SubmitResult,
+};
+use crate::{BusConfig, jahis};
+
+/// A reply body and how to label it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub body: Arc<Vec<u8>>,
+    pub ok: bool,
+    pub replayed: bool,
+}
+
+impl Reply {
+    fn ok(body: Vec<u8>) -> Self {
+        Self {
+            body: Arc::new(body),
+            ok: true,
+            replayed: false,
+        }
+    }
+    fn error(e: &ErrorBody) -> Self {
+        Self {
+            body: Arc::new(e.reply()),
+            ok: false,
+            replayed: false,
+        }
+    }
+
+    pub fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(wire::H_STATUS, if self.ok { "ok" } else { "error" });
+        if self.replayed {
+            h.insert(wire::H_REPLAYED, "true");
+        }
+        h
+    }
+}
+
+/// Most consents listed in one reply.
+const MAX_CONSENTS_LISTED: usize = 5000;
+/// Most feed message ids acknowledged in one request.
+const MAX_ACK_IDS: usize = 1000;
+
+pub struct Services {
+    pub platform: Arc<Platform>,
+    pub cfg: Arc<BusConfig>,
+    pub state: Arc<BusState>,
+    nonces: NonceCache,
+    /// One lock per idempotency key being worked on, so that two copies of one
+    /// request racing each other write once.
+    in_progress: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A request the bus refuses as a whole: the reply, and whether the request was
+/// signed (then the refusal keeps its signature).
+struct Refused(ErrorBody);
+
+impl From<ErrorBody> for Refused {
+    fn from(e: ErrorBody) -> Self {
+        Refused(e)
+    }
+}
+
+fn malformed(what: impl std::fmt::Display) -> Refused {
+    Refused(ErrorBody::new("request.malformed", "P4.4", what.to_string()))
+}
+
+impl Services {
+    pub fn new(platform: Arc<Platform>, cfg: Arc<BusConfig>, state: Arc<BusState>) -> Self {
+        let window = cfg.freshness.as_micros() as i64;
+        Self {
+            nonces: NonceCache::new(window, cfg.max_nonces),
+            platform,
+            cfg,
+            state,
+            in_progress: Default::default(),
+        }
+    }
+
+    /// Handles one request. `Err` only for failures of the machinery (storage),
+    /// which the caller answers with a retryable error and no record.
+    pub async fn handle(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        body: &[u8],
+    ) -> Result<Reply, PlatformError> {
+        let claimed = Claimed::read(headers);
+        if body.len() > self.cfg.max_body_bytes {
+            let e = ErrorBody::new(
+                "request.too_large",
+                "P4.4",
+                format!("body larger than {} bytes; split the batch", self.cfg.max_body_bytes),
+            );
+            return self.refuse(subject, &claimed, body, e, None).await;
+        }
+        let Some((provider, service)) = wire::parse_service_subject(&self.cfg.prefix, subject)
+        else {
+            let e = ErrorBody::new("request.unknown_service", "P4.4", "no such service subject");
+            return self.refuse(subject, &claimed, body, e, None).await;
+        };
+        self.ensure_key(&claimed).await?;
+        let now = self.platform.now();
+        let verified = match auth::verify(
+            subject,
+            provider,
+            &claimed,
+            body,
+            now,
+            self.cfg.freshness.as_micros() as i64,
+            |c| self.state.keys.read().get(c).cloned(),
+            &self.nonces,
+        ) {
+            Ok(v) => v,
+            Err(e) => return self.refuse(subject, &claimed, body, e, None).await,
+        };
+        // The credential as the ledger has it now: a revocation, loss report or
+        // expiry refuses this very request (P4.12, P4.13).
+        let cred = self.platform.credential_state(&verified.credential).await?;
+        if let Err(r) = mebyo_domain::credential::authenticate(&verified.actor(), Some(&cred), now) {
+            let e = ErrorBody::from_refusal(&r);
+            return self
+                .refuse(subject, &claimed, body, e, Some(verified.evidence))
+                .await;
+        }
+        if service.writes() && verified.idempotency_key.is_none() {
+            let e = ErrorBody::new(
+                "request.idempotency_key_missing",
+                "P2(1)",
+                "writes carry a Mebyo-Idempotency-Key so that a retry cannot write twice",
+            );
+            return self
+                .refuse(subject, &claimed, body, e, Some(verified.evidence))
+                .await;
+        }
+        match service {
+            Service::Submit | Service::FeedAck => self.once(service, &verified, &claimed, body).await,
+            Service::Query => self.query(&verified, &claimed, body).await,
+            Service::Consents => self.consents(&verified, &claimed, body).await,
+        }
+    }
+
+    /// Loads a credential's signing key from the ledger if this node has not seen
+    /// it yet (registered on another node a moment ago).
+    async fn ensure_key(&self, claimed: &Claimed) -> Result<(), PlatformError> {
+        let Some(c) = claimed.credential.as_deref().and_then(|c| CredentialId::new(c).ok()) else {
+            return Ok(());
+        };
+        if self.state.keys.read().contains_key(&c) {
+            return Ok(());
+        }
+        if let Some(k) = crate::keys::load_key(&self.platform, &c).await? {
+            self.state.keys.write().insert(c, k);
+        }
+        Ok(())
+    }
+
+    /// Records a refused request (P4.5(1)(2)) and answers with the error.
+    async fn refuse(
+        &self,
+        subject: &str,
+        claimed: &Claimed,
+        body: &[u8],
+        e: ErrorBody,
+        evidence: Option<Evidence>,
+    ) -> Result<Reply, PlatformError> {
+        let clip = |s: &str| s.chars().take(256).collect::<String>();
+        let ev = BusEvent::RequestRefused {
+            subject: clip(subject),
+            claimed_provider: claimed
+                .provider
+                .as_deref()
+                .filter(|p| ProviderId::new(*p).is_ok())
+                .map(str::to_string),
+            claimed_credential: claimed
+                .credential
+                .as_deref()
+                .filter(|c| CredentialId::new(*c).is_ok())
+                .map(str::to_string),
+            body_sha256: wire::sha256_hex(body),
+            code: e.code.clone(),
+            clause: e.clause.clone(),
+            evidence,
+            at: self.platform.now(),
+        };
+        self.platform
+            .record(REFUSED_STREAM, &Actor::System, &ev)
+            .await?;
+        Ok(Reply::error(&e))
+    }
+
+    fn key_lock(&self, key_hash: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.in_progress
+            .lock()
+            .entry(key_hash.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// A write, exactly once per idempotency key: the stored first answer if
+    /// there is one, else the work, its outcome recorded before the reply.
+    async fn once(
+        &self,
+        service: Service,
+        v: &Verified,
+        claimed: &Claimed,
+        body: &[u8],
+    ) -> Result<Reply, PlatformError> {
+        let kh = v.evidence.key_hash.clone().expect("writes carry a key");
+        let lock = self.key_lock(&kh);
+        let result = {
+            let _guard = lock.lock().await;
+            self.once_locked(service, v, claimed, body, &kh).await
+        };
+        // Forget the lock unless another copy of the request is waiting on it.
+        let mut m = self.in_progress.lock();
+        if Arc::strong_count(&lock) == 2 {
+            m.remove(&kh);
+        }
+        result
+    }
+
+    async fn once_locked(
+        &self,
+        service: Service,
+        v: &Verified,
+        claimed: &Claimed,
+        body: &[u8],
+        kh: &str,
+    ) -> Result<Reply, PlatformError> {
+        let first = self.state.idem.lock().get(kh).cloned();
+        if let Some(c) = first {
+            if c.body_sha256 != v.evidence.body_sha256 {
+                let e = ErrorBody::new(
+                    "request.idempotency_key_reused",
+                    "P2(1)",
+                    "this idempotency key was used for another request body; use a new key",
+                );
+                return self
+                    .refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone()))
+                    .await;
+            }
+            return Ok(Reply {
+                body: c.response,
+                ok: true,
+                replayed: true,
+            });
+        }
+        let work = match service {
+            Service::Submit => self.submit(v, body, kh).await?,
+            Service::FeedAck => ack(body)?,
+            _ => unreachable!("only writes come here"),
+        };
+        let response = match work {
+            Ok(r) => r,
+            Err(Refused(e)) => {
+                return self
+                    .refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone()))
+                    .await;
+            }
+        };
+        let ev = BusEvent::RequestCompleted {
+            provider: v.provider.clone(),
+            evidence: v.evidence.clone(),
+            response: String::from_utf8(response.clone()).expect("replies are JSON"),
+            at: self.platform.now(),
+        };
+        self.platform
+            .record(&requests_stream(&v.provider), &v.actor(), &ev)
+            .await?;
+        let response = Arc::new(response);
+        self.state.idem.lock().insert(
+            kh.to_string(),
+            Completed {
+                body_sha256: v.evidence.body_sha256.clone(),
+                response: response.clone(),
+            },
+        );
+        Ok(Reply {
+            body: response,
+            ok: true,
+            replayed: false,
+        })
+    }
+
+    /// Turns the items into record submissions and runs them through the
+    /// records decider: one person's records in order, different people's at
+    /// once (so their appends share a group commit).
+    async fn submit(
+        &self,
+        v: &Verified,
+        body: &[u8],
+        kh: &str,
+    ) -> Result<Result<Vec<u8>, Refused>, PlatformError> {
+        let req: SubmitRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(malformed(format_args!("body: {e}")))),
+        };
+        if req.items.is_empty() || req.items.len() > self.cfg.max_items {
+            return Ok(Err(malformed(format_args!(
+                "items: 1 to {} per request",
+                self.cfg.max_items
+            ))));
+        }
+        let mut results: Vec<ItemResult> = Vec::with_capacity(req.items.len());
+        // (item, record index within the item, person, submission)
+        let mut work: BTreeMap<PersonId, Vec<(usize, usize, Submission)>> = BTreeMap::new();
+        for (i, item) in req.items.into_iter().enumerate() {
+            results.push(ItemResult {
+                index: i,
+                status: String::new(),
+                records: Vec::new(),
+                error: None,
+            });
+            match prepare(item, kh, i) {
+                Ok((person, subs)) => {
+                    for (j, s) in subs.into_iter().enumerate() {
+                        results[i].records.push(RecordResult {
+                            record: s.record.to_string(),
+                            status: String::new(),
+                            error: None,
+                        });
+                        work.entry(person.clone()).or_default().push((i, j, s));
+                    }
+                }
+                Err(e) => results[i].error = Some(e),
+            }
+        }
+        let actor = v.actor();
+        let runs = work.into_iter().map(|(person, subs)| {
+            let actor = &actor;
+            async move {
+                let mut out = Vec::with_capacity(subs.len());
+                for (i, j, s) in subs {
+                    let r = self
+                        .platform
+                        .records(actor, &person, RecordCommand::Submit(s))
+                        .await?;
+                    out.push((i, j, r.map(|_| ())));
+                }
+                Ok::<_, PlatformError>(out)
+            }
+        });
+        for run in futures::future::try_join_all(runs).await? {
+            for (i, j, r) in run {
+                let rec = &mut results[i].records[j];
+                match r {
+                    // The derived id is already there: this request's own earlier
+                    // attempt wrote it before failing to record its outcome.
+                    Ok(()) => rec.status = "added".into(),
+                    Err(r) if r.code == "record.exists" => rec.status = "added".into(),
+                    Err(r) => {
+                        rec.status = "refused".into();
+                        rec.error = Some(ErrorBody::from_refusal(&r));
+                    }
+                }
+            }
+        }
+        for item in &mut results {
+            let added = item.records.iter().filter(|r| r.status == "added").count();
+            item.status = match (added, item.records.len()) {
+                (0, _) => "refused",
+                (a, n) if a == n => "added",
+                _ => "partial",
+            }
+            .into();
+            if item.error.is_none() && added == 0 {
+                item.error = item.records.iter().find_map(|r| r.error.clone());
+            }
+        }
+        // A request refused as a whole for one reason (e.g. a provider without a
+        // VPN connection delivering institution data, P4.5(3)) is answered with
+        // that error, and, having written nothing, is recorded as a refusal.
+        let first = results[0].error.clone();
+        if results.iter().all(|r| r.status == "refused")
+            && let Some(e) = first
+            && results.iter().all(|r| r.error.as_ref().map(|x| &x.code) == Some(&e.code))
+        {
+            return Ok(Err(Refused(e)));
+        }
+        Ok(Ok(wire::ok_reply(&SubmitResult { items: results })))
+    }
+
+    async fn query(&self, v: &Verified, claimed: &Claimed, body: &[u8]) -> Result<Reply, PlatformError> {
+        let q: QueryRequest = match serde_json::from_slice(body) {
+            Ok(q) => q,
+            Err(e) => {
+                let Refused(e) = malformed(format_args!("body: {e}"));
+                return self.refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone())).await;
+            }
+        };
+        let parsed = (|| {
+            let person = PersonId::new(&q.person).map_err(|_| malformed("person is not a person id"))?;
+            let from = wire::parse_time(&q.period.from).ok_or_else(|| malformed("period.from"))?;
+            let to = wire::parse_time(&q.period.to).ok_or_else(|| malformed("period.to"))?;
+            if q.categories.len() > Category::ALL.len() {
+                return Err(malformed("categories"));
+            }
+            Ok::<_, Refused>(AccessRequest {
+                actor: v.actor(),
+                person,
+                categories: q.categories.iter().copied().collect(),
+                purpose: q.purpose,
+                channel: Channel::ProviderGateway,
+                period: Period { from, to },
+            })
+        })();
+        let req = match parsed {
+            Ok(r) => r,
+            Err(Refused(e)) => {
+                return self.refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone())).await;
+            }
+        };
+        // Records the access (granted or refused) before anything is returned.
+        let (reply, outcome) = match self.platform.read_records(&req).await? {
+            Ok(entries) => {
+                let records: Vec<_> = entries
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "record": e.record,
+                            "category": e.category,
+                            "effective_at": wire::rfc3339(e.effective_at),
+                            "resource": e.resource,
+                            "provenance": e.provenance,
+                        })
+                    })
+                    .collect();
+                let body = wire::ok_reply(&json!({ "records": records }));
+                if body.len() > self.cfg.max_reply_bytes {
+                    let e = ErrorBody::new(
+                        "response.too_large",
+                        "P4.4",
+                        "the answer exceeds the reply limit; ask for a shorter period or fewer categories",
+                    );
+                    (Reply::error(&e), e.code)
+                } else {
+                    (Reply::ok(body), "ok".to_string())
+                }
+            }
+            Err(r) => (Reply::error(&ErrorBody::from_refusal(&r)), r.code.to_string()),
+        };
+        self.served(v, outcome).await?;
+        Ok(reply)
+    }
+
+    async fn consents(&self, v: &Verified, claimed: &Claimed, body: &[u8]) -> Result<Reply, PlatformError> {
+        let req: ConsentsRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            ConsentsRequest::default()
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => {
+                    let Refused(e) = malformed(format_args!("body: {e}"));
+                    return self.refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone())).await;
+                }
+            }
+        };
+        let all = match req.status.as_deref() {
+            None | Some("active") => false,
+            Some("all") => true,
+            Some(_) => {
+                let Refused(e) = malformed("status is `active` or `all`");
+                return self.refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone())).await;
+            }
+        };
+        let now = self.platform.now();
+        // Nothing reaches a provider that is not approved (P2(3)) or whose
+        // attestations lapsed (P4.11).
+        let provider = self.platform.provider_state(&v.provider).await?;
+        if let Err(r) = provider_check(&provider, now) {
+            let reply = Reply::error(&ErrorBody::from_refusal(&r));
+            self.served(v, r.code.to_string()).await?;
+            return Ok(reply);
+        }
+        let rows: Vec<_> = self
+            .state
+            .consents
+            .read()
+            .get(&v.provider)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter(|r| all || r.active_at(now))
+            .take(MAX_CONSENTS_LISTED + 1)
+            .map(|r| r.to_json(now))
+            .collect();
+        let truncated = rows.len() > MAX_CONSENTS_LISTED;
+        let rows = &rows[..rows.len().min(MAX_CONSENTS_LISTED)];
+        self.served(v, "ok".into()).await?;
+        Ok(Reply::ok(wire::ok_reply(
+            &json!({"consents": rows, "truncated": truncated, "as_of": wire::rfc3339(now)}),
+        )))
+    }
+
+    async fn served(&self, v: &Verified, outcome: String) -> Result<(), PlatformError> {
+        let ev = BusEvent::RequestServed {
+            provider: v.provider.clone(),
+            evidence: v.evidence.clone(),
+            outcome,
+            at: self.platform.now(),
+        };
+        self.platform
+            .record(&requests_stream(&v.provider), &v.actor(), &ev)
+            .await
+    }
+}
+
+fn ack(body: &[u8]) -> Result<Result<Vec<u8>, Refused>, PlatformError> {
+    let req: AckRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(malformed(format_args!("body: {e}")))),
+    };
+    if req.ids.is_empty()
+        || req.ids.len() > MAX_ACK_IDS
+        || req
+            .ids
+            .iter()
+            .any(|i| i.is_empty() || i.len() > 128 || !i.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Ok(Err(malformed(format_args!(
+            "ids: 1 to {MAX_ACK_IDS} feed message ids"
+        ))));
+    }
+    Ok(Ok(wire::ok_reply(&json!({ "acknowledged": req.ids }))))
+}
+
+/// One item to its record submissions (or the item's error).
+fn prepare(item: SubmitItem, kh: &str, index: usize) -> Result<(PersonId, Vec<Submission>), ErrorBody> {
+    let bad = |m: &str| ErrorBody::new("item.invalid", "P2(1)", m.to_string());
+    let rid = |j: usize| RecordId::new(record_id(kh, index, j)).expect("derived ids are valid");
+    match item {
+        SubmitItem::Fhir {
+            person,
+            category,
+            effective_at,
+            original_identifier,
+            created_by,
+            resource,
+        } => {
+            let person = PersonId::new(person).map_err(|_| bad("person is not a person id"))?;
+            let effective_at = wire::parse_time(&effective_at)
+                .ok_or_else(|| bad("effective_at is not RFC 3339 or YYYY-MM-DD"))?;
+            let created_by = match created_by {
+                Some(c) => Some(ProviderId::new(c).map_err(|_| bad("created_by is not a provider id"))?),
+                None => None,
+            };
+            Ok((
+                person,
+                vec![Submission {
+                    record: rid(0),
+                    category,
+                    effective_at,
+                    resource,
+                    origin: Origin::MedicalInstitution,
+                    created_by,
+                    original_identifier: Some(original_identifier),
+                }],
+            ))
+        }
+        SubmitItem::Jahis {
+            person,
+            data_base64,
+        } => {
+            let person = PersonId::new(person).map_err(|_| bad("person is not a person id"))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data_base64.as_bytes())
+                .map_err(|_| bad("data_base64 is not base64"))?;
+            let nb = jahis::parse(&bytes)
+                .map_err(|e| ErrorBody::new("jahis.invalid", "P2(1)", e.to_string()))?;
+            let subs = jahis::to_fhir(&nb, &person)
+                .into_iter()
+                .enumerate()
+                .map(|(j, c)| Submission {
+                    record: rid(j),
+                    category: Category::MedicationNotebook,
+                    effective_at: c.effective_at,
+                    resource: c.resource,
+                    origin: Origin::MedicalInstitution,
+                    created_by: None,
+                    original_identifier: Some(c.original_identifier),
+                })
+                .collect();
+            Ok((person, subs))
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The wire protocol, exactly as `docs/bus.md` specifies it: subjects, headers,
+//! the canonical string a provider signs, and the JSON bodies. Anything a
+//! provider's engineer needs to interoperate lives here or in that document; the
+//! two must agree (the example client in `provider-client/` re-implements this
+//! from the document alone, and the end-to-end tests run it against this code).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Protocol version carried in every subject and in the signed string.
+pub const DEFAULT_PREFIX: &str = "mebyo.v1";
+pub const SIGNING_DOMAIN: &str = "MEBYO-BUS-V1";
+
+pub const H_PROVIDER: &str = "Mebyo-Provider";
+pub const H_CREDENTIAL: &str = "Mebyo-Credential";
+pub const H_TIMESTAMP: &str = "Mebyo-Timestamp";
+pub const H_NONCE: &str = "Mebyo-Nonce";
+pub const H_SIGNATURE: &str = "Mebyo-Signature";
+pub const H_IDEMPOTENCY_KEY: &str = "Mebyo-Idempotency-Key";
+/// Reply header: `true` when the reply is the stored first answer to an earlier
+/// request with the same idempotency key.
+pub const H_REPLAYED: &str = "Mebyo-Replayed";
+/// Reply header: `ok` or `error` (also visible in the body).
+pub const H_STATUS: &str = "Mebyo-Status";
+/// Feed header: the ledger position a feed message derives from (absent for
+/// notices not derived from one event, such as expiries and maintenance).
+pub const H_POSITION: &str = "Mebyo-Position";
+
+/// The services, by the subject suffix after `<prefix>.svc.<provider>.`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Submit,
+    Query,
+    Consents,
+    FeedAck,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Submit,
+        Service::Query,
+        Service::Consents,
+        Service::FeedAck,
+    ];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Service::Submit => "records.submit",
+            Service::Query => "records.query",
+            Service::Consents => "consents.list",
+            Service::FeedAck => "feed.ack",
+        }
+    }
+
+    /// Writes need an idempotency key so that a retry cannot write twice.
+    pub fn writes(self) -> bool {
+        matches!(self, Service::Submit | Service::FeedAck)
+    }
+
+    pub fn from_suffix(s: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|x| x.suffix() == s)
+    }
+}
+
+/// `<prefix>.svc.<provider>.<service>`.
+pub fn service_subject(prefix: &str, provider: &str, service: Service) -> String {
+    format!("{prefix}.svc.{provider}.{}", service.suffix())
+}
+
+/// Splits a service subject into provider and service.
+pub fn parse_service_subject<'a>(prefix: &str, subject: &'a str) -> Option<(&'a str, Service)> {
+    let rest = subject.strip_prefix(prefix)?.strip_prefix(".svc.")?;
+    let (provider, suffix) = rest.split_once('.')?;
+    Some((provider, Service::from_suffix(suffix)?))
+}
+
+/// `<prefix>.feed.<provider>.<kind>` where kind is e.g. `consent.granted`.
+pub fn feed_subject(prefix: &str, provider: &str, kind: &str) -> String {
+    format!("{prefix}.feed.{provider}.{kind}")
+}
+
+/// The one filter subject of a provider's durable consumer.
+pub fn feed_filter(prefix: &str, provider: &str) -> String {
+    format!("{prefix}.feed.{provider}.>")
+}
+
+/// The durable consumer a provider reads its feed from.
+pub fn feed_consumer(provider: &str) -> String {
+    format!("feed-{provider}")
+}
+
+pub fn sha256_hex(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// The exact bytes a provider signs with its ed25519 key: eight lines joined by
+/// `\n`, no trailing newline. An absent idempotency key is the empty string.
+pub fn signing_string(
+    subject: &str,
+    provider: &str,
+    credential: &str,
+    timestamp_ms: &str,
+    nonce: &str,
+    idempotency_key: &str,
+    body: &[u8],
+) -> String {
+    [
+        SIGNING_DOMAIN,
+        subject,
+        provider,
+        credential,
+        timestamp_ms,
+        nonce,
+        idempotency_key,
+        &sha256_hex(body),
+    ]
+    .join("\n")
+}
+
+/// 32 to 64 lowercase hex digits: at least 128 bits of randomness.
+pub fn valid_nonce(n: &str) -> bool {
+    (32..=64).contains(&n.len()) && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// 1 to 128 characters of `[A-Za-z0-9._:-]`.
+pub fn valid_idempotency_key(k: &str) -> bool {
+    (1..=128).contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The body of every error reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    /// Clause of the policy (REQUIREMENTS.md) the refusal rests on.
+    pub clause: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, clause: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            clause: clause.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn from_refusal(r: &mebyo_domain::Refusal) -> Self {
+        Self::new(r.code, r.clause, r.message.clone())
+    }
+
+    /// `{"error": {...}}`.
+    pub fn reply(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "error": self })).expect("json")
+    }
+}
+
+/// `{"result": ...}`.
+pub fn ok_reply(result: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "result": result })).expect("json")
+}
+
+// ---- request bodies ------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub items: Vec<SubmitItem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SubmitItem {
+    /// One FHIR R4 resource.
+    Fhir {
+        person: String,
+        category: mebyo_domain::Category,
+        /// RFC 3339 date-time, or a date `YYYY-MM-DD` (midnight, Japan time).
+        effective_at: String,
+        original_identifier: String,
+        /// Originating institution, when the provider relays another's data.
+        #[serde(default)]
+        created_by: Option<String>,
+        resource: serde_json::Value,
+    },
+    /// One JAHIS electronic medication-notebook file (Shift_JIS CSV), base64.
+    Jahis { person: String, data_base64: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    pub person: String,
+    pub categories: Vec<mebyo_domain::Category>,
+    pub purpose: mebyo_domain::Purpose,
+    pub period: WirePeriod,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WirePeriod {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentsRequest {
+    /// `active` (default) or `all`.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    pub ids: Vec<String>,
+}
+
+// ---- replies ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitResult {
+    pub items: Vec<ItemResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemResult {
+    pub index: usize,
+    /// `added` when every record of the item was stored, `refused` when none was,
+    /// `partial` for a JAHIS file some of whose medicines were refused.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordResult {
+    pub record: String,
+    /// `added` or `refused`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// RFC 3339 in UTC.
+pub fn rfc3339(at: mebyo_domain::Timestamp) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(at.0 as i128 * 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formattable")
+}
+
+/// RFC 3339 date-time, or `YYYY-MM-DD` read as midnight in Japan (UTC+9), the
+/// way Japanese clinical systems date things.
+pub fn parse_time(s: &str) -> Option<mebyo_domain::Timestamp> {
+    use time::format_description::well_known::Rfc3339;
+    if s.len() > 64 {
+        return None;
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(mebyo_domain::Timestamp(
+            (t.unix_timestamp_nanos() / 1000) as i64,
+        ));
+    }
+    let d = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    let t = d
+        .with_hms(0, 0, 0)
+        .ok()?
+        .assume_offset(time::macros::offset!(+9));
+    Some(mebyo_domain::Timestamp(
+        (t.unix_timestamp_nanos() / 1000) as i64,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_round_trip() {
+        let s = service_subject("mebyo.v1", "clinic-a", Service::Submit);
+        assert_eq!(s, "mebyo.v1.svc.clinic-a.records.submit");
+        assert_eq!(
+            parse_service_subject("mebyo.v1", &s),
+            Some(("clinic-a", Service::Submit))
+        );
+        assert_eq!(
+            parse_service_subject("mebyo.v1", "mebyo.v1.svc.clinic-a.nope"),
+            None
+        );
+        assert_eq!(parse_service_subject("mebyo.v1", "other.svc.a.feed.ack"), None);
+    }
+
+    #[test]
+    fn signing_string_is_eight_lines() {
+        let s = signing_string("subj", "p", "c", "1700000000000", "ab", "", b"{}");
+        assert_eq!(
+            s,
+            "MEBYO-BUS-V1\nsubj\np\nc\n1700000000000\nab\n\n44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+
+    #[test]
+    fn times_parse_as_documented() {
+        let d = parse_time("2026-11-26").unwrap();
+        assert_eq!(d.0, 1_795_651_200_000_000 - 9 * 3_600_000_000);
+        assert_eq!(parse_time("2026-11-26T00:00:00Z").unwrap().0, 1_795_651_200_000_000);
+        assert!(parse_time("yesterday").is_none());
+        assert_eq!(rfc3339(mebyo_domain::Timestamp(1_795_651_200_000_000)), "2026-11-26T00:00:00Z");
+    }
+
+    #[test]
+    fn nonces_and_keys() {
+        assert!(valid_nonce(&"a".repeat(32)));
+        assert!(!valid_nonce(&"A".repeat(32)));
+        assert!(!valid_nonce("abc"));
+        assert!(valid_idempotency_key("order-1:2"));
+        assert!(!valid_idempotency_key("a b"));
+        assert!(!valid_idempotency_key(&"k".repeat(129)));
+    }
+}
