@@ -1,0 +1,231 @@
+//! Shared set-up of the web tests: a real platform in a temporary directory on a
+//! manual clock, the staff chain and an approved provider made through the real
+//! commands (`world`), and the real HTTPS server on a free loopback port. Clients
+//! pin the server's self-signed certificate rather than switching checks off.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use mebyo_platform::auth::Subject;
+use mebyo_platform::world::{self, OnboardedProvider, Org};
+use mebyo_platform::{Options, Platform, Settings};
+use mebyo_store::ManualClock;
+use mebyo_web::{WebConfig, WebHandle};
+use serde_json::{Value, json};
+
+/// 2025-04-01T00:00:00Z: after the policy came into force (P9).
+pub const START_US: i64 = 1_743_465_600_000_000;
+pub const STAFF_PASSWORD: &str = "staff-password-1";
+pub const PROVIDER_PASSWORD: &str = "provider-password-1";
+pub const PERSON_PASSWORD: &str = "person-password-1";
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub clock: ManualClock,
+    pub platform: Arc<Platform>,
+    pub web: WebHandle,
+    pub org: Org,
+    pub provider: OnboardedProvider,
+    pub http: reqwest::Client,
+}
+
+pub async fn start() -> Env {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut WebConfig)) -> Env {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let clock = ManualClock::new(START_US);
+    let seed = mebyo_tests::seed("web");
+    let opts = || Options {
+        clock: Arc::new(clock.clone()),
+        seed: Some(seed),
+        ..Options::default()
+    };
+    Platform::init(dir.path(), Settings::default(), opts())
+        .await
+        .expect("init");
+    let platform = Arc::new(Platform::open(dir.path(), opts()).await.expect("open"));
+    let org = world::bootstrap_org(&platform).await.expect("staff chain");
+    let provider = world::onboard_provider(
+        &platform,
+        &org,
+        "clinic-a",
+        mebyo_domain::provider::ConnectionClass::TlsInternet,
+    )
+    .await
+    .expect("provider");
+    let mut cfg = WebConfig::new(dir.path());
+    cfg.bind = "127.0.0.1:0".parse().unwrap();
+    cfg.signup_office = Some(org.office.clone());
+    tweak(&mut cfg);
+    let web = mebyo_web::serve(platform.clone(), cfg)
+        .await
+        .expect("serve");
+    for staff in [
+        &org.office,
+        &org.prefecture,
+        &org.auditor,
+        &org.operations_manager,
+    ] {
+        web.set_password(&Subject::Staff(staff.clone()), STAFF_PASSWORD, None)
+            .await
+            .unwrap();
+    }
+    web.set_password(
+        &Subject::Provider(provider.id.clone()),
+        PROVIDER_PASSWORD,
+        Some(provider.credential.clone()),
+    )
+    .await
+    .unwrap();
+    let http = client(&web);
+    Env {
+        dir,
+        clock,
+        platform,
+        web,
+        org,
+        provider,
+        http,
+    }
+}
+
+/// An HTTPS client trusting exactly the server's certificate; no cookie jar, so
+/// each test says which session it presents.
+pub fn client(web: &WebHandle) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(web.cert_pem().as_bytes()).expect("certificate"),
+        )
+        .tls_built_in_root_certs(false)
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+impl Env {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.web.url())
+    }
+
+    pub fn advance_minutes(&self, m: i64) {
+        self.clock.advance(m * 60_000_000);
+    }
+
+    /// Signs in through the API; returns (bearer token, csrf token, cookie header).
+    pub async fn login(&self, kind: &str, login: &str, password: &str) -> Session {
+        let r = self
+            .http
+            .post(self.url("/api/v1/session"))
+            .json(&json!({"kind": kind, "login": login, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "login {kind} {login}: {:?}",
+            r.text().await
+        );
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .expect("session cookie")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = r.json().await.unwrap();
+        Session {
+            token: body["token"].as_str().unwrap().into(),
+            csrf: body["csrf_token"].as_str().unwrap().into(),
+            set_cookie: cookie,
+            id: body["id"].as_str().unwrap().into(),
+        }
+    }
+
+    pub async fn staff_login(&self) -> Session {
+        self.login("staff", self.org.office.as_str(), STAFF_PASSWORD)
+            .await
+    }
+
+    pub async fn provider_login(&self) -> Session {
+        self.login("provider", self.provider.id.as_str(), PROVIDER_PASSWORD)
+            .await
+    }
+
+    /// Signs up a person through the API, signs them in and accepts the policy.
+    pub async fn person(&self, email: &str) -> Session {
+        let r = self
+            .http
+            .post(self.url("/api/v1/signup"))
+            .json(&json!({
+                "name": "山田 花子", "address": "神奈川県横浜市中区日本大通1",
+                "birth_date": "1980-05-05", "email": email, "password": PERSON_PASSWORD
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "signup: {:?}", r.text().await);
+        let s = self.login("individual", email, PERSON_PASSWORD).await;
+        let r = self
+            .http
+            .post(self.url("/api/v1/me/policy"))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "policy: {:?}", r.text().await);
+        s
+    }
+}
+
+pub struct Session {
+    pub token: String,
+    pub csrf: String,
+    /// The `Set-Cookie` header the login answered with.
+    pub set_cookie: String,
+    /// Pseudonymous id of whoever signed in.
+    pub id: String,
+}
+
+impl Session {
+    /// `Cookie:` header value for this session.
+    pub fn cookie(&self) -> String {
+        self.set_cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+/// Checks a refusal's shape and that its clause is one the policy has.
+pub async fn assert_refusal(r: reqwest::Response, status: u16, code: &str, clause: &str) -> Value {
+    let got = r.status().as_u16();
+    let body: Value = r.json().await.expect("JSON error body");
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["clause"], clause, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        clause_exists(clause),
+        "clause {clause} is not in REQUIREMENTS.md"
+    );
+    body
+}
+
+/// Whether REQUIREMENTS.md lists the clause (as an id or inside a combined id).
+pub fn clause_exists(clause: &str) -> bool {
+    let text = std::fs::read_to_string("/work/shared/policy/REQUIREMENTS.md")
+        .unwrap_or_else(|_| include_str!("requirements_ids.txt").to_string());
+    let base = clause.split('(').next().unwrap();
+    text.contains(clause) || text.contains(&format!("| {base}"))
+}
