@@ -520,9 +520,18 @@ impl Platform {
     /// come first; the event is durable before any record is returned, and a
     /// refusal returns nothing — the same refusal whether or not data exists.
     pub async fn read_records(&self, req: &AccessRequest) -> Outcome<Vec<RecordEntry>> {
+        Ok(self
+            .read_records_shared(req)
+            .await?
+            .map(|r| r.iter().cloned().collect()))
+    }
+
+    /// As [`Self::read_records`], without copying the records: the hot path for
+    /// servers that serialise them straight into a response.
+    pub async fn read_records_shared(&self, req: &AccessRequest) -> Outcome<SharedRecords> {
         let now = self.now();
         let facts = self.actor_facts(&req.actor).await?;
-        let person = self.person_state(&req.person).await?;
+        let person = self.load_shared::<Person>(&req.person.stream()).await?.1;
         let decision = decide_access(
             req,
             &person,
@@ -531,6 +540,7 @@ impl Platform {
             now,
         );
         let event = access_recorded(req, &decision, now);
+        // Fail closed (principle 2): the access is on disk before any data leaves.
         self.append_one(&format!("access-{}", req.person), &req.actor, &event)
             .await?;
         match decision {
@@ -540,15 +550,24 @@ impl Platform {
                 medical_origin,
                 ..
             } => {
-                let records = self.records_state(&req.person).await?;
-                Ok(Ok(records
-                    .current()
-                    .filter(|e| categories.contains(&e.category))
-                    .filter(|e| req.period.contains(e.effective_at))
+                let state = self
+                    .load_shared::<Records>(&mebyo_domain::records::stream(&req.person))
+                    .await?
+                    .1;
+                let ids = state
+                    .records
+                    .iter()
+                    .filter(|(_, r)| r.superseded_by.is_none())
+                    .map(|(id, r)| (id, &r.entry))
+                    .filter(|(_, e)| categories.contains(&e.category))
+                    .filter(|(_, e)| req.period.contains(e.effective_at))
                     // Medical-origin data only over a VPN connection (P4.5(3)).
-                    .filter(|e| medical_origin || e.provenance.origin != Origin::MedicalInstitution)
-                    .cloned()
-                    .collect()))
+                    .filter(|(_, e)| {
+                        medical_origin || e.provenance.origin != Origin::MedicalInstitution
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                Ok(Ok(SharedRecords { state, ids }))
             }
         }
     }
@@ -751,7 +770,7 @@ impl Platform {
             match self.store.append(stream, expected, new).await {
                 Ok(out) => {
                     let state = events.iter().fold(state, D::evolve);
-                    D::cache(&self.state).put(stream, out.last_revision, state);
+                    D::cache(&self.state).put(stream, out.last_revision, Arc::new(state));
                     return Ok(Ok(events));
                 }
                 Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => continue,
@@ -767,9 +786,18 @@ impl Platform {
         &self,
         stream: &str,
     ) -> Result<(Option<u64>, D::State), PlatformError> {
+        let (revision, state) = self.load_shared::<D>(stream).await?;
+        Ok((revision, (*state).clone()))
+    }
+
+    /// As `load`, sharing the cached state instead of copying it (the read path).
+    async fn load_shared<D: state::Cached>(
+        &self,
+        stream: &str,
+    ) -> Result<(Option<u64>, Arc<D::State>), PlatformError> {
         let (mut revision, mut state) = D::cache(&self.state)
             .get(stream)
-            .unwrap_or((None, D::State::default()));
+            .unwrap_or((None, Arc::new(D::State::default())));
         let mut from = revision.map_or(0, |r| r + 1);
         loop {
             let page = self.store.read_stream(stream, from, 512).await?;
@@ -778,7 +806,9 @@ impl Platform {
             }
             for env in &page {
                 match codec::decode::<D::Event>(env, &self.keys)? {
-                    codec::Decoded::Event(e) => state = D::evolve(state, &e),
+                    codec::Decoded::Event(e) => {
+                        state = Arc::new(D::evolve(Arc::unwrap_or_clone(state), &e))
+                    }
                     // An erased person's history is unreadable by design (P4.9).
                     codec::Decoded::Erased => {}
                 }
@@ -859,6 +889,27 @@ impl Platform {
     /// All categories, for callers that ask for everything a consent covers.
     pub fn all_categories() -> BTreeSet<mebyo_domain::Category> {
         mebyo_domain::Category::ALL.into_iter().collect()
+    }
+}
+
+/// Records a read may return, shared with the state cache rather than copied.
+pub struct SharedRecords {
+    state: Arc<mebyo_domain::records::RecordState>,
+    ids: Vec<mebyo_domain::RecordId>,
+}
+
+impl SharedRecords {
+    pub fn iter(&self) -> impl Iterator<Item = &RecordEntry> {
+        self.ids
+            .iter()
+            .filter_map(|id| self.state.records.get(id))
+            .map(|r| &r.entry)
+    }
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Aggregate state caches and the facts a decision needs from other streams.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use mebyo_domain::credential::Credential;
 use mebyo_domain::person::Person;
@@ -49,9 +50,10 @@ impl Facts {
 }
 
 /// States by stream with the revision they include. Unbounded for now: one entry
-/// per aggregate touched since start (see ARCHITECTURE.md, "Limits").
+/// per aggregate touched since start (see ARCHITECTURE.md, "Limits"). States are
+/// shared (`Arc`): a read must not pay for copying a person's whole record history.
 pub struct Cache<S> {
-    map: Mutex<HashMap<String, (u64, S)>>,
+    map: Mutex<HashMap<String, (u64, Arc<S>)>>,
 }
 
 impl<S: Clone> Default for Cache<S> {
@@ -63,14 +65,14 @@ impl<S: Clone> Default for Cache<S> {
 }
 
 impl<S: Clone> Cache<S> {
-    pub fn get(&self, stream: &str) -> Option<(Option<u64>, S)> {
+    pub fn get(&self, stream: &str) -> Option<(Option<u64>, Arc<S>)> {
         self.map
             .lock()
             .get(stream)
             .map(|(r, s)| (Some(*r), s.clone()))
     }
     /// Keeps the newer of what is cached and what is offered.
-    pub fn put(&self, stream: &str, revision: u64, state: S) {
+    pub fn put(&self, stream: &str, revision: u64, state: Arc<S>) {
         let mut m = self.map.lock();
         match m.get(stream) {
             Some((r, _)) if *r >= revision => {}
