@@ -59,7 +59,9 @@ impl AnomalyWatcher {
                     self.opened.push(decision.incident);
                 }
                 Err(r) if r.code == "incident.already_reported" => {}
-                Err(r) => tracing::error!(incident = %decision.incident, %r, "anomaly report refused"),
+                Err(r) => {
+                    tracing::error!(incident = %decision.incident, %r, "anomaly report refused")
+                }
             }
         }
         Ok(())

@@ -9,7 +9,7 @@ use mebyo_domain::consent::{Period, Purpose};
 use mebyo_domain::{Actor, Channel, Duration, Timestamp};
 use mebyo_operations::Reference;
 use mebyo_operations::monitoring::{
-    FIREWALL_STREAM, FirewallEvent, FirewallReview, Finding, PROBE_STREAM, ProbeEvent,
+    FIREWALL_STREAM, Finding, FirewallEvent, FirewallReview, PROBE_STREAM, ProbeEvent,
     ProbeOutcome, RecordReview, ReviewFlag, retention_cutoff, review_flag,
 };
 use mebyo_platform::world::{self, Individual, Org};
@@ -41,7 +41,11 @@ pub async fn record_review(
 /// dashboard and exports as a metric.
 pub async fn review_status(p: &Platform, settings: &OpsSettings) -> Result<ReviewFlag, OpsError> {
     let s = state::<FirewallReview>(p, FIREWALL_STREAM).await?;
-    Ok(review_flag(&s, p.now(), settings.firewall_review_interval()))
+    Ok(review_flag(
+        &s,
+        p.now(),
+        settings.firewall_review_interval(),
+    ))
 }
 
 /// Access records older than this are past retention now (P4.5(2)).
@@ -96,7 +100,9 @@ pub async fn probe(
     let req = AccessRequest {
         actor: target.individual.actor(),
         person: target.individual.id.clone(),
-        categories: Platform::all_categories().into_iter().collect::<BTreeSet<_>>(),
+        categories: Platform::all_categories()
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
         purpose: Purpose::PersonalUse,
         channel: Channel::Portal,
         period: Period {
