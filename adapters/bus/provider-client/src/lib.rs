@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use base64::Engine;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::Signer;
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -209,12 +210,17 @@ pub fn blood_pressure(person: &str, systolic: u32, diastolic: u32, when: &str) -
 
 // ---- the client ------------------------------------------------------------------
 
+/// Milliseconds since the Unix epoch; replaceable so tests can sign on the
+/// platform's simulated clock.
+pub type ClockFn = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
 pub struct ProviderClient {
     pub nats: async_nats::Client,
     pub prefix: String,
     pub provider: String,
     pub credential: String,
     key: SigningKey,
+    clock: ClockFn,
 }
 
 impl ProviderClient {
@@ -249,7 +255,17 @@ impl ProviderClient {
             provider: provider.into(),
             credential: credential.into(),
             key,
+            clock: std::sync::Arc::new(now_ms),
         }
+    }
+
+    pub fn with_clock(mut self, clock: ClockFn) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        (self.clock)()
     }
 
     pub fn with_prefix(mut self, prefix: &str) -> Self {
@@ -275,7 +291,7 @@ impl ProviderClient {
             &subject,
             &self.provider,
             &self.credential,
-            now_ms(),
+            self.now_ms(),
             &fresh_nonce(),
             idempotency_key,
             &body,
