@@ -86,6 +86,14 @@ pub struct Settings {
     pub consent_max_days: i64,
     /// Renewal interval of connection information, in days (P4.12(1)).
     pub credential_renewal_days: i64,
+    /// Where backup sets go, relative to the data directory unless absolute
+    /// (P4.10). Production puts this on other media.
+    #[serde(default = "default_backups")]
+    pub backups: String,
+}
+
+fn default_backups() -> String {
+    "backups".into()
 }
 
 impl Default for Settings {
@@ -94,6 +102,7 @@ impl Default for Settings {
             business_administrator: "ba-0001".into(),
             consent_max_days: 365,
             credential_renewal_days: 365,
+            backups: default_backups(),
         }
     }
 }
@@ -150,6 +159,7 @@ pub struct Platform {
     clock: Arc<dyn Clock>,
     rng: Mutex<rand_chacha::ChaCha20Rng>,
     config: Config,
+    settings: Settings,
     state: state::Caches,
     views: Mutex<Option<Arc<views::Views>>>,
 }
@@ -230,6 +240,13 @@ impl Platform {
         let mut ledger_id = [0u8; 16];
         rng.fill_bytes(&mut ledger_id);
         EmbeddedStore::create(&dir.ledger(), ledger_id, opts.clock.now_us())?;
+        // The checkpoint signing key (auditors verify with its public half) and the
+        // backup keys (log key; key-store epoch key that keeps erasure effective in
+        // backups, P4.9) belong to the platform from its first moment.
+        mebyo_audit::ensure_checkpoint_key(root)
+            .map_err(|e| PlatformError::Settings(e.to_string()))?;
+        mebyo_backup::ensure_backup_keys(&dir.keys(), &mut rng)
+            .map_err(|e| PlatformError::Settings(e.to_string()))?;
         let kek_id = kek.id().to_hex();
         drop(keystore);
         let platform = Platform::open(
@@ -285,6 +302,7 @@ impl Platform {
             clock: opts.clock,
             rng: Mutex::new(rng_from(opts.seed)),
             config,
+            settings,
             state: state::Caches::default(),
             views: Mutex::new(None),
         })
@@ -309,6 +327,15 @@ impl Platform {
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The backup directory (P4.10).
+    pub fn backups_dir(&self) -> std::path::PathBuf {
+        self.dir.root.join(&self.settings.backups)
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -604,6 +631,23 @@ impl Platform {
             at: self.now(),
         };
         self.append_one("ops-erasures", &actor, &record).await?;
+        // Older key-store backups still hold the erased person's wrapped DEKs: a new
+        // backup epoch makes them unreadable (crypto-shredded) and takes a fresh
+        // key-store backup without the person (P4.9 reaches into backups).
+        let rotated = mebyo_backup::jobs::rotate_epoch(
+            &self.store,
+            self.dir.root.clone(),
+            self.backups_dir(),
+            mebyo_backup::StartedBy::Operator(witness.as_str().to_string()),
+            self.clock.clone(),
+            Default::default(),
+        )
+        .await;
+        if let Err(e) = rotated.result {
+            // The erasure itself stands (the live keys are gone); the failed
+            // rotation is recorded as backup.failed and must be retried.
+            tracing::error!(error = %e, "backup epoch rotation after erasure failed; retry with `mebyo backup rotate-epoch`");
+        }
         Ok(Ok(receipt))
     }
 

@@ -253,6 +253,14 @@ async fn erasure_destroys_the_keys_and_keeps_the_chain_and_the_disclosures() {
     assert!(p.keys().dek(&access[0].key_ref).is_ok());
     let erasures = p.store().read_stream("ops-erasures", 0, 10).await.unwrap();
     assert_eq!(erasures.len(), 1);
+    // Erasure reaches into backups: a new key-store backup epoch (P4.9, P4.10).
+    let backups = p.store().read_stream("ops-backups", 0, 10).await.unwrap();
+    assert!(
+        backups
+            .iter()
+            .any(|e| e.event_type == "backup.epoch_rotated"),
+        "{backups:?}"
+    );
     drop(p);
     let v = mebyo_store::verify::verify_file(
         &mebyo_store::EmbeddedStore::log_path(&tmp.path().join("ledger")),
