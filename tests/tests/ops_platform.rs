@@ -20,7 +20,9 @@ use mebyo_operations::media::{MediaCommand, MediaKind, MediaStatus};
 use mebyo_operations::monitoring::{Finding, ProbeEvent, ProbeOutcome};
 use mebyo_operations::{Digest, IncidentId, MediaId, Reference, WindowId};
 use mebyo_operations_service::anomaly::AnomalyWatcher;
-use mebyo_operations_service::{OpsSettings, incidents, maintenance, media, monitoring};
+use mebyo_operations_service::{
+    OpsSettings, background, incidents, maintenance, media, monitoring,
+};
 use mebyo_platform::world::{self, Org};
 use mebyo_platform::{Options, Platform, Settings};
 use mebyo_store::{EventStore, ManualClock, PayloadKind};
@@ -473,4 +475,35 @@ async fn p4_7_media_approval_p4_4_3_reviews_and_p4_4_2_probe() {
         .await
         .unwrap();
     assert_eq!(access.len(), 1);
+
+    // What the server runs each tick: notices, probe, review flag.
+    let health = background::tick(
+        &p,
+        &settings,
+        Some(&Bus::default()),
+        Some(&target),
+        &stopwatch,
+    )
+    .await
+    .unwrap();
+    assert!(health.firewall_review.overdue);
+    assert_eq!(health.probe_healthy, Some(true));
+    // P4.5(2): nothing is past a five-year retention; with one day, both probe reads are.
+    assert_eq!(
+        monitoring::access_records_past_retention(&p, &settings)
+            .await
+            .unwrap(),
+        0
+    );
+    clock.advance(Duration::days(2).0);
+    let short = OpsSettings {
+        access_retention_days: 1,
+        ..OpsSettings::default()
+    };
+    assert_eq!(
+        monitoring::access_records_past_retention(&p, &short)
+            .await
+            .unwrap(),
+        2
+    );
 }

@@ -14,9 +14,11 @@
 //! | [`maintenance`] | windows, portal notices, publishing to providers through a [`NoticePublisher`] (P4.3) |
 //! | [`media`] | export approval, the media ledger, disposal (P4.7, P4.9) |
 //! | [`monitoring`] | firewall reviews and their flag, retention, the synthetic probe (P4.4, P4.5) |
+//! | [`background`] | what the server runs: the periodic tick (notices, probe, review flag) |
 #![forbid(unsafe_code)]
 
 pub mod anomaly;
+pub mod background;
 pub mod incidents;
 pub mod maintenance;
 pub mod media;

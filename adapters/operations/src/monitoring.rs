@@ -16,6 +16,7 @@ use mebyo_platform::world::{self, Individual, Org};
 use mebyo_platform::{Outcome, Platform};
 
 use crate::{OpsError, OpsSettings, execute, read_stream, state};
+use mebyo_store::EventStore;
 
 /// Records a firewall-log review with the configured interval (P4.4(3)).
 pub async fn record_review(
@@ -139,4 +140,27 @@ pub async fn probe(
 /// The most recent probe, for /readyz and /metrics.
 pub async fn last_probe(p: &Platform) -> Result<Option<ProbeEvent>, OpsError> {
     Ok(read_stream::<ProbeEvent>(p, PROBE_STREAM).await?.pop())
+}
+
+/// How many access records are past retention now (P4.5(2)), read from envelope
+/// metadata only (event type and recorded time are plaintext; nothing decrypted).
+/// The log is append-only and hash-chained, so records are not deleted from it:
+/// enforcement is the backup/archive side's (see the crate's report).
+pub async fn access_records_past_retention(
+    p: &Platform,
+    settings: &OpsSettings,
+) -> Result<u64, OpsError> {
+    let cutoff = access_retention_cutoff(p, settings);
+    let mut n = 0;
+    let mut from = 0;
+    loop {
+        let page = p.store().read_all(from, 1024).await?;
+        let Some(last) = page.last() else { break };
+        from = last.position + 1;
+        n += page
+            .iter()
+            .filter(|e| e.event_type == "access.recorded" && e.recorded_at_us < cutoff.0)
+            .count() as u64;
+    }
+    Ok(n)
 }
