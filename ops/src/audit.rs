@@ -238,6 +238,8 @@ fn run_verify(
             external,
             require_signed_head,
             progress: &mut progress,
+            // No person-related event type may be stored in plaintext (P4.8(1)).
+            person_related: Some(&mebyo_platform::codec::event_type_person_related),
         },
     )?;
     if let Some(b) = bar {
@@ -458,6 +460,7 @@ fn prove_inclusion_cmd(a: ProveInclusionArgs) -> anyhow::Result<ExitCode> {
             vkey: Some(&vkey),
             capture: Some(a.position),
             chain: false,
+            person_related: None,
         },
     )?;
     let b = proofs::inclusion(&scan, a.position, a.checkpoint_at)?;
@@ -482,6 +485,7 @@ fn prove_consistency_cmd(a: ProveConsistencyArgs) -> anyhow::Result<ExitCode> {
             vkey: Some(&vkey),
             capture: None,
             chain: false,
+            person_related: None,
         },
     )?;
     let b = proofs::consistency(&scan, a.from, a.to)?;

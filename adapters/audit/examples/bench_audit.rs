@@ -156,6 +156,7 @@ fn bench(n: u64) {
                 external: external.clone(),
                 require_signed_head: true,
                 progress: &mut |_, _| {},
+                person_related: None,
             },
         )
         .unwrap();
@@ -180,6 +181,7 @@ fn bench(n: u64) {
             vkey: Some(&vkey),
             capture: Some(position),
             chain: false,
+            person_related: None,
         },
     )
     .unwrap();

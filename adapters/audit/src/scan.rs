@@ -160,6 +160,8 @@ pub struct ScanOptions<'a> {
     /// Also run the chain's sequential checks (link, position, stream revision,
     /// time); the hashes themselves are checked by [`hash_pass`] in parallel.
     pub chain: bool,
+    /// With `chain`: also check that no person-related event is plaintext (P4.8(1)).
+    pub person_related: Option<&'a (dyn Fn(&str) -> bool + Sync)>,
 }
 
 /// The sequential half of the chain checks, as run by the fast path.
@@ -367,7 +369,13 @@ pub fn scan_tree(path: &Path, opts: ScanOptions<'_>) -> Result<TreeScan, ScanErr
         };
         let stored = frame.stored_hash();
         if let Some(c) = &mut chain
-            && !c.check(position, frame.body, &frame.stored_prev_hash(), &stored)
+            && !c.check(
+                position,
+                frame.body,
+                &frame.stored_prev_hash(),
+                &stored,
+                opts.person_related,
+            )
         {
             break;
         }
@@ -436,8 +444,22 @@ impl Sequential {
         }
     }
 
-    fn check(&mut self, position: u64, body: &[u8], prev: &Hash, stored: &Hash) -> bool {
+    fn check(
+        &mut self,
+        position: u64,
+        body: &[u8],
+        prev: &Hash,
+        stored: &Hash,
+        person_related: Option<&(dyn Fn(&str) -> bool + Sync)>,
+    ) -> bool {
         if *prev != self.head || body.get(1..9) != Some(&position.to_le_bytes()[..]) {
+            return false;
+        }
+        // A person-related event in plaintext is a break: leave the fast path so the
+        // store's verifier reports it with its position (P4.8(1)).
+        if let Some(related) = person_related
+            && peek_plaintext_type(body).is_some_and(related)
+        {
             return false;
         }
         let Some((stream, revision, time)) = peek_order_fields(body) else {
@@ -457,6 +479,20 @@ impl Sequential {
         self.head = *stored;
         true
     }
+}
+
+/// The event type of a plaintext event (payload kind 0), read in place.
+fn peek_plaintext_type(body: &[u8]) -> Option<&str> {
+    let u16_at = |at: usize| -> Option<usize> {
+        Some(u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize)
+    };
+    let mut at = 11 + u16_at(9)? + 8;
+    let et_len = u16_at(at)?;
+    let event_type = std::str::from_utf8(body.get(at + 2..at + 2 + et_len)?).ok()?;
+    at += 2 + et_len + 2 + 8;
+    at += 2 + u16_at(at)?;
+    at += 2 + u16_at(at)? + 48;
+    (*body.get(at)? == 0).then_some(event_type)
 }
 
 /// Stream id, revision and recorded-at, read in place (bounds-checked).
@@ -517,6 +553,9 @@ pub struct VerifyOptions<'a> {
     pub require_signed_head: bool,
     /// Called with (bytes verified, bytes in total) now and then, from the chain thread.
     pub progress: &'a mut (dyn FnMut(u64, u64) + Send),
+    /// Says whether an event type concerns a person, so that verify checks that no
+    /// such event is stored in plaintext (P4.8(1)). `None` skips the check.
+    pub person_related: Option<&'a (dyn Fn(&str) -> bool + Sync)>,
 }
 
 /// Everything a verification established, or the first problem.
@@ -575,6 +614,7 @@ pub fn verify_ledger(path: &Path, opts: VerifyOptions<'_>) -> Result<Report, Sca
         external,
         require_signed_head,
         progress,
+        person_related,
     } = opts;
     let external = match (&vkey, external.is_empty()) {
         (_, true) => Vec::new(),
@@ -595,6 +635,7 @@ pub fn verify_ledger(path: &Path, opts: VerifyOptions<'_>) -> Result<Report, Sca
                 vkey: vkey.as_ref(),
                 capture: None,
                 chain: true,
+                person_related,
             },
         );
         let hashes = hashes
@@ -620,7 +661,7 @@ pub fn verify_ledger(path: &Path, opts: VerifyOptions<'_>) -> Result<Report, Sca
             path,
             verify::Options {
                 progress: &mut |_, _| {},
-                person_related: None,
+                person_related: person_related.map(|f| f as &dyn Fn(&str) -> bool),
             },
         )?,
     };
