@@ -229,7 +229,7 @@ async fn request_log(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "(unmatched)".into());
+        .unwrap_or_default();
     let method = req.method().clone();
     let start = std::time::Instant::now();
     let res = next.run(req).await;
@@ -246,6 +246,7 @@ async fn request_log(req: Request, next: Next) -> Response {
 
 async fn fallback(State(_): State<AppState>, req: Request) -> Response {
     use axum::response::IntoResponse;
+    tracing::info!(target: "mebyo_web::access", method = %req.method(), route = "(unmatched)", status = 404, "request");
     if req.uri().path().starts_with("/api/") {
         error::ApiError::not_found().into_response()
     } else {
@@ -282,8 +283,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/persons/{person}/records", get(api::read_person))
         .route("/api/v1/ops/summary", get(api::ops_summary))
         .merge(pages::routes())
+        // Per route, so the log sees the matched template (never the concrete path).
+        .route_layer(axum::middleware::from_fn(request_log))
         .fallback(fallback)
-        .layer(axum::middleware::from_fn(request_log))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))

@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 use mebyo_crypto::Zeroizing;
 use mebyo_domain::fhir::VitalKind;
 use mebyo_domain::records::RecordEntry;
@@ -628,7 +628,10 @@ fn signed_individual(st: &AppState, headers: &HeaderMap, l: Lang) -> Result<Auth
 }
 
 /// A line chart of one or two series over time, as inline SVG.
-fn chart(l: Lang, label: &str, unit: &str, series: &[(&str, &str, Vec<(i64, f64)>)]) -> Markup {
+/// (name, colour, points as (time µs, value)).
+type Series<'a> = (&'a str, &'a str, Vec<(i64, f64)>);
+
+fn chart(l: Lang, label: &str, unit: &str, series: &[Series]) -> Markup {
     let (w, h, pad) = (600.0, 220.0, 36.0);
     let pts: Vec<&(i64, f64)> = series.iter().flat_map(|s| s.2.iter()).collect();
     if pts.is_empty() {
@@ -1229,6 +1232,3 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/notices", get(notices_page))
         .route("/ops", get(dashboard))
 }
-
-#[allow(dead_code)]
-fn unused(_: PreEscaped<&str>) {}
