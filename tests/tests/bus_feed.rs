@@ -25,15 +25,25 @@ async fn read_feed(c: &ProviderClient, n: usize) -> Vec<Value> {
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while got.len() < n && std::time::Instant::now() < deadline {
-        got.extend(c.feed("MEBYO_FEED", 100, Duration::from_millis(300)).await.unwrap());
+        got.extend(
+            c.feed("MEBYO_FEED", 100, Duration::from_millis(300))
+                .await
+                .unwrap(),
+        );
     }
     // Anything more that would arrive?
-    got.extend(c.feed("MEBYO_FEED", 100, Duration::from_millis(300)).await.unwrap());
+    got.extend(
+        c.feed("MEBYO_FEED", 100, Duration::from_millis(300))
+            .await
+            .unwrap(),
+    );
     got
 }
 
 fn types(msgs: &[Value]) -> Vec<String> {
-    msgs.iter().map(|m| m["type"].as_str().unwrap().to_string()).collect()
+    msgs.iter()
+        .map(|m| m["type"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +61,13 @@ async fn each_provider_gets_its_own_feed_and_nothing_else() {
     w.consent(&p2, &a, &[Category::Vitals], 30).await;
     w.consent(&p2, &b, &[Category::DailyLifeLog], 1).await;
     w.platform
-        .person(&p1.actor(), &p1.id, PersonCommand::RevokeConsent { consent: c1.clone() })
+        .person(
+            &p1.actor(),
+            &p1.id,
+            PersonCommand::RevokeConsent {
+                consent: c1.clone(),
+            },
+        )
         .await
         .unwrap()
         .unwrap();
@@ -66,7 +82,13 @@ async fn each_provider_gets_its_own_feed_and_nothing_else() {
     };
     assert_eq!(bus.publish_maintenance_notice(&notice).await.unwrap(), 2);
     w.platform
-        .credential(&Org::actor(&w.org.prefecture), &b.credential, CredentialCommand::Revoke { reason: RevocationReason::BreachOfLaw })
+        .credential(
+            &Org::actor(&w.org.prefecture),
+            &b.credential,
+            CredentialCommand::Revoke {
+                reason: RevocationReason::BreachOfLaw,
+            },
+        )
         .await
         .unwrap()
         .unwrap();
@@ -79,14 +101,32 @@ async fn each_provider_gets_its_own_feed_and_nothing_else() {
     assert_eq!(fa.len(), 4, "{fa:#?}");
     assert_eq!(
         ta,
-        ["consent.granted", "consent.revoked", "maintenance.notice"].map(String::from).into_iter().collect()
+        ["consent.granted", "consent.revoked", "maintenance.notice"]
+            .map(String::from)
+            .into_iter()
+            .collect()
     );
     // Expiries are found by a timer, so B's order is not fixed; its content is.
     let mut tb = types(&fb);
     tb.sort();
-    assert_eq!(tb, ["consent.expired", "consent.granted", "credential.revoked", "maintenance.notice"], "{fb:#?}");
-    assert!(fa.iter().all(|m| m["provider"] == "clinic-a"), "A saw another provider's message");
-    assert!(fb.iter().all(|m| m["provider"] == "app-b"), "B saw another provider's message");
+    assert_eq!(
+        tb,
+        [
+            "consent.expired",
+            "consent.granted",
+            "credential.revoked",
+            "maintenance.notice"
+        ],
+        "{fb:#?}"
+    );
+    assert!(
+        fa.iter().all(|m| m["provider"] == "clinic-a"),
+        "A saw another provider's message"
+    );
+    assert!(
+        fb.iter().all(|m| m["provider"] == "app-b"),
+        "B saw another provider's message"
+    );
     let of = |t: &str| fb.iter().find(|m| m["type"] == t).unwrap();
     assert_eq!(of("credential.revoked")["data"]["clause"], "P4.13(1)");
     assert_eq!(of("consent.expired")["data"]["person"], p2.id.as_str());
@@ -95,18 +135,43 @@ async fn each_provider_gets_its_own_feed_and_nothing_else() {
     assert_eq!(ids.len(), fa.len());
 
     // Acknowledging is a signed write, recorded once per key.
-    let ids: Vec<String> = fa.iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = fa
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
     let ack = ca.acknowledge(&ids, "ack-1").await.unwrap();
-    assert_eq!(ack.result().unwrap()["acknowledged"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        ack.result().unwrap()["acknowledged"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
     assert!(ca.acknowledge(&ids, "ack-1").await.unwrap().replayed);
 
     // A restarted bus publishes nothing twice, and tells no expiry again.
     bus.shutdown().await;
     let js = mebyo_bus::testkit::async_nats::jetstream::new(ca.nats.clone());
-    let before = js.get_stream("MEBYO_FEED").await.unwrap().info().await.unwrap().state.messages;
+    let before = js
+        .get_stream("MEBYO_FEED")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
     let bus = w.serve(&nats).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = js.get_stream("MEBYO_FEED").await.unwrap().info().await.unwrap().state.messages;
+    let after = js
+        .get_stream("MEBYO_FEED")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
     assert_eq!(before, after);
     assert_eq!(w.count("bus.feed_expiry_published").await, 1);
     assert!(read_feed(&ca, 0).await.is_empty());

@@ -22,15 +22,26 @@ async fn submit_query_and_list_consents_exactly_once() {
     let nats = NatsServer::start();
     let (clinic, key) = w.provider("clinic-a", ConnectionClass::IpsecIkeVpn).await;
     let hanako = w.person(1).await;
-    w.consent(&hanako, &clinic, &[Category::Vitals, Category::MedicationNotebook], 30)
-        .await;
+    w.consent(
+        &hanako,
+        &clinic,
+        &[Category::Vitals, Category::MedicationNotebook],
+        30,
+    )
+    .await;
     let bus = w.serve(&nats).await;
     let c = w.client(&nats, &clinic, &key).await;
     let person = hanako.id.as_str();
 
     // One FHIR observation.
     let when = w.at(2);
-    let item = fhir_item(person, "vitals", &when, "lab-0001", blood_pressure(person, 128, 82, &when));
+    let item = fhir_item(
+        person,
+        "vitals",
+        &when,
+        "lab-0001",
+        blood_pressure(person, 128, 82, &when),
+    );
     let first = c.submit(vec![item.clone()], "bp-0001", 1).await.unwrap();
     assert!(first.is_ok(), "{:?}", first.body);
     assert!(!first.replayed);
@@ -47,13 +58,22 @@ async fn submit_query_and_list_consents_exactly_once() {
     assert_eq!(w.head(), head, "a replay writes nothing");
 
     // The same key for another body is refused, not silently replayed.
-    let other = fhir_item(person, "vitals", &when, "lab-0002", blood_pressure(person, 140, 90, &when));
+    let other = fhir_item(
+        person,
+        "vitals",
+        &when,
+        "lab-0002",
+        blood_pressure(person, 140, 90, &when),
+    );
     let r = c.submit(vec![other], "bp-0001", 1).await.unwrap();
     assert_eq!(r.error().unwrap().0, "request.idempotency_key_reused");
 
     // A JAHIS file (Shift_JIS CSV): one MedicationStatement per medicine, with
     // provenance, and no identity data (P4.8(3), P5.1).
-    let r = c.submit(vec![jahis_item(person, &jahis_sample())], "jahis-0001", 1).await.unwrap();
+    let r = c
+        .submit(vec![jahis_item(person, &jahis_sample())], "jahis-0001", 1)
+        .await
+        .unwrap();
     let item = &r.result().unwrap()["items"][0];
     assert_eq!(item["status"], "added", "{item}");
     assert_eq!(item["records"].as_array().unwrap().len(), 2);
@@ -61,7 +81,13 @@ async fn submit_query_and_list_consents_exactly_once() {
     // Query: recorded before the data leaves (P4.6(2)).
     let access_before = w.count("access.recorded").await;
     let q = c
-        .query(person, &["medication_notebook"], "care", "2026-01-01", "2026-11-27")
+        .query(
+            person,
+            &["medication_notebook"],
+            "care",
+            "2026-01-01",
+            "2026-11-27",
+        )
         .await
         .unwrap();
     let records = q.result().unwrap()["records"].as_array().unwrap().clone();
@@ -69,13 +95,24 @@ async fn submit_query_and_list_consents_exactly_once() {
     let med = &records[0];
     assert_eq!(med["resource"]["resourceType"], "MedicationStatement");
     assert_eq!(med["provenance"]["origin"], "MedicalInstitution");
-    assert!(med["provenance"]["original_identifier"].as_str().unwrap().starts_with("jahis:1441234567:20261125:"));
+    assert!(
+        med["provenance"]["original_identifier"]
+            .as_str()
+            .unwrap()
+            .starts_with("jahis:1441234567:20261125:")
+    );
     assert!(!q.body.to_string().contains("花子"));
     assert_eq!(w.count("access.recorded").await, access_before + 1);
-    assert!(w.count("bus.request_served").await >= 1, "the signed read is kept");
+    assert!(
+        w.count("bus.request_served").await >= 1,
+        "the signed read is kept"
+    );
 
     // A query the consent does not cover is refused, and that is recorded too.
-    let q = c.query(person, &["allergy"], "care", "2026-01-01", "2026-11-27").await.unwrap();
+    let q = c
+        .query(person, &["allergy"], "care", "2026-01-01", "2026-11-27")
+        .await
+        .unwrap();
     assert_eq!(q.error().unwrap().1, "P4.6(2)");
     assert_eq!(w.count("access.recorded").await, access_before + 2);
 
@@ -87,14 +124,25 @@ async fn submit_query_and_list_consents_exactly_once() {
 
     // The signature is kept with the outcome (P4.12): provider cannot deny it.
     let stream = format!("bus-requests-{}", clinic.id);
-    let evs = w.platform.store().read_stream(&stream, 0, 100).await.unwrap();
+    let evs = w
+        .platform
+        .store()
+        .read_stream(&stream, 0, 100)
+        .await
+        .unwrap();
     let completed: Vec<serde_json::Value> = evs
         .iter()
         .filter(|e| e.event_type == "bus.request_completed")
         .map(|e| serde_json::from_slice(&e.payload).unwrap())
         .collect();
     assert_eq!(completed.len(), 2, "bp-0001 and jahis-0001, once each");
-    assert_eq!(completed[0]["evidence"]["signature"].as_str().unwrap().len(), 128);
+    assert_eq!(
+        completed[0]["evidence"]["signature"]
+            .as_str()
+            .unwrap()
+            .len(),
+        128
+    );
     bus.shutdown().await;
 }
 
@@ -114,32 +162,99 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
     let now = c.now_ms();
     let nonce = || mebyo_provider::fresh_nonce();
     let signed = |ts: u64, n: &str, b: &[u8], k: &mebyo_provider::SigningKey| {
-        sign_headers(k, &subject, clinic.id.as_str(), clinic.credential.as_str(), ts, n, Some("k-1"), b)
+        sign_headers(
+            k,
+            &subject,
+            clinic.id.as_str(),
+            clinic.credential.as_str(),
+            ts,
+            n,
+            Some("k-1"),
+            b,
+        )
     };
     let stranger = mebyo_provider::generate_key();
     let replayed_nonce = nonce();
-    let cases: Vec<(&str, mebyo_bus::testkit::async_nats::HeaderMap, Vec<u8>, &str, &str)> = vec![
-        ("unsigned", mebyo_bus::testkit::async_nats::HeaderMap::new(), body.clone(), "request.unsigned", "P4.12(1)"),
-        ("wrong key", signed(now, &nonce(), &body, &stranger), body.clone(), "request.signature_invalid", "P4.11(4)"),
-        ("body changed after signing", signed(now, &nonce(), b"{}", &key), body.clone(), "request.signature_invalid", "P4.11(4)"),
-        ("stale", signed(now - 61_000, &nonce(), &body, &key), body.clone(), "request.stale", "P4.11(4)"),
-        ("from the future", signed(now + 61_000, &nonce(), &body, &key), body.clone(), "request.stale", "P4.11(4)"),
-        ("malformed JSON", signed(now, &nonce(), b"{not json", &key), b"{not json".to_vec(), "request.malformed", "P4.4"),
-        ("no items", signed(now, &nonce(), b"{\"items\":[]}", &key), b"{\"items\":[]}".to_vec(), "request.malformed", "P4.4"),
-        ("oversized", mebyo_bus::testkit::async_nats::HeaderMap::new(), vec![b' '; 600 * 1024], "request.too_large", "P4.4"),
+    let cases: Vec<(
+        &str,
+        mebyo_bus::testkit::async_nats::HeaderMap,
+        Vec<u8>,
+        &str,
+        &str,
+    )> = vec![
+        (
+            "unsigned",
+            mebyo_bus::testkit::async_nats::HeaderMap::new(),
+            body.clone(),
+            "request.unsigned",
+            "P4.12(1)",
+        ),
+        (
+            "wrong key",
+            signed(now, &nonce(), &body, &stranger),
+            body.clone(),
+            "request.signature_invalid",
+            "P4.11(4)",
+        ),
+        (
+            "body changed after signing",
+            signed(now, &nonce(), b"{}", &key),
+            body.clone(),
+            "request.signature_invalid",
+            "P4.11(4)",
+        ),
+        (
+            "stale",
+            signed(now - 61_000, &nonce(), &body, &key),
+            body.clone(),
+            "request.stale",
+            "P4.11(4)",
+        ),
+        (
+            "from the future",
+            signed(now + 61_000, &nonce(), &body, &key),
+            body.clone(),
+            "request.stale",
+            "P4.11(4)",
+        ),
+        (
+            "malformed JSON",
+            signed(now, &nonce(), b"{not json", &key),
+            b"{not json".to_vec(),
+            "request.malformed",
+            "P4.4",
+        ),
+        (
+            "no items",
+            signed(now, &nonce(), b"{\"items\":[]}", &key),
+            b"{\"items\":[]}".to_vec(),
+            "request.malformed",
+            "P4.4",
+        ),
+        (
+            "oversized",
+            mebyo_bus::testkit::async_nats::HeaderMap::new(),
+            vec![b' '; 600 * 1024],
+            "request.too_large",
+            "P4.4",
+        ),
     ];
     let head = w.head();
     let mut n = 0;
     for (what, headers, b, code, clause) in cases {
         let a = c.send(subject.clone(), headers, b).await.unwrap();
-        let (got_code, got_clause, message) = a.error().unwrap_or_else(|| panic!("{what}: {:?}", a.body));
+        let (got_code, got_clause, message) =
+            a.error().unwrap_or_else(|| panic!("{what}: {:?}", a.body));
         assert_eq!((got_code, got_clause), (code, clause), "{what}: {message}");
         assert!(!message.is_empty());
         n += 1;
     }
     // A nonce used once is refused the second time (replay).
     let h = signed(now, &replayed_nonce, &body, &key);
-    let ok = c.send(subject.clone(), h.clone(), body.clone()).await.unwrap();
+    let ok = c
+        .send(subject.clone(), h.clone(), body.clone())
+        .await
+        .unwrap();
     assert!(ok.is_ok(), "{:?}", ok.body);
     let a = c.send(subject.clone(), h, body.clone()).await.unwrap();
     assert_eq!(a.error().unwrap().0, "request.replayed");
@@ -147,7 +262,20 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
     // Unknown service.
     let bad_subject = format!("mebyo.v1.svc.{}.records.delete", clinic.id);
     let a = c
-        .send(bad_subject.clone(), sign_headers(&key, &bad_subject, clinic.id.as_str(), clinic.credential.as_str(), now, &nonce(), None, b"{}"), b"{}".to_vec())
+        .send(
+            bad_subject.clone(),
+            sign_headers(
+                &key,
+                &bad_subject,
+                clinic.id.as_str(),
+                clinic.credential.as_str(),
+                now,
+                &nonce(),
+                None,
+                b"{}",
+            ),
+            b"{}".to_vec(),
+        )
         .await
         .unwrap();
     assert_eq!(a.error().unwrap().0, "request.unknown_service");
@@ -171,11 +299,25 @@ async fn p4_5_3_a_provider_without_vpn_cannot_submit_medical_records() {
     let person = hanako.id.as_str();
     let when = w.at(1);
     let a = c
-        .submit(vec![fhir_item(person, "vitals", &when, "x-1", blood_pressure(person, 120, 80, &when))], "k-1", 1)
+        .submit(
+            vec![fhir_item(
+                person,
+                "vitals",
+                &when,
+                "x-1",
+                blood_pressure(person, 120, 80, &when),
+            )],
+            "k-1",
+            1,
+        )
         .await
         .unwrap();
     let (code, clause, message) = a.error().expect("refused");
-    assert_eq!((code, clause), ("record.connection_not_vpn", "P4.5(3)"), "{message}");
+    assert_eq!(
+        (code, clause),
+        ("record.connection_not_vpn", "P4.5(3)"),
+        "{message}"
+    );
     assert_eq!(w.count("record.added").await, 0);
     assert_eq!(w.count("bus.request_refused").await, 1);
     bus.shutdown().await;
@@ -193,7 +335,13 @@ async fn p4_13_revocation_and_expiry_refuse_the_next_request() {
 
     // Revoked by the prefecture: the very next request is refused (within 1 s).
     w.platform
-        .credential(&Org::actor(&w.org.prefecture), &clinic.credential, CredentialCommand::Revoke { reason: RevocationReason::JudgedRisk })
+        .credential(
+            &Org::actor(&w.org.prefecture),
+            &clinic.credential,
+            CredentialCommand::Revoke {
+                reason: RevocationReason::JudgedRisk,
+            },
+        )
         .await
         .unwrap()
         .unwrap();
@@ -222,7 +370,13 @@ async fn idempotency_outcomes_survive_a_restart_of_the_bus() {
     w.consent(&hanako, &clinic, &[Category::Vitals], 30).await;
     let person = hanako.id.as_str();
     let when = w.at(1);
-    let item = fhir_item(person, "vitals", &when, "x-1", blood_pressure(person, 120, 80, &when));
+    let item = fhir_item(
+        person,
+        "vitals",
+        &when,
+        "x-1",
+        blood_pressure(person, 120, 80, &when),
+    );
     let bus = w.serve(&nats).await;
     let c = w.client(&nats, &clinic, &key).await;
     let first = c.submit(vec![item.clone()], "k-1", 1).await.unwrap();

@@ -30,11 +30,24 @@ async fn p4_6_1_services_run_over_tls_only() {
     let person = hanako.id.as_str();
     let when = w.at(1);
     let a = c
-        .submit(vec![fhir_item(person, "vitals", &when, "x-1", blood_pressure(person, 118, 76, &when))], "k-1", 1)
+        .submit(
+            vec![fhir_item(
+                person,
+                "vitals",
+                &when,
+                "x-1",
+                blood_pressure(person, 118, 76, &when),
+            )],
+            "k-1",
+            1,
+        )
         .await
         .unwrap();
     assert!(a.is_ok(), "{:?}", a.body);
-    let q = c.query(person, &["vitals"], "care", "2026-01-01", "2026-11-27").await.unwrap();
+    let q = c
+        .query(person, &["vitals"], "care", "2026-01-01", "2026-11-27")
+        .await
+        .unwrap();
     assert_eq!(q.result().unwrap()["records"].as_array().unwrap().len(), 1);
 
     // The server speaks TLS only, and only to holders of a certificate of its CA.
@@ -103,9 +116,18 @@ async fn broker_restarts_lose_nothing_acknowledged_and_write_nothing_twice() {
         tasks.push(tokio::spawn(async move {
             let mut answers = Vec::new();
             for i in 0..EACH {
-                let item = fhir_item(&person, "vitals", &when, &format!("m-{t}-{i}"), blood_pressure(&person, 100 + i as u32, 70, &when));
+                let item = fhir_item(
+                    &person,
+                    "vitals",
+                    &when,
+                    &format!("m-{t}-{i}"),
+                    blood_pressure(&person, 100 + i as u32, 70, &when),
+                );
                 // Retried with the same key until answered.
-                let a = client.submit(vec![item], &format!("k-{t}-{i}"), 60).await.unwrap();
+                let a = client
+                    .submit(vec![item], &format!("k-{t}-{i}"), 60)
+                    .await
+                    .unwrap();
                 assert!(a.is_ok(), "{:?}", a.body);
                 answers.push(a);
                 done.fetch_add(1, Ordering::SeqCst);
@@ -122,8 +144,16 @@ async fn broker_restarts_lose_nothing_acknowledged_and_write_nothing_twice() {
         }
     }
     killer.await.unwrap();
-    assert_eq!(records.len(), TASKS * EACH, "every acknowledged submission has its own record");
-    assert_eq!(w.count("record.added").await, TASKS * EACH, "nothing written twice, nothing lost");
+    assert_eq!(
+        records.len(),
+        TASKS * EACH,
+        "every acknowledged submission has its own record"
+    );
+    assert_eq!(
+        w.count("record.added").await,
+        TASKS * EACH,
+        "nothing written twice, nothing lost"
+    );
     assert_eq!(w.count("bus.request_completed").await, TASKS * EACH);
     // Every acknowledged record is in the ledger.
     for p in &people {

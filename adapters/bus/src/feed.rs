@@ -24,7 +24,10 @@ use crate::state::FeedMsg;
 use crate::wire;
 use crate::{BusConfig, BusError};
 
-pub async fn ensure_stream(js: &jetstream::Context, cfg: &BusConfig) -> Result<stream::Stream, BusError> {
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    cfg: &BusConfig,
+) -> Result<stream::Stream, BusError> {
     js.get_or_create_stream(stream::Config {
         name: cfg.feed.stream.clone(),
         subjects: vec![format!("{}.feed.>", cfg.prefix)],
@@ -117,7 +120,9 @@ pub async fn publish(
         {
             Ok(ack) => match ack.await {
                 Ok(_) => return true,
-                Err(e) => tracing::warn!(error = %e, %subject, "feed publish not acknowledged; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, %subject, "feed publish not acknowledged; retrying")
+                }
             },
             Err(e) => tracing::warn!(error = %e, %subject, "feed publish failed; retrying"),
         }

@@ -111,7 +111,8 @@ pub fn parse(bytes: &[u8]) -> Result<Notebook, JahisError> {
     if bytes.len() > MAX_FILE_BYTES {
         return err(0, format!("file larger than {MAX_FILE_BYTES} bytes"));
     }
-    let Some(text) = encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes)
+    let Some(text) =
+        encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes)
     else {
         return err(0, "not valid Shift_JIS");
     };
@@ -150,10 +151,17 @@ pub fn parse(bytes: &[u8]) -> Result<Notebook, JahisError> {
         }
         let f: Vec<&str> = line.split(',').collect();
         let field = |i: usize| f.get(i).copied().unwrap_or("").trim();
-        fn group<'a>(nb: &'a mut Notebook, n: usize, rec: &str) -> Result<&'a mut Dispensing, JahisError> {
+        fn group<'a>(
+            nb: &'a mut Notebook,
+            n: usize,
+            rec: &str,
+        ) -> Result<&'a mut Dispensing, JahisError> {
             match nb.dispensings.last_mut() {
                 Some(d) => Ok(d),
-                None => err(n, format!("record {rec} before any 5 (調剤等年月日) record")),
+                None => err(
+                    n,
+                    format!("record {rec} before any 5 (調剤等年月日) record"),
+                ),
             }
         }
         let rp = |i: usize| -> Result<u32, JahisError> {
@@ -170,8 +178,9 @@ pub fn parse(bytes: &[u8]) -> Result<Notebook, JahisError> {
             "1" => {} // identity data: deliberately not read (P4.8(3))
             "5" => {
                 let d = field(1);
-                let date = time::Date::parse(d, time::macros::format_description!("[year][month][day]"))
-                    .map_err(|_| JahisError {
+                let date =
+                    time::Date::parse(d, time::macros::format_description!("[year][month][day]"))
+                        .map_err(|_| JahisError {
                         line: n,
                         problem: format!("dispensing date {d:?} is not YYYYMMDD"),
                     })?;
@@ -206,7 +215,10 @@ pub fn parse(bytes: &[u8]) -> Result<Notebook, JahisError> {
                 }
                 medicines += 1;
                 if medicines > MAX_MEDICINES {
-                    return err(n, format!("more than {MAX_MEDICINES} medicines in one file"));
+                    return err(
+                        n,
+                        format!("more than {MAX_MEDICINES} medicines in one file"),
+                    );
                 }
                 let m = Medicine {
                     line: n,
@@ -222,7 +234,11 @@ pub fn parse(bytes: &[u8]) -> Result<Notebook, JahisError> {
             "281" | "291" => {
                 let rp = rp(1)?;
                 let text = field(2).to_string();
-                group(&mut nb, n, field(0))?.notes.entry(rp).or_default().push(text);
+                group(&mut nb, n, field(0))?
+                    .notes
+                    .entry(rp)
+                    .or_default()
+                    .push(text);
             }
             "301" => {
                 let rp = rp(1)?;
@@ -292,8 +308,7 @@ pub fn to_fhir(nb: &Notebook, person: &PersonId) -> Vec<Converted> {
             }
             let mut dosage = json!({"sequence": m.rp});
             if let Ok(v) = m.dose.parse::<f64>() {
-                dosage["doseAndRate"] =
-                    json!([{"doseQuantity": {"value": v, "unit": m.unit}}]);
+                dosage["doseAndRate"] = json!([{"doseQuantity": {"value": v, "unit": m.unit}}]);
             }
             if let Some(u) = d.usages.get(&m.rp) {
                 let days = if u.quantity.is_empty() {
@@ -373,15 +388,25 @@ mod tests {
         let person = PersonId::new("p1").unwrap();
         let fhir = to_fhir(&nb, &person);
         assert_eq!(fhir.len(), 2);
-        let text = serde_json::to_string(&fhir.iter().map(|c| &c.resource).collect::<Vec<_>>()).unwrap();
-        assert!(!text.contains("花子"), "no patient name in health records (P4.8(3))");
+        let text =
+            serde_json::to_string(&fhir.iter().map(|c| &c.resource).collect::<Vec<_>>()).unwrap();
+        assert!(
+            !text.contains("花子"),
+            "no patient name in health records (P4.8(3))"
+        );
         assert!(!text.contains("19800401"));
-        assert_eq!(fhir[0].original_identifier, "jahis:1441234567:20261120:rp1:1");
+        assert_eq!(
+            fhir[0].original_identifier,
+            "jahis:1441234567:20261120:rp1:1"
+        );
         assert_eq!(
             fhir[0].resource["medicationCodeableConcept"]["coding"][0]["code"],
             "2171022F1093"
         );
-        assert_eq!(fhir[0].resource["dosage"][0]["text"], "1日1回 朝食後 (28日分)");
+        assert_eq!(
+            fhir[0].resource["dosage"][0]["text"],
+            "1日1回 朝食後 (28日分)"
+        );
         for c in &fhir {
             mebyo_domain::fhir::validate(Category::MedicationNotebook, &person, &c.resource)
                 .unwrap();
@@ -389,10 +414,24 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_sample_file_converts() {
+        let bytes = include_bytes!("../provider-client/samples/okusuri-techo.csv");
+        let nb = parse(bytes).unwrap();
+        let person = PersonId::new("p1").unwrap();
+        assert_eq!(to_fhir(&nb, &person).len(), 2);
+    }
+
+    #[test]
     fn refuses_what_is_not_jahis() {
-        let utf8 = SAMPLE.iter().map(|l| format!("{l}\r\n")).collect::<String>();
+        let utf8 = SAMPLE
+            .iter()
+            .map(|l| format!("{l}\r\n"))
+            .collect::<String>();
         // UTF-8 bytes of Japanese text are not valid Shift_JIS.
-        assert_eq!(parse(utf8.as_bytes()).unwrap_err().problem, "not valid Shift_JIS");
+        assert_eq!(
+            parse(utf8.as_bytes()).unwrap_err().problem,
+            "not valid Shift_JIS"
+        );
         let lf = encode_sjis(&[&SAMPLE.join("\n")]);
         assert_eq!(parse(&lf).unwrap_err().problem, "line ends must be CRLF");
         let no_header = encode_sjis(&SAMPLE[1..]);

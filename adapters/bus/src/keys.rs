@@ -180,8 +180,14 @@ pub async fn load_key(
 }
 
 pub fn parse_key(state: &KeyState) -> Option<(ProviderId, VerifyingKey)> {
-    let bytes: [u8; 32] = hex::decode(state.public_key.as_ref()?).ok()?.try_into().ok()?;
-    Some((state.provider.clone()?, VerifyingKey::from_bytes(&bytes).ok()?))
+    let bytes: [u8; 32] = hex::decode(state.public_key.as_ref()?)
+        .ok()?
+        .try_into()
+        .ok()?;
+    Some((
+        state.provider.clone()?,
+        VerifyingKey::from_bytes(&bytes).ok()?,
+    ))
 }
 
 /// Store reads of a whole (short) stream.
@@ -264,14 +270,21 @@ mod tests {
         };
         let s = staff(Role::OperationsOffice, 10_000);
         let c = cred(provider_holder(), CredentialStatus::Active);
-        let ctx = Ctx::new(Timestamp(10), &actor, &cfg).staff(&s).credential(&c);
+        let ctx = Ctx::new(Timestamp(10), &actor, &cfg)
+            .staff(&s)
+            .credential(&c);
         let ev = ProviderKey::decide(&KeyState::default(), &register(), &ctx).unwrap();
         assert_eq!(ev.len(), 1);
         let state = ProviderKey::fold(&ev);
-        assert_eq!(ProviderKey::decide(&state, &register(), &ctx).unwrap(), vec![]);
+        assert_eq!(
+            ProviderKey::decide(&state, &register(), &ctx).unwrap(),
+            vec![]
+        );
 
         // Expired or revoked connection information gets no key.
-        let ctx = Ctx::new(Timestamp(2000), &actor, &cfg).staff(&s).credential(&c);
+        let ctx = Ctx::new(Timestamp(2000), &actor, &cfg)
+            .staff(&s)
+            .credential(&c);
         let r = ProviderKey::decide(&KeyState::default(), &register(), &ctx).unwrap_err();
         assert_eq!((r.code, r.clause), ("credential.not_active", "P4.12(1)"));
         // An individual's credential is not a provider's.
@@ -281,7 +294,9 @@ mod tests {
             },
             CredentialStatus::Active,
         );
-        let ctx = Ctx::new(Timestamp(10), &actor, &cfg).staff(&s).credential(&ind);
+        let ctx = Ctx::new(Timestamp(10), &actor, &cfg)
+            .staff(&s)
+            .credential(&ind);
         let r = ProviderKey::decide(&KeyState::default(), &register(), &ctx).unwrap_err();
         assert_eq!(r.code, "bus.key_not_provider");
     }

@@ -163,10 +163,13 @@ pub async fn connect(cfg: &BusConfig) -> Result<async_nats::Client, BusError> {
             .add_root_certificates(tls.ca.clone())
             .add_client_certificate(tls.cert.clone(), tls.key.clone());
     }
-    let client = opts.connect(&cfg.url).await.map_err(|e| BusError::Connect {
-        url: cfg.url.clone(),
-        reason: e.to_string(),
-    })?;
+    let client = opts
+        .connect(&cfg.url)
+        .await
+        .map_err(|e| BusError::Connect {
+            url: cfg.url.clone(),
+            reason: e.to_string(),
+        })?;
     // `retry_on_initial_connect` returns at once; wait (bounded) for the first
     // connection so that a wrong URL or certificate fails `serve`, not later.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -258,8 +261,7 @@ pub async fn serve(platform: Arc<Platform>, cfg: BusConfig) -> Result<BusHandle,
         let state = state.clone();
         let stop_rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) =
-                run_feed(platform, js, stream, cfg, state, backlog, from, stop_rx).await
+            if let Err(e) = run_feed(platform, js, stream, cfg, state, backlog, from, stop_rx).await
             {
                 tracing::error!(error = %e, "feed publisher stopped");
             }
@@ -415,7 +417,8 @@ impl BusHandle {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         let all = self.cfg.max_in_flight as u32;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.in_flight.acquire_many(all)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), self.in_flight.acquire_many(all)).await;
         for t in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }

@@ -20,7 +20,9 @@ use mebyo_platform::{Platform, PlatformError};
 use serde_json::json;
 
 use crate::auth::{self, Claimed, NonceCache, Verified};
-use crate::state::{BusEvent, BusState, Completed, Evidence, REFUSED_STREAM, record_id, requests_stream};
+use crate::state::{
+    BusEvent, BusState, Completed, Evidence, REFUSED_STREAM, record_id, requests_stream,
+};
 use crate::wire::{
     self, AckRequest, ConsentsRequest, ErrorBody, ItemResult, QueryRequest, RecordResult, Service,
     SubmitItem, SubmitRequest, SubmitResult,
@@ -87,7 +89,11 @@ impl From<ErrorBody> for Refused {
 }
 
 fn malformed(what: impl std::fmt::Display) -> Refused {
-    Refused(ErrorBody::new("request.malformed", "P4.4", what.to_string()))
+    Refused(ErrorBody::new(
+        "request.malformed",
+        "P4.4",
+        what.to_string(),
+    ))
 }
 
 impl Services {
@@ -115,7 +121,10 @@ impl Services {
             let e = ErrorBody::new(
                 "request.too_large",
                 "P4.4",
-                format!("body larger than {} bytes; split the batch", self.cfg.max_body_bytes),
+                format!(
+                    "body larger than {} bytes; split the batch",
+                    self.cfg.max_body_bytes
+                ),
             );
             return self.refuse(subject, &claimed, body, e, None).await;
         }
@@ -142,7 +151,8 @@ impl Services {
         // The credential as the ledger has it now: a revocation, loss report or
         // expiry refuses this very request (P4.12, P4.13).
         let cred = self.platform.credential_state(&verified.credential).await?;
-        if let Err(r) = mebyo_domain::credential::authenticate(&verified.actor(), Some(&cred), now) {
+        if let Err(r) = mebyo_domain::credential::authenticate(&verified.actor(), Some(&cred), now)
+        {
             let e = ErrorBody::from_refusal(&r);
             return self
                 .refuse(subject, &claimed, body, e, Some(verified.evidence))
@@ -159,7 +169,9 @@ impl Services {
                 .await;
         }
         match service {
-            Service::Submit | Service::FeedAck => self.once(service, &verified, &claimed, body).await,
+            Service::Submit | Service::FeedAck => {
+                self.once(service, &verified, &claimed, body).await
+            }
             Service::Query => self.query(&verified, &claimed, body).await,
             Service::Consents => self.consents(&verified, &claimed, body).await,
         }
@@ -168,7 +180,11 @@ impl Services {
     /// Loads a credential's signing key from the ledger if this node has not seen
     /// it yet (registered on another node a moment ago).
     async fn ensure_key(&self, claimed: &Claimed) -> Result<(), PlatformError> {
-        let Some(c) = claimed.credential.as_deref().and_then(|c| CredentialId::new(c).ok()) else {
+        let Some(c) = claimed
+            .credential
+            .as_deref()
+            .and_then(|c| CredentialId::new(c).ok())
+        else {
             return Ok(());
         };
         if self.state.keys.read().contains_key(&c) {
@@ -262,7 +278,13 @@ impl Services {
                     "this idempotency key was used for another request body; use a new key",
                 );
                 return self
-                    .refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone()))
+                    .refuse(
+                        &v.evidence.subject,
+                        claimed,
+                        body,
+                        e,
+                        Some(v.evidence.clone()),
+                    )
                     .await;
             }
             return Ok(Reply {
@@ -280,7 +302,13 @@ impl Services {
             Ok(r) => r,
             Err(Refused(e)) => {
                 return self
-                    .refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone()))
+                    .refuse(
+                        &v.evidence.subject,
+                        claimed,
+                        body,
+                        e,
+                        Some(v.evidence.clone()),
+                    )
                     .await;
             }
         };
@@ -399,23 +427,39 @@ impl Services {
         let first = results[0].error.clone();
         if results.iter().all(|r| r.status == "refused")
             && let Some(e) = first
-            && results.iter().all(|r| r.error.as_ref().map(|x| &x.code) == Some(&e.code))
+            && results
+                .iter()
+                .all(|r| r.error.as_ref().map(|x| &x.code) == Some(&e.code))
         {
             return Ok(Err(Refused(e)));
         }
         Ok(Ok(wire::ok_reply(&SubmitResult { items: results })))
     }
 
-    async fn query(&self, v: &Verified, claimed: &Claimed, body: &[u8]) -> Result<Reply, PlatformError> {
+    async fn query(
+        &self,
+        v: &Verified,
+        claimed: &Claimed,
+        body: &[u8],
+    ) -> Result<Reply, PlatformError> {
         let q: QueryRequest = match serde_json::from_slice(body) {
             Ok(q) => q,
             Err(e) => {
                 let Refused(e) = malformed(format_args!("body: {e}"));
-                return self.refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone())).await;
+                return self
+                    .refuse(
+                        &v.evidence.subject,
+                        claimed,
+                        body,
+                        e,
+                        Some(v.evidence.clone()),
+                    )
+                    .await;
             }
         };
         let parsed = (|| {
-            let person = PersonId::new(&q.person).map_err(|_| malformed("person is not a person id"))?;
+            let person =
+                PersonId::new(&q.person).map_err(|_| malformed("person is not a person id"))?;
             let from = wire::parse_time(&q.period.from).ok_or_else(|| malformed("period.from"))?;
             let to = wire::parse_time(&q.period.to).ok_or_else(|| malformed("period.to"))?;
             if q.categories.len() > Category::ALL.len() {
@@ -433,7 +477,15 @@ impl Services {
         let req = match parsed {
             Ok(r) => r,
             Err(Refused(e)) => {
-                return self.refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone())).await;
+                return self
+                    .refuse(
+                        &v.evidence.subject,
+                        claimed,
+                        body,
+                        e,
+                        Some(v.evidence.clone()),
+                    )
+                    .await;
             }
         };
         // Records the access (granted or refused) before anything is returned.
@@ -463,13 +515,21 @@ impl Services {
                     (Reply::ok(body), "ok".to_string())
                 }
             }
-            Err(r) => (Reply::error(&ErrorBody::from_refusal(&r)), r.code.to_string()),
+            Err(r) => (
+                Reply::error(&ErrorBody::from_refusal(&r)),
+                r.code.to_string(),
+            ),
         };
         self.served(v, outcome).await?;
         Ok(reply)
     }
 
-    async fn consents(&self, v: &Verified, claimed: &Claimed, body: &[u8]) -> Result<Reply, PlatformError> {
+    async fn consents(
+        &self,
+        v: &Verified,
+        claimed: &Claimed,
+        body: &[u8],
+    ) -> Result<Reply, PlatformError> {
         let req: ConsentsRequest = if body.iter().all(u8::is_ascii_whitespace) {
             ConsentsRequest::default()
         } else {
@@ -477,7 +537,15 @@ impl Services {
                 Ok(r) => r,
                 Err(e) => {
                     let Refused(e) = malformed(format_args!("body: {e}"));
-                    return self.refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone())).await;
+                    return self
+                        .refuse(
+                            &v.evidence.subject,
+                            claimed,
+                            body,
+                            e,
+                            Some(v.evidence.clone()),
+                        )
+                        .await;
                 }
             }
         };
@@ -486,7 +554,15 @@ impl Services {
             Some("all") => true,
             Some(_) => {
                 let Refused(e) = malformed("status is `active` or `all`");
-                return self.refuse(&v.evidence.subject, claimed, body, e, Some(v.evidence.clone())).await;
+                return self
+                    .refuse(
+                        &v.evidence.subject,
+                        claimed,
+                        body,
+                        e,
+                        Some(v.evidence.clone()),
+                    )
+                    .await;
             }
         };
         let now = self.platform.now();
@@ -550,7 +626,11 @@ fn ack(body: &[u8]) -> Result<Result<Vec<u8>, Refused>, PlatformError> {
 }
 
 /// One item to its record submissions (or the item's error).
-fn prepare(item: SubmitItem, kh: &str, index: usize) -> Result<(PersonId, Vec<Submission>), ErrorBody> {
+fn prepare(
+    item: SubmitItem,
+    kh: &str,
+    index: usize,
+) -> Result<(PersonId, Vec<Submission>), ErrorBody> {
     let bad = |m: &str| ErrorBody::new("item.invalid", "P2(1)", m.to_string());
     let rid = |j: usize| RecordId::new(record_id(kh, index, j)).expect("derived ids are valid");
     match item {
@@ -566,7 +646,9 @@ fn prepare(item: SubmitItem, kh: &str, index: usize) -> Result<(PersonId, Vec<Su
             let effective_at = wire::parse_time(&effective_at)
                 .ok_or_else(|| bad("effective_at is not RFC 3339 or YYYY-MM-DD"))?;
             let created_by = match created_by {
-                Some(c) => Some(ProviderId::new(c).map_err(|_| bad("created_by is not a provider id"))?),
+                Some(c) => {
+                    Some(ProviderId::new(c).map_err(|_| bad("created_by is not a provider id"))?)
+                }
                 None => None,
             };
             Ok((

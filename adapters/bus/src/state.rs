@@ -13,7 +13,9 @@ use mebyo_domain::consent::{Period, Purpose};
 use mebyo_domain::credential::{CredentialEvent, Holder};
 use mebyo_domain::person::PersonEvent;
 use mebyo_domain::provider::ProviderEvent;
-use mebyo_domain::{Category, ConsentId, CredentialId, DomainEvent, PersonId, ProviderId, Timestamp};
+use mebyo_domain::{
+    Category, ConsentId, CredentialId, DomainEvent, PersonId, ProviderId, Timestamp,
+};
 use mebyo_platform::Platform;
 use mebyo_platform::codec::{Decoded, decode};
 use mebyo_store::Envelope;

@@ -175,7 +175,8 @@ impl NatsServer {
     fn spawn(&mut self) {
         let conf = self.dir.path().join("nats.conf");
         let mut f = std::fs::File::create(&conf).expect("writing nats.conf");
-        f.write_all(self.config().as_bytes()).expect("writing nats.conf");
+        f.write_all(self.config().as_bytes())
+            .expect("writing nats.conf");
         let log = std::fs::File::create(self.dir.path().join("nats.log")).expect("log file");
         let child = Command::new(nats_server_bin())
             .arg("-c")

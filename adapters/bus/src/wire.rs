@@ -293,7 +293,10 @@ mod tests {
             parse_service_subject("mebyo.v1", "mebyo.v1.svc.clinic-a.nope"),
             None
         );
-        assert_eq!(parse_service_subject("mebyo.v1", "other.svc.a.feed.ack"), None);
+        assert_eq!(
+            parse_service_subject("mebyo.v1", "other.svc.a.feed.ack"),
+            None
+        );
     }
 
     #[test]
@@ -309,9 +312,15 @@ mod tests {
     fn times_parse_as_documented() {
         let d = parse_time("2026-11-26").unwrap();
         assert_eq!(d.0, 1_795_651_200_000_000 - 9 * 3_600_000_000);
-        assert_eq!(parse_time("2026-11-26T00:00:00Z").unwrap().0, 1_795_651_200_000_000);
+        assert_eq!(
+            parse_time("2026-11-26T00:00:00Z").unwrap().0,
+            1_795_651_200_000_000
+        );
         assert!(parse_time("yesterday").is_none());
-        assert_eq!(rfc3339(mebyo_domain::Timestamp(1_795_651_200_000_000)), "2026-11-26T00:00:00Z");
+        assert_eq!(
+            rfc3339(mebyo_domain::Timestamp(1_795_651_200_000_000)),
+            "2026-11-26T00:00:00Z"
+        );
     }
 
     #[test]

@@ -50,7 +50,11 @@ impl World {
     }
 
     /// An approved provider whose signing key the office registered.
-    pub async fn provider(&self, slug: &str, class: ConnectionClass) -> (OnboardedProvider, SigningKey) {
+    pub async fn provider(
+        &self,
+        slug: &str,
+        class: ConnectionClass,
+    ) -> (OnboardedProvider, SigningKey) {
         let p = world::onboard_provider(&self.platform, &self.org, slug, class)
             .await
             .unwrap();
@@ -73,7 +77,13 @@ impl World {
             .unwrap()
     }
 
-    pub async fn consent(&self, who: &Individual, p: &OnboardedProvider, cats: &[Category], days: i64) -> mebyo_domain::ConsentId {
+    pub async fn consent(
+        &self,
+        who: &Individual,
+        p: &OnboardedProvider,
+        cats: &[Category],
+        days: i64,
+    ) -> mebyo_domain::ConsentId {
         world::grant_consent(&self.platform, who, &p.id, cats, Purpose::Care, days)
             .await
             .unwrap()
@@ -96,20 +106,31 @@ impl World {
     }
 
     /// A provider client signing on the platform's clock.
-    pub async fn client(&self, nats: &NatsServer, p: &OnboardedProvider, key: &SigningKey) -> ProviderClient {
+    pub async fn client(
+        &self,
+        nats: &NatsServer,
+        p: &OnboardedProvider,
+        key: &SigningKey,
+    ) -> ProviderClient {
         let tls = nats.tls.as_ref().map(|pki| mebyo_provider::Tls {
             ca: pki.ca.clone(),
             cert: pki.client_cert.clone(),
             key: pki.client_key.clone(),
         });
         let clock = self.clock.clone();
-        ProviderClient::connect(&nats.url(), tls.as_ref(), p.id.as_str(), p.credential.as_str(), key.clone())
-            .await
-            .unwrap()
-            .with_clock(Arc::new(move || {
-                use mebyo_store::Clock;
-                (clock.now_us() / 1000) as u64
-            }))
+        ProviderClient::connect(
+            &nats.url(),
+            tls.as_ref(),
+            p.id.as_str(),
+            p.credential.as_str(),
+            key.clone(),
+        )
+        .await
+        .unwrap()
+        .with_clock(Arc::new(move || {
+            use mebyo_store::Clock;
+            (clock.now_us() / 1000) as u64
+        }))
     }
 
     /// Events of these types in the whole ledger.

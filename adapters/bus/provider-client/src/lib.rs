@@ -63,7 +63,8 @@ impl Answer {
     }
     /// The answer is a transient failure of the platform: retry with the same key.
     pub fn retryable(&self) -> bool {
-        self.error().is_some_and(|(c, _, _)| c == "platform.unavailable")
+        self.error()
+            .is_some_and(|(c, _, _)| c == "platform.unavailable")
     }
 }
 
@@ -140,7 +141,10 @@ pub fn sign_headers(
     h.insert("Mebyo-Credential", credential);
     h.insert("Mebyo-Timestamp", ts.as_str());
     h.insert("Mebyo-Nonce", nonce);
-    h.insert("Mebyo-Signature", hex::encode(signature.to_bytes()).as_str());
+    h.insert(
+        "Mebyo-Signature",
+        hex::encode(signature.to_bytes()).as_str(),
+    );
     if let Some(k) = idempotency_key {
         h.insert("Mebyo-Idempotency-Key", k);
     }
@@ -232,7 +236,7 @@ impl ProviderClient {
         key: SigningKey,
     ) -> Result<Self, ClientError> {
         let mut opts = async_nats::ConnectOptions::new()
-            .name(&format!("provider-{provider}"))
+            .name(format!("provider-{provider}"))
             .request_timeout(Some(Duration::from_secs(5)))
             .max_reconnects(None);
         if let Some(t) = tls {
@@ -248,7 +252,12 @@ impl ProviderClient {
         Ok(Self::with_client(nats, provider, credential, key))
     }
 
-    pub fn with_client(nats: async_nats::Client, provider: &str, credential: &str, key: SigningKey) -> Self {
+    pub fn with_client(
+        nats: async_nats::Client,
+        provider: &str,
+        credential: &str,
+        key: SigningKey,
+    ) -> Self {
         Self {
             nats,
             prefix: PREFIX.into(),
@@ -300,7 +309,12 @@ impl ProviderClient {
     }
 
     /// Sends prepared headers and body as they are (tests use it to tamper).
-    pub async fn send(&self, subject: String, headers: HeaderMap, body: Vec<u8>) -> Result<Answer, ClientError> {
+    pub async fn send(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Answer, ClientError> {
         let msg = self
             .nats
             .request_with_headers(subject, headers, body.into())
@@ -311,8 +325,9 @@ impl ProviderClient {
             .as_ref()
             .and_then(|h| h.get("Mebyo-Replayed"))
             .is_some_and(|v| v.as_str() == "true");
-        let body = serde_json::from_slice(&msg.payload)
-            .map_err(|_| ClientError::BadReply(String::from_utf8_lossy(&msg.payload).into_owned()))?;
+        let body = serde_json::from_slice(&msg.payload).map_err(|_| {
+            ClientError::BadReply(String::from_utf8_lossy(&msg.payload).into_owned())
+        })?;
         Ok(Answer { body, replayed })
     }
 
@@ -323,22 +338,40 @@ impl ProviderClient {
     /// Submits items under `idempotency_key`, retrying (same key, new nonce and
     /// signature) while there is no answer or the platform reports a transient
     /// failure, up to `attempts` times.
-    pub async fn submit(&self, items: Vec<Value>, idempotency_key: &str, attempts: u32) -> Result<Answer, ClientError> {
+    pub async fn submit(
+        &self,
+        items: Vec<Value>,
+        idempotency_key: &str,
+        attempts: u32,
+    ) -> Result<Answer, ClientError> {
         let body = json!({ "items": items });
         let mut last = None;
         for attempt in 0..attempts.max(1) {
-            match self.request("records.submit", &body, Some(idempotency_key)).await {
+            match self
+                .request("records.submit", &body, Some(idempotency_key))
+                .await
+            {
                 Ok(a) if !a.retryable() => return Ok(a),
                 Ok(a) => last = Some(Ok(a)),
                 Err(e) => last = Some(Err(e)),
             }
-            tokio::time::sleep(Duration::from_millis(100 * (attempt as u64 + 1)).min(Duration::from_secs(2))).await;
+            tokio::time::sleep(
+                Duration::from_millis(100 * (attempt as u64 + 1)).min(Duration::from_secs(2)),
+            )
+            .await;
         }
         last.expect("at least one attempt")
     }
 
     /// Records of `person` that consent allows, for `purpose` over `[from, to)`.
-    pub async fn query(&self, person: &str, categories: &[&str], purpose: &str, from: &str, to: &str) -> Result<Answer, ClientError> {
+    pub async fn query(
+        &self,
+        person: &str,
+        categories: &[&str],
+        purpose: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Answer, ClientError> {
         let body = json!({
             "person": person,
             "categories": categories,
@@ -350,17 +383,28 @@ impl ProviderClient {
 
     /// Consents concerning this provider (`active` or `all`).
     pub async fn consents(&self, status: &str) -> Result<Answer, ClientError> {
-        self.request("consents.list", &json!({ "status": status }), None).await
+        self.request("consents.list", &json!({ "status": status }), None)
+            .await
     }
 
     /// Acknowledges feed messages by id: the platform records that you got them.
-    pub async fn acknowledge(&self, ids: &[String], idempotency_key: &str) -> Result<Answer, ClientError> {
-        self.request("feed.ack", &json!({ "ids": ids }), Some(idempotency_key)).await
+    pub async fn acknowledge(
+        &self,
+        ids: &[String],
+        idempotency_key: &str,
+    ) -> Result<Answer, ClientError> {
+        self.request("feed.ack", &json!({ "ids": ids }), Some(idempotency_key))
+            .await
     }
 
     /// Up to `max` messages of this provider's feed, waiting at most `wait`.
     /// Each is acked to JetStream after `handle` returns.
-    pub async fn feed(&self, stream: &str, max: usize, wait: Duration) -> Result<Vec<Value>, ClientError> {
+    pub async fn feed(
+        &self,
+        stream: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Value>, ClientError> {
         let js = jetstream::new(self.nats.clone());
         let err = |e: &dyn std::fmt::Display| ClientError::Feed(e.to_string());
         let consumer: jetstream::consumer::PullConsumer = js
@@ -383,4 +427,35 @@ impl ProviderClient {
         }
         Ok(out)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worked example of docs/bus.md, "Signing": a provider's implementation
+    /// in any language must produce these bytes.
+    #[test]
+    fn signing_test_vector_of_the_documentation() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let body = br#"{"status":"active"}"#;
+        let h = sign_headers(
+            &key,
+            "mebyo.v1.svc.clinic-a.consents.list",
+            "clinic-a",
+            "cred-0123456789abcdef",
+            1_795_651_200_000,
+            "00112233445566778899aabbccddeeff",
+            None,
+            body,
+        );
+        println!("public key {}", public_key_hex(&key.verifying_key()));
+        println!("body sha256 {}", sha256_hex(body));
+        println!("signature {}", h.get("Mebyo-Signature").unwrap().as_str());
+        assert_eq!(public_key_hex(&key.verifying_key()), DOC_PUBLIC_KEY,);
+        assert_eq!(h.get("Mebyo-Signature").unwrap().as_str(), DOC_SIGNATURE);
+    }
+
+    const DOC_PUBLIC_KEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+    const DOC_SIGNATURE: &str = "0485a0fc74633ee04e6ccb245e30a927e42d22c955c7175a9aad402636f965694228ac01f3ebb2cb739afd165423ff8b86e2d4979abca4f50e40994c1d5e380b";
 }

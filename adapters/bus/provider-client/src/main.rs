@@ -18,7 +18,10 @@ use clap::{Parser, Subcommand};
 use mebyo_provider::{ProviderClient, Tls, blood_pressure, fhir_item, jahis_item};
 
 #[derive(Parser)]
-#[command(version, about = "Example provider client for the mebyo bus (docs/bus.md)")]
+#[command(
+    version,
+    about = "Example provider client for the mebyo bus (docs/bus.md)"
+)]
 struct Cli {
     #[arg(long, env = "MEBYO_BUS_URL", default_value = "nats://127.0.0.1:4222")]
     url: String,
@@ -111,7 +114,10 @@ async fn main() -> anyhow::Result<()> {
         let key = mebyo_provider::generate_key();
         write_secret(out, &hex::encode(key.to_bytes()))?;
         println!("{}", mebyo_provider::public_key_hex(&key.verifying_key()));
-        eprintln!("secret key written to {}; give the public key above to the office", out.display());
+        eprintln!(
+            "secret key written to {}; give the public key above to the office",
+            out.display()
+        );
         return Ok(());
     }
     let provider = cli.provider.clone().context("--provider is required")?;
@@ -144,7 +150,13 @@ async fn main() -> anyhow::Result<()> {
                     .format(&time::format_description::well_known::Rfc3339)
                     .expect("formattable")
             });
-            let item = fhir_item(&person, "vitals", &at, &original_id, blood_pressure(&person, systolic, diastolic, &at));
+            let item = fhir_item(
+                &person,
+                "vitals",
+                &at,
+                &original_id,
+                blood_pressure(&person, systolic, diastolic, &at),
+            );
             let key = idempotency_key.unwrap_or_else(|| format!("bp:{original_id}"));
             client.submit(vec![item], &key, 5).await?
         }
@@ -153,10 +165,14 @@ async fn main() -> anyhow::Result<()> {
             file,
             idempotency_key,
         } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             // The file's digest makes a natural key: the same file is stored once.
-            let key = idempotency_key.unwrap_or_else(|| format!("jahis:{}", &mebyo_provider::sha256_hex(&bytes)[..32]));
-            client.submit(vec![jahis_item(&person, &bytes)], &key, 5).await?
+            let key = idempotency_key
+                .unwrap_or_else(|| format!("jahis:{}", &mebyo_provider::sha256_hex(&bytes)[..32]));
+            client
+                .submit(vec![jahis_item(&person, &bytes)], &key, 5)
+                .await?
         }
         Cmd::Query {
             person,
@@ -181,12 +197,18 @@ async fn main() -> anyhow::Result<()> {
                     continue;
                 }
                 idle = 0;
-                let ids: Vec<String> = msgs.iter().filter_map(|m| m["id"].as_str().map(String::from)).collect();
+                let ids: Vec<String> = msgs
+                    .iter()
+                    .filter_map(|m| m["id"].as_str().map(String::from))
+                    .collect();
                 for m in &msgs {
                     println!("{m}");
                 }
                 // Tell the platform we received them (recorded in its ledger).
-                let key = format!("ack:{}", &mebyo_provider::sha256_hex(ids.join(",").as_bytes())[..32]);
+                let key = format!(
+                    "ack:{}",
+                    &mebyo_provider::sha256_hex(ids.join(",").as_bytes())[..32]
+                );
                 client.acknowledge(&ids, &key).await?;
             }
         }
