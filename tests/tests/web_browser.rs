@@ -55,9 +55,11 @@ fn chromedriver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting chromedriver");
+    // Owned by the guard at once, so every path below kills and waits for it.
+    let driver = Driver { child, port };
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Driver { child, port };
+            return driver;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -173,18 +175,31 @@ const EMAIL: &str = "hanako@example.jp";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_flow_and_dashboard_in_chromium() {
-    let env = start().await;
+    let env = std::sync::Arc::new(start().await);
     let driver = chromedriver();
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, profile.path(), false).await;
-    let result = flow(&env, &c).await;
+    // Run each part in a task so a failed assertion still closes the browser.
+    let r = tokio::spawn({
+        let (env, c) = (env.clone(), c.clone());
+        async move { flow(&env, &c).await }
+    })
+    .await;
     let _ = c.close().await;
-    result;
+    if let Err(e) = r {
+        std::panic::resume_unwind(e.into_panic());
+    }
     let profile = tempfile::tempdir().unwrap();
     let m = browser(&driver, profile.path(), true).await;
-    let result = accessibility(&env, &m).await;
+    let r = tokio::spawn({
+        let (env, m) = (env.clone(), m.clone());
+        async move { accessibility(&env, &m).await }
+    })
+    .await;
     let _ = m.close().await;
-    result;
+    if let Err(e) = r {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 async fn flow(env: &Env, c: &Client) {
