@@ -43,6 +43,14 @@ pub enum Command {
     CheckProof(CheckProofArgs),
     /// Print the checkpoint verifier key, to publish to auditors and witnesses.
     PublicKey(DataArgs),
+    /// Grant an auditor decryption for a period (an event; by the business administrator).
+    Grant(crate::audit_data::GrantArgs),
+    /// The read models as they stood at a time or position (needs a key grant).
+    Replay(crate::audit_data::ReplayArgs),
+    /// Every access to one person's data, each with its inclusion proof (needs a key grant).
+    Disclosures(crate::audit_data::DisclosuresArgs),
+    /// Export the access history as FHIR AuditEvent resources, NDJSON (IHE BALP; needs a key grant).
+    ExportFhir(crate::audit_data::ExportArgs),
 }
 
 #[derive(clap::Args)]
@@ -147,6 +155,10 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::ProveConsistency(a) => prove_consistency_cmd(a),
         Command::CheckProof(a) => check_proof_cmd(a),
         Command::PublicKey(a) => public_key_cmd(a),
+        Command::Grant(a) => crate::audit_data::grant(a),
+        Command::Replay(a) => crate::audit_data::replay(a),
+        Command::Disclosures(a) => crate::audit_data::disclosures(a),
+        Command::ExportFhir(a) => crate::audit_data::export_fhir(a),
     }
 }
 

@@ -51,8 +51,11 @@ pub(crate) fn start(store: EmbeddedStore, keys: Arc<KeyRing>) -> Arc<Views> {
         failed: Mutex::new(None),
     });
     let v = views.clone();
+    // The task holds only the subscription, not the store's writer handle, so
+    // dropping the platform releases the ledger.
+    let mut sub = store.subscribe_all(0);
+    drop(store);
     tokio::spawn(async move {
-        let mut sub = store.subscribe_all(0);
         while let Some(next) = sub.next().await {
             let result = next.map_err(|e| e.to_string()).and_then(|env| {
                 // An event sealed under a destroyed key (an erased person) still

@@ -128,6 +128,9 @@ impl Drop for Handle {
         if let Some(w) = self.writer.lock().take() {
             let _ = w.join();
         }
+        // Subscribers may still hold the file to read; the write lock goes with the
+        // last writer handle, so another process can open the ledger at once.
+        let _ = self.shared.file.unlock();
     }
 }
 
