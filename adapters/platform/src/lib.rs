@@ -790,7 +790,9 @@ impl Platform {
     ) -> Outcome<Vec<D::Event>> {
         const ATTEMPTS_MAX: usize = 5;
         for _ in 0..ATTEMPTS_MAX {
-            let (revision, state) = self.load::<D>(stream).await?;
+            // Shared, not copied: a person's record history can be large, and most
+            // commands are refused or add one event.
+            let (revision, state) = self.load_shared::<D>(stream).await?;
             let events = match facts.decide::<D>(&state, cmd, actor, &self.config, self.now()) {
                 Ok(e) => e,
                 Err(r) => return Ok(Err(r)),
@@ -813,8 +815,13 @@ impl Platform {
             let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
             match self.store.append(stream, expected, new).await {
                 Ok(out) => {
-                    let state = events.iter().fold(state, D::evolve);
-                    D::cache(&self.state).put(stream, out.last_revision, Arc::new(state));
+                    // Evolve in place when nobody else holds the state: take it out of
+                    // the cache so ours is the only reference, and no copy is made.
+                    let cache = D::cache(&self.state);
+                    let taken = cache.take(stream);
+                    drop(taken);
+                    let state = events.iter().fold(Arc::unwrap_or_clone(state), D::evolve);
+                    cache.put(stream, out.last_revision, Arc::new(state));
                     return Ok(Ok(events));
                 }
                 Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => continue,

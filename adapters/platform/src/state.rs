@@ -81,6 +81,10 @@ impl<S: Clone> Cache<S> {
             }
         }
     }
+    /// Removes and returns the entry (so a writer can evolve it without a copy).
+    pub fn take(&self, stream: &str) -> Option<(u64, Arc<S>)> {
+        self.map.lock().remove(stream)
+    }
     pub fn remove(&self, stream: &str) {
         self.map.lock().remove(stream);
     }
