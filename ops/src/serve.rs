@@ -30,6 +30,25 @@ pub struct Args {
     /// Private key (PEM) for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Serve providers over this NATS server (e.g. tls://bus.example:4222). Off when absent.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// CA, client certificate and key for NATS over TLS (P4.6(1)).
+    #[arg(long, value_name = "FILE", requires_all = ["nats_cert", "nats_key"])]
+    pub nats_ca: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub nats_cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub nats_key: Option<PathBuf>,
+    /// Sign a checkpoint every this many events...
+    #[arg(long, default_value_t = 10_000)]
+    pub checkpoint_every: u64,
+    /// ...or every this many seconds, whichever comes first.
+    #[arg(long, default_value_t = 300)]
+    pub checkpoint_secs: u64,
+    /// How often the scheduler looks for due backups, maintenance notices, probes.
+    #[arg(long, default_value_t = 300)]
+    pub tick_secs: u64,
 }
 
 fn one_time_password() -> String {
@@ -87,9 +106,135 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         println!("listening on {}", web.url());
         println!("certificate: {}", a.data.join("tls/cert.pem").display());
+
+        // The rest of the platform runs beside the web server until shutdown.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+            }
+        };
+        let clock: Arc<dyn mebyo_store::Clock> = Arc::new(mebyo_store::SystemClock);
+        let mut tasks = Vec::new();
+
+        // Signed checkpoints every N events or T seconds (issue 8 §2).
+        let signer = mebyo_audit::load_signer(&a.data)?;
+        let store: Arc<dyn mebyo_store::EventStore> = Arc::new(platform.store().clone());
+        let checkpointing = mebyo_audit::Checkpointing::new(
+            store,
+            signer,
+            mebyo_audit::tlog::checkpointer::SigningPolicy {
+                every_leaves: a.checkpoint_every,
+                every_secs: a.checkpoint_secs,
+            },
+        );
+        {
+            let (clock, stop) = (clock.clone(), stopped());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = checkpointing
+                    .run(clock, std::time::Duration::from_secs(1), stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "checkpointing stopped");
+                }
+            }));
+        }
+
+        // Backups: daily differential, weekly full, overdue flags (P4.10).
+        {
+            let (p, clock, mut stop) = (platform.clone(), clock.clone(), Box::pin(stopped()));
+            let every = std::time::Duration::from_secs(a.tick_secs.max(1));
+            tasks.push(tokio::spawn(async move {
+                let schedule = mebyo_backup::BackupSchedule::default();
+                loop {
+                    let due = mebyo_backup::jobs::run_due(
+                        p.store(),
+                        p.dir.root.clone(),
+                        p.backups_dir(),
+                        &schedule,
+                        clock.clone(),
+                        Default::default(),
+                    )
+                    .await;
+                    match due {
+                        Ok(d) if !d.flags.is_empty() => {
+                            tracing::warn!(flags = ?d.flags, "backups overdue")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "backup scheduler"),
+                    }
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                }
+            }));
+        }
+
+        // Anomaly rules open incidents on their own (P4.4); periodic operations
+        // (maintenance notices, synthetic probe, firewall-review flag).
+        let ops_settings = mebyo_operations_service::settings::OpsSettings::load(&a.data)?;
+        {
+            let (p, stop, rules) = (platform.clone(), stopped(), ops_settings.anomaly.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = mebyo_operations_service::anomaly::AnomalyWatcher::new(rules)
+                    .run(p, stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "anomaly watcher stopped");
+                }
+            }));
+        }
+        {
+            let (p, stop) = (platform.clone(), stopped());
+            let every = std::time::Duration::from_secs(a.tick_secs.max(1));
+            tasks.push(tokio::spawn(async move {
+                mebyo_operations_service::background::run_periodic(
+                    p,
+                    ops_settings,
+                    None,
+                    None,
+                    every,
+                    |h| {
+                        if let Err(e) = h {
+                            tracing::warn!(error = %e, "operations tick");
+                        }
+                    },
+                    stop,
+                )
+                .await;
+            }));
+        }
+
+        // Providers over NATS (issue 5), when configured.
+        let bus = match &a.nats {
+            Some(url) => {
+                let mut cfg = mebyo_bus::BusConfig::new(url.clone());
+                if let (Some(ca), Some(cert), Some(key)) = (&a.nats_ca, &a.nats_cert, &a.nats_key) {
+                    cfg.tls = Some(mebyo_bus::TlsConfig {
+                        ca: ca.clone(),
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    });
+                }
+                let bus = mebyo_bus::serve(platform.clone(), cfg).await?;
+                println!("serving providers on {url}");
+                Some(bus)
+            }
+            None => None,
+        };
+
         wait_for_signal().await?;
         eprintln!("shutting down");
+        let _ = stop_tx.send(true);
+        if let Some(bus) = bus {
+            bus.shutdown().await;
+        }
         web.shutdown().await?;
+        for t in tasks {
+            let _ = t.await;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

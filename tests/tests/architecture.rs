@@ -8,8 +8,20 @@ use std::process::Command;
 
 const PURE: [&str; 3] = ["mebyo-domain", "mebyo-operations", "mebyo-projections"];
 const FORBIDDEN: [&str; 14] = [
-    "tokio", "async-nats", "mio", "axum", "hyper", "reqwest", "rusqlite", "redb", "kurrentdb", "eventstore",
-    "postgres", "tokio-postgres", "rustls", "mebyo-store",
+    "tokio",
+    "async-nats",
+    "mio",
+    "axum",
+    "hyper",
+    "reqwest",
+    "rusqlite",
+    "redb",
+    "kurrentdb",
+    "eventstore",
+    "postgres",
+    "tokio-postgres",
+    "rustls",
+    "mebyo-store",
 ];
 
 #[test]
@@ -20,13 +32,22 @@ fn the_pure_core_depends_on_no_io_crate() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: BTreeMap<String, String> = meta["packages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["id"].as_str().unwrap().to_string(), p["name"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     // Normal (non-dev) dependency edges only: tests may use anything.
     let mut edges: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -36,13 +57,23 @@ fn the_pure_core_depends_on_no_io_crate() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()))
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null())
+            })
             .map(|d| d["pkg"].as_str().unwrap().to_string())
             .collect();
         edges.insert(id, deps);
     }
     for pure in PURE {
-        let Some(root) = names.iter().find(|(_, n)| n.as_str() == pure).map(|(id, _)| id.clone()) else {
+        let Some(root) = names
+            .iter()
+            .find(|(_, n)| n.as_str() == pure)
+            .map(|(id, _)| id.clone())
+        else {
             panic!("{pure} is not in the workspace");
         };
         let mut seen = BTreeSet::new();
@@ -57,6 +88,9 @@ fn the_pure_core_depends_on_no_io_crate() {
             .map(|id| names[id].as_str())
             .filter(|n| FORBIDDEN.contains(n))
             .collect();
-        assert!(bad.is_empty(), "{pure} depends on IO crates {bad:?}: the pure core must stay pure");
+        assert!(
+            bad.is_empty(),
+            "{pure} depends on IO crates {bad:?}: the pure core must stay pure"
+        );
     }
 }

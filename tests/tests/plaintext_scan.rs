@@ -46,15 +46,46 @@ impl Write for FileLog {
 
 fn encodings(value: &str) -> Vec<(String, Vec<u8>)> {
     let mut out = vec![("utf-8".to_string(), value.as_bytes().to_vec())];
-    out.push(("utf-16le".into(), value.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()));
-    out.push(("utf-16be".into(), value.encode_utf16().flat_map(|u| u.to_be_bytes()).collect()));
-    for enc in [encoding_rs::SHIFT_JIS, encoding_rs::EUC_JP, encoding_rs::ISO_2022_JP] {
+    out.push((
+        "utf-16le".into(),
+        value.encode_utf16().flat_map(|u| u.to_le_bytes()).collect(),
+    ));
+    out.push((
+        "utf-16be".into(),
+        value.encode_utf16().flat_map(|u| u.to_be_bytes()).collect(),
+    ));
+    for enc in [
+        encoding_rs::SHIFT_JIS,
+        encoding_rs::EUC_JP,
+        encoding_rs::ISO_2022_JP,
+    ] {
         let (b, _, _) = enc.encode(value);
         out.push((enc.name().to_string(), b.into_owned()));
     }
-    out.push(("base64".into(), base64::engine::general_purpose::STANDARD.encode(value).into_bytes()));
-    out.push(("json-escaped".into(), serde_json::to_string(value).unwrap().trim_matches('"').as_bytes().to_vec()));
-    let escaped: String = value.chars().map(|c| if c.is_ascii() { c.to_string() } else { format!("\\u{:04x}", c as u32) }).collect();
+    out.push((
+        "base64".into(),
+        base64::engine::general_purpose::STANDARD
+            .encode(value)
+            .into_bytes(),
+    ));
+    out.push((
+        "json-escaped".into(),
+        serde_json::to_string(value)
+            .unwrap()
+            .trim_matches('"')
+            .as_bytes()
+            .to_vec(),
+    ));
+    let escaped: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                format!("\\u{:04x}", c as u32)
+            }
+        })
+        .collect();
     out.push(("\\u-escaped".into(), escaped.into_bytes()));
     // Also the distinctive ASCII fragment alone, where there is one.
     if let Some(ascii) = value.split(' ').find(|w| w.len() >= 8 && w.is_ascii()) {
@@ -70,15 +101,23 @@ fn scan(root: &Path, values: &[&str]) -> Vec<String> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
-            if p.is_dir() { stack.push(p) } else { files.push(p) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                files.push(p)
+            }
         }
     }
-    assert!(files.len() >= 6, "expected the ledger, offsets, kek, key store, vault, settings and log: {files:?}");
+    assert!(
+        files.len() >= 6,
+        "expected the ledger, offsets, kek, key store, vault, settings and log: {files:?}"
+    );
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         for v in values {
             for (enc, needle) in encodings(v) {
-                if needle.len() >= 4 && bytes.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                if needle.len() >= 4 && bytes.windows(needle.len()).any(|w| w == needle.as_slice())
+                {
                     found.push(format!("{v:?} ({enc}) in {}", f.display()));
                 }
             }
@@ -104,11 +143,19 @@ async fn personal_data_is_found_in_no_file_and_erasure_makes_it_unrecoverable() 
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let clock = ManualClock::new(NOW_US);
-    let opts = || Options { clock: Arc::new(clock.clone()), seed: Some(42), ..Default::default() };
-    Platform::init(&data, Settings::default(), opts()).await.unwrap();
+    let opts = || Options {
+        clock: Arc::new(clock.clone()),
+        seed: Some(42),
+        ..Default::default()
+    };
+    Platform::init(&data, Settings::default(), opts())
+        .await
+        .unwrap();
     let p = Platform::open(&data, opts()).await.unwrap();
     let org = world::bootstrap_org(&p).await.unwrap();
-    let clinic = world::onboard_provider(&p, &org, "clinic-scan", ConnectionClass::ClosedIpVpn).await.unwrap();
+    let clinic = world::onboard_provider(&p, &org, "clinic-scan", ConnectionClass::ClosedIpVpn)
+        .await
+        .unwrap();
     let identity = IdentityRecord {
         name: NAME.into(),
         address: ADDRESS.into(),
@@ -129,57 +176,100 @@ async fn personal_data_is_found_in_no_file_and_erasure_makes_it_unrecoverable() 
     let at = Timestamp(NOW_US - 86_400_000_000);
     let mut bp = world::blood_pressure(&me.id, 172, 104, at);
     bp["note"] = serde_json::json!([{ "text": NOTE }]);
-    p.records(&me.actor(), &me.id, RecordCommand::Submit(Submission {
-        record: RecordId::new("rec-scan-1").unwrap(),
-        category: Category::Vitals,
-        effective_at: at,
-        resource: bp,
-        origin: Origin::SelfEntered,
-        created_by: None,
-        original_identifier: None,
-    }))
+    p.records(
+        &me.actor(),
+        &me.id,
+        RecordCommand::Submit(Submission {
+            record: RecordId::new("rec-scan-1").unwrap(),
+            category: Category::Vitals,
+            effective_at: at,
+            resource: bp,
+            origin: Origin::SelfEntered,
+            created_by: None,
+            original_identifier: None,
+        }),
+    )
     .await
     .unwrap()
     .expect("the record is accepted");
-    world::grant_consent(&p, &me, &clinic.id, &[Category::Vitals], Purpose::Care, 30).await.unwrap();
+    world::grant_consent(&p, &me, &clinic.id, &[Category::Vitals], Purpose::Care, 30)
+        .await
+        .unwrap();
     let req = AccessRequest {
         actor: clinic.actor(),
         person: me.id.clone(),
         categories: [Category::Vitals].into_iter().collect::<BTreeSet<_>>(),
         purpose: Purpose::Care,
         channel: Channel::ProviderGateway,
-        period: Period { from: Timestamp(NOW_US - Duration::days(30).0), to: Timestamp(NOW_US) },
+        period: Period {
+            from: Timestamp(NOW_US - Duration::days(30).0),
+            to: Timestamp(NOW_US),
+        },
     };
     let got = p.read_records(&req).await.unwrap().unwrap();
-    assert_eq!(got[0].resource["note"][0]["text"], NOTE, "the platform itself can read it back");
-    assert_eq!(p.identity(&me.id).unwrap().unwrap().email.as_deref(), Some(EMAIL));
+    assert_eq!(
+        got[0].resource["note"][0]["text"], NOTE,
+        "the platform itself can read it back"
+    );
+    assert_eq!(
+        p.identity(&me.id).unwrap().unwrap().email.as_deref(),
+        Some(EMAIL)
+    );
 
     let values = [NAME, ADDRESS, PHONE, EMAIL, BIRTH, NOTE];
     let found = scan(&data, &values);
-    assert!(found.is_empty(), "plaintext personal data at rest (P4.8(1)(3)):\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "plaintext personal data at rest (P4.8(1)(3)):\n{}",
+        found.join("\n")
+    );
 
     // Erasure (P4.9): withdraw, then the witnessed cryptographic erase.
-    let records = p.store().read_stream(&format!("records-{}", me.id), 0, 10).await.unwrap();
+    let records = p
+        .store()
+        .read_stream(&format!("records-{}", me.id), 0, 10)
+        .await
+        .unwrap();
     let key_ref = records[0].key_ref.clone();
-    p.person(&me.actor(), &me.id, PersonCommand::Withdraw).await.unwrap().unwrap();
-    p.erase(&me.id, &org.system_operations_administrator).await.unwrap().unwrap();
-    assert!(p.keys().dek(&key_ref).is_err(), "the person's DEK is destroyed");
+    p.person(&me.actor(), &me.id, PersonCommand::Withdraw)
+        .await
+        .unwrap()
+        .unwrap();
+    p.erase(&me.id, &org.system_operations_administrator)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        p.keys().dek(&key_ref).is_err(),
+        "the person's DEK is destroyed"
+    );
     let place = mebyo_store::SealPlace {
         stream_id: &records[0].stream_id,
         stream_revision: records[0].stream_revision,
         event_type: &records[0].event_type,
         position: records[0].position,
     };
-    assert!(p.keys().open(&key_ref, &place, &records[0].payload).is_err(), "their payloads fail to decrypt");
+    assert!(
+        p.keys()
+            .open(&key_ref, &place, &records[0].payload)
+            .is_err(),
+        "their payloads fail to decrypt"
+    );
     assert!(p.identity(&me.id).unwrap().is_none());
     let keystore = std::fs::read(data.join("keys/keystore")).unwrap();
     assert!(
-        !keystore.windows(key_ref.len()).any(|w| w == key_ref.as_bytes()),
+        !keystore
+            .windows(key_ref.len())
+            .any(|w| w == key_ref.as_bytes()),
         "no key reference of the erased person remains in the key store"
     );
     let found = scan(&data, &values);
     assert!(found.is_empty(), "after erasure:\n{}", found.join("\n"));
     drop(p);
     let out = mebyo_tests::mebyo(&["audit", "verify", "--data", mebyo_tests::path_str(&data)]);
-    assert!(out.status.success(), "the chain still verifies: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "the chain still verifies: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
