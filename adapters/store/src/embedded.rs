@@ -9,7 +9,7 @@
 //!
 //! See `docs/design.md` for the file format and the crash argument.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -330,7 +330,7 @@ fn recover(
     let mut last_offset = 0u64;
     let mut index = Index {
         count: 0,
-        streams: HashMap::new(),
+        streams: HashMap::default(),
         head_hash: genesis_hash(&header.ledger_id),
         end: HEADER_BYTES,
         last_recorded_at_us: i64::MIN,
@@ -476,7 +476,7 @@ fn writer_loop(
     };
     // Tips of streams in the batch being committed; the durable map in the index
     // gets them once they are on disk.
-    let mut pending_tips: HashMap<String, StreamTip> = HashMap::new();
+    let mut pending_tips: HashMap<String, StreamTip> = HashMap::default();
     let mut batch: Vec<Request> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut canonical: Vec<u8> = Vec::with_capacity(4096);

@@ -8,7 +8,7 @@
 //! back in time. The first failure stops the run and names its position with the
 //! expected and found hash.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -128,7 +128,7 @@ fn verify_open_file(
     let mut head = genesis_hash(&header.ledger_id);
     let mut position = 0u64;
     let mut last_time = i64::MIN;
-    let mut streams: HashMap<Box<str>, u64> = HashMap::new();
+    let mut streams: HashMap<Box<str>, u64> = HashMap::default();
     let broken = |position, offset, kind, expected, found, detail: String| {
         Ok(Outcome::Broken(Break {
             position,
