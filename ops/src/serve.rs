@@ -220,6 +220,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 }
                 let bus = mebyo_bus::serve(platform.clone(), cfg).await?;
                 println!("serving providers on {url}");
+                tasks.push(publish_checkpoints(
+                    platform.clone(),
+                    bus.client().clone(),
+                    stopped(),
+                ));
                 Some(bus)
             }
             None => None,
@@ -236,6 +241,44 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             let _ = t.await;
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Publishes every signed checkpoint on `mebyo.v1.checkpoints` (issue 8 §2), so
+/// witnesses and providers can keep them and later catch a forked history: the
+/// newest one at start, then each new one as it is stored.
+fn publish_checkpoints(
+    platform: Arc<Platform>,
+    client: async_nats::Client,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    use mebyo_store::EventStore;
+    const SUBJECT: &str = "mebyo.v1.checkpoints";
+    tokio::spawn(async move {
+        let store = platform.store().clone();
+        let head = store.head().count;
+        if let Ok(cps) = store.read_stream("ledger-checkpoints", 0, usize::MAX).await
+            && let Some(last) = cps.last()
+        {
+            let _ = client.publish(SUBJECT, last.payload.clone().into()).await;
+        }
+        let mut events = store.subscribe_all(head);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                next = events.next() => match next {
+                    Some(Ok(e)) if e.event_type == "ledger.checkpoint" => {
+                        if let Err(err) = client.publish(SUBJECT, e.payload.clone().into()).await {
+                            tracing::warn!(error = %err, "publishing a checkpoint on the bus");
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => break,
+                },
+            }
+        }
     })
 }
 

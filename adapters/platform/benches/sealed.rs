@@ -22,17 +22,30 @@ async fn run(p: Arc<Platform>, sealed: bool, key_ref: String, seconds: f64) -> (
     for t in 0..64u32 {
         let (p, key_ref) = (p.clone(), key_ref.clone());
         tasks.push(tokio::spawn(async move {
-            let stream = if sealed { format!("records-bench{t}") } else { format!("bench-plain-{t}") };
+            let stream = if sealed {
+                format!("records-bench{t}")
+            } else {
+                format!("bench-plain-{t}")
+            };
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let payload = vec![b'x'; PAYLOAD_BYTES];
                 let id = [t as u8; 16];
                 let ev = if sealed {
-                    NewEvent::to_seal("record.added", mebyo_store::Actor::system(), id, key_ref.clone(), payload)
+                    NewEvent::to_seal(
+                        "record.added",
+                        mebyo_store::Actor::system(),
+                        id,
+                        key_ref.clone(),
+                        payload,
+                    )
                 } else {
                     NewEvent::plain("bench.plain", mebyo_store::Actor::system(), id, payload)
                 };
-                p.store().append(&stream, ExpectedRevision::Any, vec![ev]).await.unwrap();
+                p.store()
+                    .append(&stream, ExpectedRevision::Any, vec![ev])
+                    .await
+                    .unwrap();
                 n += 1;
             }
             n
@@ -47,9 +60,18 @@ async fn run(p: Arc<Platform>, sealed: bool, key_ref: String, seconds: f64) -> (
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let seconds: f64 = args.iter().position(|a| a == "--seconds").map_or(5.0, |i| args[i + 1].parse().unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let tmp = tempfile::Builder::new().prefix("mebyo-bench-sealed-").tempdir_in(".").unwrap();
+    let seconds: f64 = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .map_or(5.0, |i| args[i + 1].parse().unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("mebyo-bench-sealed-")
+        .tempdir_in(".")
+        .unwrap();
     rt.block_on(async {
         Platform::init(tmp.path(), Settings::default(), Options { seed: Some(1), ..Default::default() }).await.unwrap();
         let p = Arc::new(Platform::open(tmp.path(), Options { seed: Some(2), ..Default::default() }).await.unwrap());

@@ -226,7 +226,8 @@ pub async fn assert_refusal(r: reqwest::Response, status: u16, code: &str, claus
 pub fn clause_exists(clause: &str) -> bool {
     // The policy lives beside the checkout (`../shared/policy`); a copy of its ids
     // ships with the tests for checkouts without it.
-    let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/policy/REQUIREMENTS.md");
+    let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/policy/REQUIREMENTS.md");
     let text = std::fs::read_to_string(beside)
         .unwrap_or_else(|_| include_str!("requirements_ids.txt").to_string());
     let base = clause.split('(').next().unwrap();
