@@ -229,6 +229,12 @@ pub async fn serve(platform: Arc<Platform>, cfg: BusConfig) -> Result<BusHandle,
             subject: subject.clone(),
             reason: e.to_string(),
         })?;
+    // Round trip to the server so the subscription is registered before `serve`
+    // returns: a provider asking right after a restart must find a responder.
+    client.flush().await.map_err(|e| BusError::Subscribe {
+        subject: subject.clone(),
+        reason: e.to_string(),
+    })?;
     {
         let client = client.clone();
         let in_flight = in_flight.clone();
