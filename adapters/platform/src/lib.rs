@@ -47,6 +47,17 @@ pub use state::Facts;
 use crate::codec::{CodecError, to_new_event};
 use crate::keyring::{AUDIT_KEY_OWNER, CREDENTIALS_KEY_OWNER, KeyError};
 
+/// Attempts at one command before giving up on a contended stream.
+const APPEND_ATTEMPTS_MAX: usize = 5;
+
+/// What one decide-and-append attempt came to.
+enum Attempt<E> {
+    /// Decided: the events appended (with the stream's new last revision), or a refusal.
+    Decided(Result<Vec<E>, Refusal>, Option<u64>),
+    /// Another writer got there first: load again and retry.
+    Conflict,
+}
+
 /// The outcome of a command: decided (events or refusal), or a failure of the machinery.
 pub type Outcome<T> = Result<Result<T, Refusal>, PlatformError>;
 
@@ -717,51 +728,81 @@ impl Platform {
         cmd: &D::Command,
         facts: &Facts,
     ) -> Outcome<Vec<D::Event>> {
-        const ATTEMPTS_MAX: usize = 5;
-        for _ in 0..ATTEMPTS_MAX {
-            let mut state = D::State::default();
-            let mut revision = None;
-            let mut from = 0;
-            loop {
-                let page = self.store.read_stream(stream, from, 512).await?;
-                if page.is_empty() {
-                    break;
-                }
-                for env in &page {
-                    if let codec::Decoded::Event(e) = codec::decode::<D::Event>(env, &self.keys)? {
-                        state = D::evolve(state, &e);
-                    }
-                    revision = Some(env.stream_revision);
-                }
-                from = revision.map_or(0, |r| r + 1);
-            }
-            let events = match facts.decide::<D>(&state, cmd, actor, &self.config, self.now()) {
-                Ok(e) => e,
-                Err(r) => return Ok(Err(r)),
-            };
-            if events.is_empty() {
-                return Ok(Ok(events));
-            }
-            let correlation = self.id128();
-            let mut new = Vec::with_capacity(events.len());
-            for e in &events {
-                new.push(to_new_event(
-                    e,
-                    actor,
-                    stream,
-                    &self.keys,
-                    self.id128(),
-                    correlation,
-                )?);
-            }
-            let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-            match self.store.append(stream, expected, new).await {
-                Ok(_) => return Ok(Ok(events)),
-                Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => continue,
-                Err(e) => return Err(e.into()),
+        for _ in 0..APPEND_ATTEMPTS_MAX {
+            let (revision, state) = self
+                .fold_stream::<D>(stream, None, D::State::default())
+                .await?;
+            match self
+                .decide_and_append::<D>(stream, actor, cmd, facts, &state, revision)
+                .await?
+            {
+                Attempt::Decided(outcome, _) => return Ok(outcome),
+                Attempt::Conflict => continue,
             }
         }
         Err(PlatformError::Contention(stream.to_string()))
+    }
+
+    /// One attempt: decide against `state` (at `revision`), seal and append with
+    /// optimistic concurrency. Shared by every command path.
+    async fn decide_and_append<D: mebyo_domain::Decider>(
+        &self,
+        stream: &str,
+        actor: &Actor,
+        cmd: &D::Command,
+        facts: &Facts,
+        state: &D::State,
+        revision: Option<u64>,
+    ) -> Result<Attempt<D::Event>, PlatformError> {
+        let events = match facts.decide::<D>(state, cmd, actor, &self.config, self.now()) {
+            Ok(e) => e,
+            Err(r) => return Ok(Attempt::Decided(Err(r), None)),
+        };
+        if events.is_empty() {
+            return Ok(Attempt::Decided(Ok(events), None));
+        }
+        let correlation = self.id128();
+        let mut new = Vec::with_capacity(events.len());
+        for e in &events {
+            new.push(to_new_event(
+                e,
+                actor,
+                stream,
+                &self.keys,
+                self.id128(),
+                correlation,
+            )?);
+        }
+        let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+        match self.store.append(stream, expected, new).await {
+            Ok(out) => Ok(Attempt::Decided(Ok(events), Some(out.last_revision))),
+            Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => Ok(Attempt::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Folds a stream's events after `after` onto `state` (decrypting; events of an
+    /// erased person are unreadable by design, P4.9, and are skipped).
+    async fn fold_stream<D: mebyo_domain::Decider>(
+        &self,
+        stream: &str,
+        after: Option<u64>,
+        mut state: D::State,
+    ) -> Result<(Option<u64>, D::State), PlatformError> {
+        let mut revision = after;
+        loop {
+            let from = revision.map_or(0, |r| r + 1);
+            let page = self.store.read_stream(stream, from, 512).await?;
+            if page.is_empty() {
+                return Ok((revision, state));
+            }
+            for env in &page {
+                if let codec::Decoded::Event(e) = codec::decode::<D::Event>(env, &self.keys)? {
+                    state = D::evolve(state, &e);
+                }
+                revision = Some(env.stream_revision);
+            }
+        }
     }
 
     /// The facts about an actor that decisions need (their staff record, or their
@@ -788,44 +829,25 @@ impl Platform {
         cmd: &D::Command,
         facts: &Facts,
     ) -> Outcome<Vec<D::Event>> {
-        const ATTEMPTS_MAX: usize = 5;
-        for _ in 0..ATTEMPTS_MAX {
+        for _ in 0..APPEND_ATTEMPTS_MAX {
             // Shared, not copied: a person's record history can be large, and most
             // commands are refused or add one event.
             let (revision, state) = self.load_shared::<D>(stream).await?;
-            let events = match facts.decide::<D>(&state, cmd, actor, &self.config, self.now()) {
-                Ok(e) => e,
-                Err(r) => return Ok(Err(r)),
-            };
-            if events.is_empty() {
-                return Ok(Ok(events));
-            }
-            let correlation = self.id128();
-            let mut new = Vec::with_capacity(events.len());
-            for e in &events {
-                new.push(to_new_event(
-                    e,
-                    actor,
-                    stream,
-                    &self.keys,
-                    self.id128(),
-                    correlation,
-                )?);
-            }
-            let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-            match self.store.append(stream, expected, new).await {
-                Ok(out) => {
+            match self
+                .decide_and_append::<D>(stream, actor, cmd, facts, &state, revision)
+                .await?
+            {
+                Attempt::Decided(Ok(events), Some(last_revision)) => {
                     // Evolve in place when nobody else holds the state: take it out of
                     // the cache so ours is the only reference, and no copy is made.
                     let cache = D::cache(&self.state);
-                    let taken = cache.take(stream);
-                    drop(taken);
+                    drop(cache.take(stream));
                     let state = events.iter().fold(Arc::unwrap_or_clone(state), D::evolve);
-                    cache.put(stream, out.last_revision, Arc::new(state));
+                    cache.put(stream, last_revision, Arc::new(state));
                     return Ok(Ok(events));
                 }
-                Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => continue,
-                Err(e) => return Err(e.into()),
+                Attempt::Decided(outcome, _) => return Ok(outcome),
+                Attempt::Conflict => continue,
             }
         }
         Err(PlatformError::Contention(stream.to_string()))
