@@ -654,6 +654,19 @@ async fn openapi_health_and_policy_are_served_p7_p4_4() {
     assert_eq!(v["status"], "ready");
     let r = env.http.get(env.url("/livez")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // Prometheus metrics (P4.4): the ledger head and the read models' state.
+    let m = env.http.get(env.url("/metrics")).send().await.unwrap();
+    assert_eq!(m.status(), 200);
+    let text = m.text().await.unwrap();
+    for name in [
+        "mebyo_ledger_events ",
+        "mebyo_projections_lag_events ",
+        "mebyo_people{state=\"active\"}",
+        "mebyo_providers",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    assert!(!text.contains("@"), "no personal data in metrics");
     let v: Value = env
         .http
         .get(env.url("/api/v1/policy"))

@@ -326,6 +326,115 @@ pub async fn livez(State(st): State<AppState>) -> Json<Health> {
     })
 }
 
+/// Prometheus metrics (P4.4: the running state is monitored). Computed from the
+/// ledger head and the read models at scrape time; labels carry only stable codes
+/// and states, never ids or personal data.
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::registry::Registry;
+
+    let mut registry = Registry::with_prefix("mebyo");
+    let gauge = |registry: &mut Registry, name: &str, help: &str, value: u64| {
+        let g: Gauge = Gauge::default();
+        g.set(value as i64);
+        registry.register(name, help, g);
+    };
+    let labelled = |registry: &mut Registry,
+                    name: &str,
+                    help: &str,
+                    label: &str,
+                    values: Vec<(String, u64)>| {
+        let f: Family<Vec<(String, String)>, Gauge> = Family::default();
+        for (k, v) in values {
+            f.get_or_create(&vec![(label.to_string(), k)]).set(v as i64);
+        }
+        registry.register(name, help, f);
+    };
+    let head = st.platform.head().count;
+    let projected = st.views.position();
+    gauge(
+        &mut registry,
+        "ledger_events",
+        "Events in the ledger (durable)",
+        head,
+    );
+    gauge(
+        &mut registry,
+        "projections_position",
+        "Events folded into the read models",
+        projected,
+    );
+    gauge(
+        &mut registry,
+        "projections_lag_events",
+        "Events the read models are behind",
+        head.saturating_sub(projected),
+    );
+    {
+        let m = st.views.read();
+        let r = m.registry().counts();
+        labelled(
+            &mut registry,
+            "people",
+            "Individuals by state",
+            "state",
+            vec![
+                ("active".into(), r.active),
+                ("withdrawn".into(), r.withdrawn),
+                ("erased".into(), r.erased),
+            ],
+        );
+        let c = m.consents().counts(st.platform.now());
+        labelled(
+            &mut registry,
+            "consents",
+            "Consents by state at scrape time",
+            "state",
+            vec![
+                ("active".into(), c.active),
+                ("revoked".into(), c.revoked),
+                ("expired".into(), c.expired),
+            ],
+        );
+        labelled(
+            &mut registry,
+            "providers",
+            "Providers by status",
+            "status",
+            m.providers()
+                .status_counts()
+                .into_iter()
+                .map(|(s, n)| (format!("{s:?}").to_lowercase(), n as u64))
+                .collect(),
+        );
+        labelled(
+            &mut registry,
+            "access_refusals",
+            "Refused accesses by refusal code (P4.6(2))",
+            "code",
+            m.access()
+                .refusals_by_code()
+                .into_iter()
+                .map(|(c, n)| (c.to_string(), n))
+                .collect(),
+        );
+    }
+    let mut body = String::new();
+    match encode(&mut body, &registry) {
+        Ok(()) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Health)),
     description = "Ready: the data directory is writable and the read models have caught up (P4.4).")]
 pub async fn readyz(State(st): State<AppState>) -> Response {

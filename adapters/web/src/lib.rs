@@ -261,6 +261,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/livez", get(api::livez))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/v1/session", post(api::login).delete(api::logout))
         .route("/api/v1/me", get(api::me))
