@@ -611,9 +611,14 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .header("content-type", "application/json")
         .body(big)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+        .await;
+    // The server answers 413 and closes without reading the rest; a client still
+    // writing the body may see that as a broken pipe instead. Either way the
+    // request was refused, which is what matters (and is checked just below).
+    match r {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "unexpected error: {e}"),
+    }
     assert_eq!(
         env.platform.head().count,
         head,

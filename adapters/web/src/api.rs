@@ -295,7 +295,7 @@ pub async fn read_person(
     let categories = svc::parse_categories(&q.categories)?;
     let purpose = svc::parse_purpose(&q.purpose)?;
     let r = svc::read_person(&st, &a, &person, categories, purpose, q.days.unwrap_or(365)).await?;
-    Ok(Json(r.iter().map(svc::record_view).collect()))
+    Ok(Json(r))
 }
 
 #[utoipa::path(get, path = "/api/v1/ops/summary", responses((status = 200, body = svc::OpsSummary), (status = 403, body = ErrorEnvelope)),

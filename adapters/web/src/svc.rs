@@ -808,7 +808,7 @@ pub async fn read_person(
     categories: BTreeSet<Category>,
     purpose: Purpose,
     days: i64,
-) -> ApiResult<Vec<RecordEntry>> {
+) -> ApiResult<Vec<RecordView>> {
     let person = PersonId::new(person)
         .map_err(|_| ApiError::invalid("P4.6(2)", "person id is malformed"))?;
     if !(1..=36500).contains(&days) {
@@ -822,7 +822,7 @@ pub async fn read_person(
     };
     outcome(
         st.platform
-            .read_records(&AccessRequest {
+            .read_records_shared(&AccessRequest {
                 actor,
                 person,
                 categories,
@@ -835,6 +835,8 @@ pub async fn read_person(
             })
             .await,
     )
+    // Views straight from the shared records: one copy, into the response.
+    .map(|shared| shared.iter().map(record_view).collect())
 }
 
 // ---- who accessed my data ------------------------------------------------------------
