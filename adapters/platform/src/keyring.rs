@@ -39,6 +39,9 @@ pub struct KeyRing {
     /// Unwrapped DEKs by key reference. Unwrapping costs an AES-SIV operation; a
     /// read path that decrypts many events of one person should not pay it each time.
     cache: RwLock<HashMap<String, Arc<Dek>>>,
+    /// Key reference of each owner's health DEK: every access event asks for the
+    /// audit key's, and the key store would otherwise be locked for each.
+    refs: RwLock<HashMap<String, String>>,
 }
 
 impl KeyRing {
@@ -46,6 +49,7 @@ impl KeyRing {
         Self {
             store: Mutex::new(store),
             cache: RwLock::new(HashMap::new()),
+            refs: RwLock::new(HashMap::new()),
         }
     }
 
@@ -68,6 +72,9 @@ impl KeyRing {
         } else {
             return Err(KeyError::NoKeyForStream(stream_id.to_string()));
         };
+        if let Some(r) = self.refs.read().get(owner) {
+            return Ok(r.clone());
+        }
         let pseudonym = Pseudonym::new(owner)?;
         let refs = self
             .store
@@ -79,7 +86,9 @@ impl KeyRing {
                 }
                 e => KeyError::Crypto(e),
             })?;
-        Ok(refs.health.to_string())
+        let key_ref = refs.health.to_string();
+        self.refs.write().insert(owner.to_string(), key_ref.clone());
+        Ok(key_ref)
     }
 
     /// The unwrapped DEK for a key reference.
@@ -105,6 +114,7 @@ impl KeyRing {
 
     /// Forget every cached DEK of a person: called before their keys are destroyed.
     pub fn forget(&self, owner: &str) {
+        self.refs.write().remove(owner);
         for kind in [DekKind::Identity, DekKind::Health] {
             let prefix = format!("dek:{}:{owner}:", kind.code() as char);
             self.cache.write().retain(|k, _| !k.starts_with(&prefix));

@@ -632,6 +632,9 @@ impl Platform {
         self.keys.forget(person.as_str());
         self.vault.lock().erase(&pseudonym)?;
         let receipt = self.keys.with_store(|k| k.erase_person(&pseudonym))?;
+        // Again after the erase: a read racing with it may have cached the DEK
+        // between the first forget and the key store's rewrite.
+        self.keys.forget(person.as_str());
         self.state.forget_person(person);
         let record = ErasureRecord {
             person: person.clone(),
