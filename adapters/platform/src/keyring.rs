@@ -97,18 +97,16 @@ impl KeyRing {
             return Ok(d.clone());
         }
         let parsed = KeyRef::from_str(key_ref)?;
-        let dek = self
-            .store
-            .lock()
-            .dek_for_ref(&parsed)
-            .map_err(|e| match e {
-                mebyo_crypto::CryptoError::PersonErased { .. } => {
-                    KeyError::Erased(key_ref.to_string())
-                }
-                e => KeyError::Crypto(e),
-            })?;
+        // The cache is filled under the key store's lock, so an erasure (which takes
+        // the same lock, then forgets) can never be followed by a stale insert.
+        let store = self.store.lock();
+        let dek = store.dek_for_ref(&parsed).map_err(|e| match e {
+            mebyo_crypto::CryptoError::PersonErased { .. } => KeyError::Erased(key_ref.to_string()),
+            e => KeyError::Crypto(e),
+        })?;
         let dek = Arc::new(dek);
         self.cache.write().insert(key_ref.to_string(), dek.clone());
+        drop(store);
         Ok(dek)
     }
 
