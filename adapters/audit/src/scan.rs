@@ -198,15 +198,6 @@ fn check_key_matches_ledger(vkey: &NoteVerifier, ledger_id: &Id128) -> Result<()
     Ok(())
 }
 
-/// Event type of a frame body, read in place (layout in the store's
-/// docs/design.md): version, position, stream id, revision, event type.
-fn peek_event_type(body: &[u8]) -> Option<&[u8]> {
-    let sid_len = u16::from_le_bytes(body.get(9..11)?.try_into().ok()?) as usize;
-    let at = 11 + sid_len + 8;
-    let et_len = u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize;
-    body.get(at + 2..at + 2 + et_len)
-}
-
 /// What is wrong with a checkpoint, before a position is attached.
 pub(crate) struct Fault {
     pub kind: ProblemKind,
@@ -382,7 +373,9 @@ pub fn scan_tree(path: &Path, opts: ScanOptions<'_>) -> Result<TreeScan, ScanErr
         if opts.capture == Some(position) {
             scan.captured = Some(stored);
         }
-        if peek_event_type(frame.body) == Some(CHECKPOINT_EVENT_TYPE.as_bytes()) {
+        if mebyo_store::format::peek(frame.body)
+            .is_some_and(|f| f.event_type == CHECKPOINT_EVENT_TYPE)
+        {
             let offset = frame.offset;
             let Some(vkey) = opts.vkey else {
                 return Err(ScanError::NoVerifierKey { position });
@@ -457,14 +450,20 @@ impl Sequential {
         }
         // A person-related event in plaintext is a break: leave the fast path so the
         // store's verifier reports it with its position (P4.8(1)).
+        let Some(fields) = mebyo_store::format::peek(body) else {
+            return false;
+        };
         if let Some(related) = person_related
-            && peek_plaintext_type(body).is_some_and(related)
+            && fields.payload_kind == 0
+            && related(fields.event_type)
         {
             return false;
         }
-        let Some((stream, revision, time)) = peek_order_fields(body) else {
-            return false;
-        };
+        let (stream, revision, time) = (
+            fields.stream_id,
+            fields.stream_revision,
+            fields.recorded_at_us,
+        );
         let want = self.streams.get(stream).map_or(0, |r| r + 1);
         if revision != want || time < self.last_time {
             return false;
@@ -479,36 +478,6 @@ impl Sequential {
         self.head = *stored;
         true
     }
-}
-
-/// The event type of a plaintext event (payload kind 0), read in place.
-fn peek_plaintext_type(body: &[u8]) -> Option<&str> {
-    let u16_at = |at: usize| -> Option<usize> {
-        Some(u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize)
-    };
-    let mut at = 11 + u16_at(9)? + 8;
-    let et_len = u16_at(at)?;
-    let event_type = std::str::from_utf8(body.get(at + 2..at + 2 + et_len)?).ok()?;
-    at += 2 + et_len + 2 + 8;
-    at += 2 + u16_at(at)?;
-    at += 2 + u16_at(at)? + 48;
-    (*body.get(at)? == 0).then_some(event_type)
-}
-
-/// Stream id, revision and recorded-at, read in place (bounds-checked).
-fn peek_order_fields(body: &[u8]) -> Option<(&str, u64, i64)> {
-    let u16_at = |at: usize| -> Option<usize> {
-        Some(u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize)
-    };
-    let sid_len = u16_at(9)?;
-    let stream = std::str::from_utf8(body.get(11..11 + sid_len)?).ok()?;
-    let mut at = 11 + sid_len;
-    let revision = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
-    at += 8;
-    let et_len = u16_at(at)?;
-    at += 2 + et_len + 2;
-    let time = i64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
-    Some((stream, revision, time))
 }
 
 /// The other half of the fast path: recomputes every event's blake3 hash.

@@ -302,21 +302,6 @@ fn corrupt(position: u64, offset: u64, reason: impl Into<String>) -> StoreError 
     }
 }
 
-/// Light parse of the fields recovery needs, without allocating: stream id,
-/// revision and recorded-at. Bounds are checked; a frame whose checksum holds but
-/// whose fields do not parse is reported as corruption.
-fn peek(body: &[u8]) -> Option<(&str, u64, i64)> {
-    let sid_len = u16::from_le_bytes(body.get(9..11)?.try_into().ok()?) as usize;
-    let sid = std::str::from_utf8(body.get(11..11 + sid_len)?).ok()?;
-    let at = 11 + sid_len;
-    let rev = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
-    let at = at + 8;
-    let et_len = u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize;
-    let at = at + 2 + et_len + 2; // event type, schema version
-    let recorded = i64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
-    Some((sid, rev, recorded))
-}
-
 /// Scans the whole log, rebuilding the index, checking frame checksums, positions,
 /// chain links and stream revisions. Damage at the end that a crash can leave is
 /// truncated; any other damage stops the open with its position.
@@ -366,8 +351,13 @@ fn recover(
                         "previous hash does not link to the chain",
                     ));
                 }
-                let (sid, rev, recorded) = peek(frame.body)
+                let fields = format::peek(frame.body)
                     .ok_or_else(|| corrupt(position, offset, "unparsable fields"))?;
+                let (sid, rev, recorded) = (
+                    fields.stream_id,
+                    fields.stream_revision,
+                    fields.recorded_at_us,
+                );
                 let tip = index.streams.get(sid).copied();
                 let (want_rev, want_prev) =
                     tip.map_or((0, NO_PREVIOUS), |t| (t.last_revision + 1, t.last_position));

@@ -386,6 +386,53 @@ impl CanonicalParts<'_> {
     }
 }
 
+/// The fields that recovery, verification and the audit scan check, read in
+/// place from a frame body without allocating (offsets follow the layout above).
+/// `None` when the bytes do not hold them: bounds are always checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peeked<'a> {
+    pub position: u64,
+    pub stream_id: &'a str,
+    pub stream_revision: u64,
+    pub event_type: &'a str,
+    pub recorded_at_us: i64,
+    pub payload_kind: u8,
+}
+
+pub fn peek(body: &[u8]) -> Option<Peeked<'_>> {
+    let u16_at = |at: usize| -> Option<usize> {
+        Some(u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize)
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?))
+    };
+    let str_at = |at: usize, len: usize| -> Option<&str> {
+        std::str::from_utf8(body.get(at..at + len)?).ok()
+    };
+    let position = u64_at(1)?;
+    let sid_len = u16_at(9)?;
+    let stream_id = str_at(11, sid_len)?;
+    let mut at = 11 + sid_len;
+    let stream_revision = u64_at(at)?;
+    at += 8;
+    let et_len = u16_at(at)?;
+    let event_type = str_at(at + 2, et_len)?;
+    at += 2 + et_len + 2; // event type, schema version
+    let recorded_at_us = u64_at(at)? as i64;
+    at += 8;
+    at += 2 + u16_at(at)?; // actor role
+    at += 2 + u16_at(at)? + 48; // actor id, event/correlation/causation ids
+    let payload_kind = *body.get(at)?;
+    Some(Peeked {
+        position,
+        stream_id,
+        stream_revision,
+        event_type,
+        recorded_at_us,
+        payload_kind,
+    })
+}
+
 /// blake3 in derive-key mode over the canonical bytes (which end with the
 /// previous hash, so each hash commits to the whole history before it).
 pub fn chain_hash(canonical: &[u8]) -> Hash {
@@ -605,6 +652,19 @@ mod tests {
                 _ => m.prev_hash[31] ^= 1,
             }
             prop_assert_ne!(m.compute_hash(), e.hash);
+        }
+
+        /// The in-place reader agrees with the full decoder on every field it reads.
+        #[test]
+        fn peek_agrees_with_decode(e in arb_envelope()) {
+            let b = body(&e);
+            let p = peek(&b).unwrap();
+            prop_assert_eq!(p.position, e.position);
+            prop_assert_eq!(p.stream_id, e.stream_id.as_str());
+            prop_assert_eq!(p.stream_revision, e.stream_revision);
+            prop_assert_eq!(p.event_type, e.event_type.as_str());
+            prop_assert_eq!(p.recorded_at_us, e.recorded_at_us);
+            prop_assert_eq!(p.payload_kind, e.payload_kind as u8);
         }
 
         #[test]

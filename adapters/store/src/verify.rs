@@ -211,7 +211,7 @@ fn verify_open_file(
                 format!("frame claims position {}", frame.position()),
             );
         }
-        let Some(fields) = peek_fields(frame.body) else {
+        let Some(fields) = crate::format::peek(frame.body) else {
             return broken(
                 position,
                 offset,
@@ -222,20 +222,23 @@ fn verify_open_file(
             );
         };
         let want = streams.get(fields.stream_id).map_or(0, |r| r + 1);
-        if fields.revision != want {
+        if fields.stream_revision != want {
             return broken(
                 position,
                 offset,
                 BreakKind::RevisionOutOfOrder,
                 None,
                 None,
-                format!("stream revision {} where {want} was due", fields.revision),
+                format!(
+                    "stream revision {} where {want} was due",
+                    fields.stream_revision
+                ),
             );
         }
         match streams.get_mut(fields.stream_id) {
-            Some(r) => *r = fields.revision,
+            Some(r) => *r = fields.stream_revision,
             None => {
-                streams.insert(fields.stream_id.into(), fields.revision);
+                streams.insert(fields.stream_id.into(), fields.stream_revision);
             }
         }
         if fields.recorded_at_us < last_time {
@@ -278,42 +281,5 @@ fn intact(header: &FileHeader, count: u64, head_hash: Hash, torn_tail_bytes: u64
         count,
         head_hash,
         torn_tail_bytes,
-    })
-}
-
-struct Fields<'a> {
-    stream_id: &'a str,
-    revision: u64,
-    event_type: &'a str,
-    recorded_at_us: i64,
-    payload_kind: u8,
-}
-
-/// Reads the fields verify checks, without allocating (see docs/design.md for offsets).
-fn peek_fields(body: &[u8]) -> Option<Fields<'_>> {
-    let u16_at = |at: usize| -> Option<usize> {
-        Some(u16::from_le_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize)
-    };
-    let sid_len = u16_at(9)?;
-    let stream_id = std::str::from_utf8(body.get(11..11 + sid_len)?).ok()?;
-    let mut at = 11 + sid_len;
-    let revision = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
-    at += 8;
-    let et_len = u16_at(at)?;
-    let event_type = std::str::from_utf8(body.get(at + 2..at + 2 + et_len)?).ok()?;
-    at += 2 + et_len + 2;
-    let recorded_at_us = i64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
-    at += 8;
-    let role_len = u16_at(at)?;
-    at += 2 + role_len;
-    let id_len = u16_at(at)?;
-    at += 2 + id_len + 48;
-    let payload_kind = *body.get(at)?;
-    Some(Fields {
-        stream_id,
-        revision,
-        event_type,
-        recorded_at_us,
-        payload_kind,
     })
 }
