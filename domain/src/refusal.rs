@@ -9,6 +9,10 @@ pub const KNOWN_CLAUSES: &[&str] = &[
     "P4.5(3)", "P4.6(1)", "P4.6(2)", "P4.8(3)", "P4.9", "P4.11(1)", "P4.11(3)", "P4.11(4)",
     "P4.11(5)", "P4.12(1)", "P4.12(2)", "P4.13(1)", "P4.13(2)", "P4.13(3)", "P5.1", "P7", "P8",
     "P9",
+    // The operational half of the policy, cited by `mebyo-operations`: one
+    // catalogue of the policy, whichever crate enforces a clause.
+    "P4.3", "P4.4(1)", "P4.4(2)", "P4.4(3)", "P4.5(1)", "P4.5(2)", "P4.7(1)", "P4.7(2)", "P4.9(1)",
+    "P4.9(2)", "P4.9(3)", "P4.14(1)", "P4.14(2)", "P4.14(3)", "P4.14(4)", "P4.14(5)",
 ];
 
 /// Why a command or an access was refused: a stable code, the clause, and a message.

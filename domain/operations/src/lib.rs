@@ -35,6 +35,6 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
-pub use clause::{OPS_CLAUSES, refusal};
+pub use clause::refusal;
 pub use ids::{Digest, DisposalId, IncidentId, MediaId, Reference, WindowId};
 pub use incident::{Incident, IncidentCommand, IncidentEvent, IncidentKind, Step};
