@@ -23,6 +23,8 @@ use parking_lot::{Mutex, RwLock};
 /// Pseudonyms of the platform's own keys in the key store.
 pub const AUDIT_KEY_OWNER: &str = "platform-audit";
 pub const CREDENTIALS_KEY_OWNER: &str = "platform-credentials";
+/// Unwrapped DEKs kept in memory at most.
+pub const DEKS_CACHED_MAX: usize = 131_072;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -105,9 +107,24 @@ impl KeyRing {
             e => KeyError::Crypto(e),
         })?;
         let dek = Arc::new(dek);
-        self.cache.write().insert(key_ref.to_string(), dek.clone());
+        let mut cache = self.cache.write();
+        // Bounded (a long-running server would otherwise hold every person's
+        // unwrapped key): when full, an arbitrary entry goes; a miss only costs an
+        // unwrap.
+        if cache.len() >= DEKS_CACHED_MAX {
+            let victim = cache.keys().next().cloned().expect("full map has a key");
+            cache.remove(&victim);
+        }
+        cache.insert(key_ref.to_string(), dek.clone());
+        drop(cache);
         drop(store);
         Ok(dek)
+    }
+
+    /// The platform audit key, which also seals the projection snapshot.
+    pub fn audit_dek(&self) -> Result<Arc<Dek>, KeyError> {
+        let r = self.key_ref_for_stream("ops-erasures")?;
+        self.dek(&r)
     }
 
     /// Forget every cached DEK of a person: called before their keys are destroyed.

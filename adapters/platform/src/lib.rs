@@ -15,6 +15,7 @@ pub mod auth;
 pub mod codec;
 pub mod dirs;
 pub mod keyring;
+pub mod snapshot;
 mod state;
 pub mod views;
 pub mod world;
@@ -321,10 +322,34 @@ impl Platform {
 
     /// Starts the live read models (once; later calls return the same). Servers
     /// call this; one-shot commands do not pay for a replay they do not need.
+    ///
+    /// The models start from the sealed snapshot in the data directory when it
+    /// matches the log, and are saved by [`views::SnapshotPolicy::default`].
     pub fn start_views(&self) -> Arc<views::Views> {
+        self.start_views_with(Some(views::SnapshotPolicy::default()))
+    }
+
+    /// [`Platform::start_views`] with another snapshot policy, or none (always
+    /// replay, never write the file).
+    pub fn start_views_with(&self, policy: Option<views::SnapshotPolicy>) -> Arc<views::Views> {
         let mut v = self.views.lock();
-        v.get_or_insert_with(|| views::start(self.store.clone(), self.keys.clone()))
-            .clone()
+        v.get_or_insert_with(|| {
+            views::start(
+                self.store.clone(),
+                self.keys.clone(),
+                policy.map(|p| (snapshot::path(&self.dir.root), p)),
+            )
+        })
+        .clone()
+    }
+
+    /// Saves the live models' snapshot now (at shutdown, so the next start is
+    /// quick). Blocking; `None` when views are not started or nothing is new.
+    pub fn save_views_snapshot(&self) -> Result<Option<views::SnapshotSaved>, String> {
+        match self.views() {
+            Some(v) => v.save_snapshot(),
+            None => Ok(None),
+        }
     }
 
     /// The live read models, if started.

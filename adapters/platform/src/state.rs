@@ -49,18 +49,42 @@ impl Facts {
     }
 }
 
-/// States by stream with the revision they include. Unbounded for now: one entry
-/// per aggregate touched since start (see ARCHITECTURE.md, "Limits"). States are
-/// shared (`Arc`): a read must not pay for copying a person's whole record history.
+/// States by stream with the revision they include, at most [`STATES_CACHED_MAX`]
+/// per kind. States are shared (`Arc`): a read must not pay for copying a person's
+/// whole record history.
+///
+/// Why bounded: a server that runs for months touches every aggregate; one entry
+/// each would grow without limit (TigerBeetle: limits on everything). A miss is
+/// only slower (the state is folded again from its stream), never wrong, so the
+/// eviction can be crude: when full, an arbitrary entry goes.
 pub struct Cache<S> {
     map: Mutex<HashMap<String, (u64, Arc<S>)>>,
+    capacity: usize,
 }
+
+/// Aggregate states kept per kind (people, providers, credentials, ...). At 64 Ki
+/// people with a year of records each the records cache stays within a few
+/// hundred MiB; the readers that need more fold again from the log.
+pub const STATES_CACHED_MAX: usize = 65_536;
 
 impl<S: Clone> Default for Cache<S> {
     fn default() -> Self {
+        Self::with_capacity(STATES_CACHED_MAX)
+    }
+}
+
+impl<S: Clone> Cache<S> {
+    pub fn with_capacity(capacity: usize) -> Self {
+        assert!(capacity > 0);
         Self {
             map: Mutex::new(HashMap::new()),
+            capacity,
         }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().len()
     }
 }
 
@@ -76,8 +100,16 @@ impl<S: Clone> Cache<S> {
         let mut m = self.map.lock();
         match m.get(stream) {
             Some((r, _)) if *r >= revision => {}
-            _ => {
+            Some(_) => {
                 m.insert(stream.to_string(), (revision, state));
+            }
+            None => {
+                if m.len() >= self.capacity {
+                    let victim = m.keys().next().cloned().expect("full map has a key");
+                    m.remove(&victim);
+                }
+                m.insert(stream.to_string(), (revision, state));
+                debug_assert!(m.len() <= self.capacity);
             }
         }
     }
@@ -122,3 +154,26 @@ macro_rules! cached {
 }
 
 cached!(Person => person, Provider => provider, Credential => credential, Staff => staff, Records => records, Policy => policy);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity_and_keeps_the_newest() {
+        let c: Cache<u32> = Cache::with_capacity(3);
+        for i in 0..10u32 {
+            c.put(&format!("s-{i}"), 1, Arc::new(i));
+            assert!(c.len() <= 3);
+        }
+        assert_eq!(c.len(), 3);
+        // The newest insert is always kept.
+        assert_eq!(c.get("s-9").map(|(r, s)| (r, *s)), Some((Some(1), 9)));
+        // An older revision never replaces a newer one; a newer one does.
+        c.put("s-9", 0, Arc::new(0));
+        assert_eq!(*c.get("s-9").unwrap().1, 9);
+        c.put("s-9", 2, Arc::new(99));
+        assert_eq!(*c.get("s-9").unwrap().1, 99);
+        assert_eq!(c.len(), 3);
+    }
+}
