@@ -112,6 +112,9 @@ struct Request {
     stream_id: String,
     expected: ExpectedRevision,
     events: Vec<NewEvent>,
+    /// Appended right after `events`, each to its stream whatever it holds, all
+    /// or nothing with them ([`EmbeddedStore::append_then`]).
+    then: Vec<(String, Vec<NewEvent>)>,
     reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
@@ -516,76 +519,104 @@ fn writer_loop(
         {
             let idx = shared.index.read();
             pending_tips.clear();
-            for mut req in batch.drain(..) {
-                let tip = pending_tips
-                    .get(&req.stream_id)
-                    .copied()
-                    .or_else(|| idx.streams.get(req.stream_id.as_str()).copied());
-                let actual = tip.map_or(ActualRevision::NoStream, |t| {
-                    ActualRevision::Revision(t.last_revision)
-                });
-                let ok = match req.expected {
-                    ExpectedRevision::Any => true,
-                    ExpectedRevision::NoStream => tip.is_none(),
-                    ExpectedRevision::Exact(n) => tip.is_some_and(|t| t.last_revision == n),
-                };
-                if !ok {
-                    let err = AppendError::WrongExpectedRevision {
-                        stream: req.stream_id,
-                        expected: req.expected,
-                        actual,
+            for req in batch.drain(..) {
+                let Request {
+                    stream_id,
+                    expected,
+                    events,
+                    then,
+                    reply,
+                } = req;
+                // Where this request started, to undo all its parts if one fails.
+                let mark = (count, head_hash, buf.len(), w.offsets.len(), w.tips.len());
+                let mut replaced: Vec<(String, Option<StreamTip>)> = Vec::new();
+                let mut outcome = None;
+                let mut failure = None;
+                let parts = std::iter::once((stream_id, expected, events))
+                    .chain(then.into_iter().map(|(s, e)| (s, ExpectedRevision::Any, e)));
+                for (stream_id, expected, mut events) in parts {
+                    let tip = pending_tips
+                        .get(&stream_id)
+                        .copied()
+                        .or_else(|| idx.streams.get(stream_id.as_str()).copied());
+                    let actual = tip.map_or(ActualRevision::NoStream, |t| {
+                        ActualRevision::Revision(t.last_revision)
+                    });
+                    let ok = match expected {
+                        ExpectedRevision::Any => true,
+                        ExpectedRevision::NoStream => tip.is_none(),
+                        ExpectedRevision::Exact(n) => tip.is_some_and(|t| t.last_revision == n),
                     };
-                    w.replies.push((req.reply, Err(err)));
-                    continue;
-                }
-                let (mut revision, mut prev_in_stream) =
-                    tip.map_or((0, NO_PREVIOUS), |t| (t.last_revision + 1, t.last_position));
-                // Seal every event of the request before encoding any, so a sealing
-                // failure refuses the whole append and leaves nothing half-written.
-                if let Err(why) = seal_all(
-                    sealer.as_deref(),
-                    &req.stream_id,
-                    revision,
-                    count,
-                    &mut req.events,
-                ) {
-                    w.replies.push((req.reply, Err(AppendError::Seal(why))));
-                    continue;
-                }
-                let first_position = count;
-                for ev in req.events {
-                    canonical.clear();
-                    encode_new(
-                        &mut canonical,
-                        count,
-                        &req.stream_id,
-                        revision,
-                        now,
-                        &ev,
-                        &head_hash,
-                    );
-                    let hash = chain_hash(&canonical);
-                    w.offsets.push(end + buf.len() as u64);
-                    log::encode_frame(&mut buf, prev_in_stream, &canonical, &hash);
-                    prev_in_stream = count;
-                    head_hash = hash;
-                    count += 1;
-                    revision += 1;
-                }
-                let tip = StreamTip {
-                    last_revision: revision - 1,
-                    last_position: count - 1,
-                };
-                pending_tips.insert(req.stream_id.clone(), tip);
-                w.tips.push((req.stream_id, tip));
-                w.replies.push((
-                    req.reply,
-                    Ok(AppendOutcome {
+                    if !ok {
+                        failure = Some(AppendError::WrongExpectedRevision {
+                            stream: stream_id,
+                            expected,
+                            actual,
+                        });
+                        break;
+                    }
+                    let (mut revision, mut prev_in_stream) =
+                        tip.map_or((0, NO_PREVIOUS), |t| (t.last_revision + 1, t.last_position));
+                    // Seal every event of the part before encoding any, so a sealing
+                    // failure refuses the whole append and leaves nothing half-written.
+                    if let Err(why) =
+                        seal_all(sealer.as_deref(), &stream_id, revision, count, &mut events)
+                    {
+                        failure = Some(AppendError::Seal(why));
+                        break;
+                    }
+                    let first_position = count;
+                    for ev in events {
+                        canonical.clear();
+                        encode_new(
+                            &mut canonical,
+                            count,
+                            &stream_id,
+                            revision,
+                            now,
+                            &ev,
+                            &head_hash,
+                        );
+                        let hash = chain_hash(&canonical);
+                        w.offsets.push(end + buf.len() as u64);
+                        log::encode_frame(&mut buf, prev_in_stream, &canonical, &hash);
+                        prev_in_stream = count;
+                        head_hash = hash;
+                        count += 1;
+                        revision += 1;
+                    }
+                    let tip = StreamTip {
+                        last_revision: revision - 1,
+                        last_position: count - 1,
+                    };
+                    replaced.push((stream_id.clone(), pending_tips.get(&stream_id).copied()));
+                    pending_tips.insert(stream_id.clone(), tip);
+                    w.tips.push((stream_id, tip));
+                    // The answer is about the first part, the one with an expectation.
+                    outcome.get_or_insert(AppendOutcome {
                         first_position,
                         last_revision: revision - 1,
                         last_hash: head_hash,
-                    }),
-                ));
+                    });
+                }
+                match (failure, outcome) {
+                    (None, Some(o)) => w.replies.push((reply, Ok(o))),
+                    (failure, _) => {
+                        // Undo the parts already encoded: nothing of this request is written.
+                        (count, head_hash) = (mark.0, mark.1);
+                        buf.truncate(mark.2);
+                        w.offsets.truncate(mark.3);
+                        w.tips.truncate(mark.4);
+                        for (s, old) in replaced.into_iter().rev() {
+                            match old {
+                                Some(t) => pending_tips.insert(s, t),
+                                None => pending_tips.remove(&s),
+                            };
+                        }
+                        let err = failure.unwrap_or(AppendError::Empty);
+                        w.replies.push((reply, Err(err)));
+                    }
+                }
             }
         }
         if !buf.is_empty() {
@@ -868,6 +899,60 @@ fn read_stream(
     Ok(out)
 }
 
+impl EmbeddedStore {
+    async fn send(
+        &self,
+        req: Request,
+        rx: oneshot::Receiver<Result<AppendOutcome, AppendError>>,
+    ) -> Result<AppendOutcome, AppendError> {
+        {
+            let tx = self.h.tx.lock();
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(req).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Appends `events` to `stream_id` as [`EventStore::append`] does and, in the
+    /// same commit, right after them, each `then` part to its own stream whatever
+    /// it holds: all of it or (a conflict on `stream_id`, a sealing failure)
+    /// nothing, made durable by one `fdatasync`. The outcome is that of `events`.
+    ///
+    /// For a fact and the record that it was acted on (a record and the answer
+    /// that reports it), which would otherwise wait for two commits in sequence.
+    /// After a crash before the acknowledgement, what survives is a prefix in this
+    /// order (never a `then` part without `events`), like any unacknowledged batch.
+    pub async fn append_then(
+        &self,
+        stream_id: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+        then: Vec<(String, Vec<NewEvent>)>,
+    ) -> Result<AppendOutcome, AppendError> {
+        validate_new(stream_id, &events)?;
+        let mut total = events.len();
+        for (s, e) in &then {
+            validate_new(s, e)?;
+            total += e.len();
+        }
+        if total > APPEND_EVENTS_MAX {
+            return Err(AppendError::TooManyEvents {
+                count: total,
+                max: APPEND_EVENTS_MAX,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            stream_id: stream_id.to_string(),
+            expected,
+            events,
+            then,
+            reply,
+        };
+        self.send(req, rx).await
+    }
+}
+
 fn validate_new(stream_id: &str, events: &[NewEvent]) -> Result<(), AppendError> {
     if events.is_empty() {
         return Err(AppendError::Empty);
@@ -903,14 +988,10 @@ impl EventStore for EmbeddedStore {
             stream_id: stream_id.to_string(),
             expected,
             events,
+            then: Vec::new(),
             reply,
         };
-        {
-            let tx = self.h.tx.lock();
-            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(req).map_err(|_| StoreError::Closed)?;
-        }
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.send(req, rx).await
     }
 
     // Reads are `pread`s that the page cache usually serves in microseconds; they run
