@@ -8,7 +8,10 @@ use mebyo_domain::policy::PolicyEvent;
 use mebyo_domain::provider::ProviderEvent;
 use mebyo_domain::records::RecordEvent;
 use mebyo_domain::staff::StaffEvent;
+use mebyo_operations::incident::IncidentEvent;
 use serde::de::DeserializeOwned;
+
+use crate::operations::{BackupEvent, CHECKPOINT_EVENT_TYPE, CheckpointNote};
 
 /// Any event the log may hold, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,8 +23,15 @@ pub enum AnyEvent {
     Record(RecordEvent),
     Access(AccessEvent),
     Policy(PolicyEvent),
-    /// An operational event outside the domain (`backup.completed`,
-    /// `ledger.checkpoint`, `load.tested`...): it advances the position, nothing more.
+    /// An incident's event (`incident-<id>` streams, plaintext; P4.14).
+    Incident(IncidentEvent),
+    /// A backup job's record (`ops-backups`, plaintext; P4.10).
+    Backup(BackupEvent),
+    /// A signed checkpoint of the ledger (`ledger-checkpoints`, plaintext).
+    Checkpoint(CheckpointNote),
+    /// Any other operational event (`load.tested`, a `backup.*` type newer than this
+    /// build, an event sealed under an erased person's key...): it advances the
+    /// position, nothing more.
     Other {
         event_type: String,
     },
@@ -40,6 +50,10 @@ pub enum DecodeError {
     /// The envelope's type and the payload's own `type` tag disagree.
     #[error("envelope says {envelope} but payload says {payload}")]
     TypeMismatch { envelope: String, payload: String },
+    /// A backup record or checkpoint whose payload lacks what its writer always
+    /// puts there: an error for the same reason as [`DecodeError::Payload`].
+    #[error("event type {event_type}: payload does not decode: {reason}")]
+    Operational { event_type: String, reason: String },
 }
 
 /// Event-type prefixes owned by the domain; anything else is operational.
@@ -57,6 +71,23 @@ impl AnyEvent {
     /// Decodes a payload (the serde_json of a domain event, already decrypted) by its
     /// envelope `event_type`.
     pub fn decode(event_type: &str, json: &[u8]) -> Result<AnyEvent, DecodeError> {
+        let operational = |reason: String| DecodeError::Operational {
+            event_type: event_type.to_owned(),
+            reason,
+        };
+        if event_type.starts_with("incident.") {
+            return Ok(AnyEvent::Incident(parse(event_type, json)?));
+        }
+        if event_type.starts_with("backup.")
+            && let Some(decoded) = BackupEvent::decode(event_type, json)
+        {
+            return decoded.map(AnyEvent::Backup).map_err(operational);
+        }
+        if event_type == CHECKPOINT_EVENT_TYPE {
+            return CheckpointNote::parse(json)
+                .map(AnyEvent::Checkpoint)
+                .map_err(operational);
+        }
         let Some(prefix) = DOMAIN_PREFIXES.iter().find(|p| event_type.starts_with(*p)) else {
             return Ok(AnyEvent::Other {
                 event_type: event_type.to_owned(),
@@ -99,12 +130,16 @@ impl AnyEvent {
             AnyEvent::Record(e) => e.event_type(),
             AnyEvent::Access(e) => e.event_type(),
             AnyEvent::Policy(e) => e.event_type(),
+            AnyEvent::Incident(e) => e.event_type(),
+            AnyEvent::Backup(e) => e.event_type(),
+            AnyEvent::Checkpoint(_) => CHECKPOINT_EVENT_TYPE,
             AnyEvent::Other { event_type } => event_type,
         }
     }
 
-    /// The payload bytes [`AnyEvent::decode`] reads back; `None` for operational events,
-    /// whose payloads belong to their own crates.
+    /// The payload bytes [`AnyEvent::decode`] reads back; `None` for backup records,
+    /// checkpoints and other operational events, whose payloads belong to their own
+    /// crates.
     pub fn encode(&self) -> Option<Vec<u8>> {
         let json = match self {
             AnyEvent::Person(e) => serde_json::to_vec(e),
@@ -114,7 +149,10 @@ impl AnyEvent {
             AnyEvent::Record(e) => serde_json::to_vec(e),
             AnyEvent::Access(e) => serde_json::to_vec(e),
             AnyEvent::Policy(e) => serde_json::to_vec(e),
-            AnyEvent::Other { .. } => return None,
+            AnyEvent::Incident(e) => serde_json::to_vec(e),
+            AnyEvent::Backup(_) | AnyEvent::Checkpoint(_) | AnyEvent::Other { .. } => {
+                return None;
+            }
         };
         Some(json.expect("domain events serialise"))
     }
@@ -131,7 +169,8 @@ macro_rules! from_events {
 }
 
 from_events!(PersonEvent => Person, ProviderEvent => Provider, CredentialEvent => Credential,
-    StaffEvent => Staff, RecordEvent => Record, AccessEvent => Access, PolicyEvent => Policy);
+    StaffEvent => Staff, RecordEvent => Record, AccessEvent => Access, PolicyEvent => Policy,
+    IncidentEvent => Incident, BackupEvent => Backup);
 
 /// One event as a projection sees it: the decoded event plus the envelope fields the
 /// read models keep (position to fetch it again, hashes to check the chain).
@@ -178,7 +217,7 @@ mod tests {
 
     #[test]
     fn operational_events_are_skippable() {
-        for t in ["backup.completed", "ledger.checkpoint", "load.tested"] {
+        for t in ["backup.pruned", "maintenance.tick", "load.tested"] {
             let e = AnyEvent::decode(t, b"{\"anything\":1}").unwrap();
             assert_eq!(
                 e,

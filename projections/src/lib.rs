@@ -29,6 +29,7 @@
 //! | [`RecordsIndex`] | per person record ids, category, time, provenance, positions | P2(1), P5.1 |
 //! | [`AccessLog`] | who accessed my data; provider volume per hour, refusals | P4.6(2) |
 //! | [`StaffRoster`] | roles, privacy training current at `now` | P3.1, P3.4 |
+//! | [`Operations`] | last full / differential backup, failures, drills, overdue at `now`; incidents and their missing runbook steps; last checkpoint | P4.10, P4.14, P4.4 |
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -37,6 +38,7 @@ pub mod consents;
 pub mod credentials;
 pub mod event;
 mod models;
+pub mod operations;
 pub mod providers;
 pub mod records;
 pub mod registry;
@@ -50,6 +52,9 @@ pub use consents::{ConsentCounts, ConsentState, ConsentView, Consents};
 pub use credentials::{CredentialStatus, CredentialView, Credentials, HolderView};
 pub use event::{AnyEvent, Applied, DecodeError};
 pub use models::{ApplyError, ReadModels, SNAPSHOT_VERSION, SnapshotError};
+pub use operations::{
+    BackupEvent, BackupFlag, BackupKind, BackupRule, CheckpointNote, IncidentRow, Operations,
+};
 pub use providers::{AttestationView, ProviderRow, Providers};
 pub use records::{PartyRef, RecordRef, RecordsIndex};
 pub use registry::{PersonView, Registry, RegistryCounts, jst_day};

@@ -5,6 +5,7 @@ use crate::access::AccessLog;
 use crate::consents::Consents;
 use crate::credentials::Credentials;
 use crate::event::Applied;
+use crate::operations::Operations;
 use crate::providers::Providers;
 use crate::records::RecordsIndex;
 use crate::registry::Registry;
@@ -20,6 +21,7 @@ pub struct ReadModels {
     records: RecordsIndex,
     access: AccessLog,
     staff: StaffRoster,
+    operations: Operations,
     /// Position of the next event to apply.
     next: u64,
     /// Chain hash of the last applied event; `None` before the first.
@@ -61,7 +63,7 @@ pub enum SnapshotError {
 const MAGIC: &[u8; 8] = b"mebyoRM\0";
 /// Bumped whenever any model's serialised shape changes; an old snapshot is then
 /// refused and the models are rebuilt from the log.
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
 const HEADER: usize = MAGIC.len() + 1;
 const CHECKSUM: usize = 32;
 
@@ -91,6 +93,7 @@ impl ReadModels {
         self.records.apply(e);
         self.access.apply(e);
         self.staff.apply(e);
+        self.operations.apply(e);
         self.next += 1;
         self.last_hash = Some(e.hash);
         Ok(())
@@ -126,6 +129,9 @@ impl ReadModels {
     }
     pub fn staff(&self) -> &StaffRoster {
         &self.staff
+    }
+    pub fn operations(&self) -> &Operations {
+        &self.operations
     }
 
     /// Releases spare capacity of the large tables (e.g. after a replay, before
@@ -201,7 +207,8 @@ impl ReadModels {
         self.credentials.check()?;
         self.records.check()?;
         self.access.check()?;
-        self.staff.check()
+        self.staff.check()?;
+        self.operations.check()
     }
 }
 
@@ -356,6 +363,9 @@ mod tests {
             "staff.appointed",
             "policy.version_published",
             "backup.completed",
+            "ledger.checkpoint",
+            "incident.reported",
+            "incident.step_recorded",
         ] {
             assert!(types.contains(t), "{t} never generated");
         }

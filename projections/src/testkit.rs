@@ -5,6 +5,7 @@
 
 use crate::event::{AnyEvent, Applied};
 use crate::models::ReadModels;
+use crate::operations::incident_of;
 use mebyo_domain::access::{AccessEvent, AccessRequest, access_recorded, decide_access};
 use mebyo_domain::credential::{self, CredentialCommand, CredentialEvent, Holder};
 use mebyo_domain::person::{self, PersonCommand, PersonEvent};
@@ -15,6 +16,7 @@ use mebyo_domain::provider::{
 use mebyo_domain::records::{Origin, Party, Provenance, RecordEntry, RecordEvent};
 use mebyo_domain::staff::{self, Rank, StaffCommand, StaffEvent};
 use mebyo_domain::*;
+use mebyo_operations::incident::{self as incident, Incident, IncidentCommand, IncidentEvent};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -111,6 +113,9 @@ fn stream_of(e: &AnyEvent) -> String {
         | AnyEvent::Record(RecordEvent::Corrected { person, .. }) => format!("records-{person}"),
         AnyEvent::Access(AccessEvent::AccessRecorded { person, .. }) => format!("access-{person}"),
         AnyEvent::Policy(_) => "policy-main".into(),
+        AnyEvent::Incident(e) => format!("incident-{}", incident_of(e)),
+        AnyEvent::Backup(_) => crate::operations::BACKUP_STREAM.into(),
+        AnyEvent::Checkpoint(_) => crate::operations::CHECKPOINT_STREAM.into(),
         AnyEvent::Other { .. } => "ops".into(),
     }
 }
@@ -118,6 +123,9 @@ fn stream_of(e: &AnyEvent) -> String {
 /// Domain states tracked alongside the log so deciders can be asked.
 pub struct Log {
     events: Vec<AnyEvent>,
+    /// Streams other than the event's own, for events written where they do not
+    /// belong.
+    streams: BTreeMap<usize, String>,
     cfg: Config,
     staff: BTreeMap<String, StaffState>,
     people: BTreeMap<String, PersonState>,
@@ -132,6 +140,7 @@ impl Default for Log {
     fn default() -> Self {
         let mut log = Log {
             events: Vec::new(),
+            streams: BTreeMap::new(),
             cfg: Config {
                 consent_max: Duration::days(365),
                 credential_renewal: Duration::days(90),
@@ -239,7 +248,11 @@ impl Log {
                 let hash = *h.finalize().as_bytes();
                 let entry = Entry {
                     position: i as u64,
-                    stream: stream_of(e),
+                    stream: self
+                        .streams
+                        .get(&i)
+                        .cloned()
+                        .unwrap_or_else(|| stream_of(e)),
                     prev_hash: prev,
                     hash,
                     event: e.clone(),
@@ -588,6 +601,116 @@ impl Log {
         self.read(req, None, at)
     }
 
+    /// `e` appended to `stream` rather than its own.
+    pub fn push_on(&mut self, stream: &str, e: AnyEvent) -> u64 {
+        let pos = self.push(e);
+        self.streams.insert(pos as usize, stream.to_owned());
+        pos
+    }
+
+    /// A `backup.completed` as `mebyo_backup::jobs::record_completed` writes it,
+    /// read back through [`AnyEvent::decode`].
+    pub fn backup_event(kind: &str, id: &str, started: Timestamp, range: (u64, u64)) -> AnyEvent {
+        let payload = json!({
+            "operation": "backup", "kind": kind, "backup_id": id, "ledger_id": "00ff",
+            "range": {"from": range.0, "to": range.1, "byte_from": 0, "byte_to": 4096,
+                      "head_hash": "ab".repeat(32), "base": null},
+            "files": [], "manifest_blake3": null, "epoch_key_id": null,
+            "started_by": "scheduler",
+            "started_at": rfc3339(started), "finished_at": rfc3339(started + hours(1)),
+        });
+        decoded("backup.completed", &payload)
+    }
+
+    pub fn backup_completed(
+        &mut self,
+        kind: &str,
+        id: &str,
+        started: Timestamp,
+        range: (u64, u64),
+    ) -> u64 {
+        self.push(Self::backup_event(kind, id, started, range))
+    }
+
+    pub fn backup_failed(
+        &mut self,
+        operation: &str,
+        kind: Option<&str>,
+        at: Timestamp,
+        error: &str,
+    ) -> u64 {
+        let payload = json!({"operation": operation, "kind": kind,
+            "started_by": "scheduler", "at": rfc3339(at), "error": error});
+        self.push(decoded("backup.failed", &payload))
+    }
+
+    pub fn backup_verified(
+        &mut self,
+        full: &str,
+        diff: Option<&str>,
+        events: u64,
+        at: Timestamp,
+    ) -> u64 {
+        let payload = json!({"operation": "drill", "full": full, "differential": diff,
+            "ledger_id": "00ff", "events": events, "head_hash": "cd".repeat(32),
+            "live_hash_at_head": "cd".repeat(32), "keystore_set": null,
+            "epoch_key_id": null, "started_by": "scheduler", "at": rfc3339(at)});
+        self.push(decoded("backup.verified", &payload))
+    }
+
+    pub fn epoch_rotated(&mut self, new_key: &str, at: Timestamp) -> u64 {
+        let payload = json!({"operation": "epoch_rotation", "old_epoch_key_id": "old",
+            "new_epoch_key_id": new_key, "keystore_set": "keys-1", "manifest_blake3": null,
+            "method": "cryptographic erase", "started_by": "scheduler", "at": rfc3339(at)});
+        self.push(decoded("backup.epoch_rotated", &payload))
+    }
+
+    /// A `ledger.checkpoint` whose signed note covers `size` events.
+    pub fn checkpoint_event(size: u64) -> AnyEvent {
+        let note = format!(
+            "mebyo.example/ledger\n{size}\nq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=\n\n\u{2014} mebyo.example/ledger AAAA\n"
+        );
+        AnyEvent::decode("ledger.checkpoint", note.as_bytes()).expect("a signed note")
+    }
+
+    pub fn checkpoint(&mut self, size: u64) -> u64 {
+        self.push(Self::checkpoint_event(size))
+    }
+
+    /// The events of incident `id` so far, in order.
+    pub fn incident_events(&self, id: &str) -> Vec<IncidentEvent> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                AnyEvent::Incident(i) if incident_of(i) == id => Some(i.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An incident command decided by the operations domain for `staff` (P4.14).
+    pub fn incident(&mut self, staff: &str, id: &str, at: Timestamp, cmd: IncidentCommand) -> u64 {
+        let state = <Incident as Decider>::fold(&self.incident_events(id));
+        let events = self.as_staff(staff, at, |ctx| {
+            incident::decide(&state, &cmd, ctx).expect("incident command accepted")
+        });
+        self.push_all(events)
+    }
+
+    /// An `incident.reported` made up directly (for events on the wrong stream).
+    pub fn incident_reported_event(id: &str, at: Timestamp) -> AnyEvent {
+        AnyEvent::Incident(IncidentEvent::Reported {
+            incident: mebyo_operations::IncidentId::new(id).unwrap(),
+            kind: incident::IncidentKind::Other,
+            detected_at: at,
+            vpn_used: false,
+            contractor: None,
+            source: incident::Source::Staff,
+            by: incident::Reporter::System,
+            at,
+        })
+    }
+
     /// A bit of everything, in a plausible order.
     pub fn scenario() -> Log {
         let mut log = Log::default();
@@ -687,15 +810,67 @@ impl Log {
                         log.push(represented_by(&p, &rep));
                     }
                 }
-                (_, Some(_)) => {
-                    log.push(AnyEvent::Other {
-                        event_type: "backup.completed".into(),
-                    });
-                }
+                (_, Some(_)) => match rng.below(4) {
+                    0 => {
+                        let kind = if rng.below(2) == 0 {
+                            "full"
+                        } else {
+                            "differential"
+                        };
+                        log.backup_completed(kind, &format!("set-{step}"), at, (0, step));
+                    }
+                    1 => {
+                        log.checkpoint(step);
+                    }
+                    2 => {
+                        let id = format!("i-{step}");
+                        log.incident(
+                            "sysadm",
+                            &id,
+                            at,
+                            IncidentCommand::Report {
+                                incident: mebyo_operations::IncidentId::new(&id).unwrap(),
+                                kind: incident::IncidentKind::Other,
+                                detected_at: at,
+                                vpn_used: false,
+                                contractor: None,
+                                source: incident::Source::Staff,
+                            },
+                        );
+                        if rng.below(2) == 0 {
+                            log.incident(
+                                "sysadm",
+                                &id,
+                                at,
+                                IncidentCommand::RecordStep {
+                                    step: incident::Step::ReportToSoa,
+                                    done_at: None,
+                                    reference: None,
+                                },
+                            );
+                        }
+                    }
+                    _ => {
+                        log.push(AnyEvent::Other {
+                            event_type: "load.tested".into(),
+                        });
+                    }
+                },
             }
         }
         log
     }
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(t.0 as i128 * 1000)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn decoded(event_type: &str, payload: &serde_json::Value) -> AnyEvent {
+    AnyEvent::decode(event_type, &serde_json::to_vec(payload).unwrap()).expect("payload decodes")
 }
 
 /// Deterministic generator for [`Log::random`] (the crate takes no `rand`).
