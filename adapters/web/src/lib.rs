@@ -112,6 +112,38 @@ pub struct Inner {
     /// A hash of a random password, verified against when the login is unknown so
     /// unknown and known accounts take the same time.
     pub dummy_phc: String,
+    /// The last operations tick's result (P4.4), set by whoever runs the tick.
+    pub ops_health: parking_lot::RwLock<Option<OpsHealth>>,
+}
+
+/// What the operations tick last found (P4.4(2)(3)), shown in `/readyz` under
+/// `operations` and as `mebyo_ops_*` metrics. Plain values, so this crate needs
+/// nothing of the operations service; no ids, no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OpsHealth {
+    /// When the tick ran (platform clock, microseconds since the epoch).
+    pub at_us: i64,
+    /// `false` when the tick failed as a whole (then `error` says why).
+    pub tick_ok: bool,
+    pub error: Option<String>,
+    pub probe: Option<ProbeHealth>,
+    pub firewall_review_overdue: Option<bool>,
+    /// Maintenance notices published to providers since the server started (P4.3).
+    pub notices_published: u64,
+    /// Access records older than the configured retention (P4.5(2)).
+    pub access_records_past_retention: Option<u64>,
+}
+
+/// The synthetic probe's last read of the real read path (P4.4(2)).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProbeHealth {
+    pub at_us: i64,
+    pub latency_us: i64,
+    /// `ok`, `refused` or `failed`.
+    pub outcome: String,
+    /// The refusal code when refused.
+    pub code: Option<String>,
+    pub healthy: bool,
 }
 
 #[derive(Clone)]
@@ -146,7 +178,17 @@ impl AppState {
             dummy_phc,
             cfg,
             platform,
+            ops_health: parking_lot::RwLock::new(None),
         })))
+    }
+
+    /// Records the operations tick's latest result for `/readyz` and `/metrics`.
+    pub fn set_ops_health(&self, h: OpsHealth) {
+        *self.ops_health.write() = Some(h);
+    }
+
+    pub fn ops_health(&self) -> Option<OpsHealth> {
+        self.ops_health.read().clone()
     }
 
     /// Waits (briefly, bounded) until the read models include everything durable
@@ -244,6 +286,108 @@ async fn request_log(req: Request, next: Next) -> Response {
     res
 }
 
+/// `/readyz` with the operations tick's last result under `operations`. Readiness
+/// itself stays what the instance checks at request time: the probe result is up to
+/// one tick old, and every node would go unready together on a shared cause, so it
+/// is reported for alerting rather than used to take the node out (P4.4(2)).
+async fn readyz(State(st): State<AppState>) -> Response {
+    use axum::response::IntoResponse;
+    let res = api::readyz(State(st.clone())).await;
+    let Some(ops) = st.ops_health() else {
+        return res;
+    };
+    let (parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut v: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    v["operations"] = serde_json::to_value(&ops).unwrap_or(serde_json::Value::Null);
+    (parts.status, axum::Json(v)).into_response()
+}
+
+/// `/metrics` followed by the operations tick's gauges (P4.4), in the same
+/// OpenMetrics document (one `# EOF`, at the end).
+async fn metrics(State(st): State<AppState>) -> Response {
+    use axum::response::IntoResponse;
+    let res = api::metrics(State(st.clone())).await;
+    let Some(ops) = st.ops_health() else {
+        return res;
+    };
+    let (parts, body) = res.into_parts();
+    if !parts.status.is_success() {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, 16 << 20).await else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = text.strip_suffix("# EOF\n").unwrap_or(&text).to_string();
+    if prometheus_client::encoding::text::encode(&mut out, &ops_registry(&ops)).is_err() {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    Response::from_parts(parts, axum::body::Body::from(out))
+}
+
+fn ops_registry(ops: &OpsHealth) -> prometheus_client::registry::Registry {
+    use prometheus_client::metrics::gauge::Gauge;
+    let mut registry = prometheus_client::registry::Registry::with_prefix("mebyo_ops");
+    let mut gauge = |name: &str, help: &str, value: i64| {
+        let g: Gauge = Gauge::default();
+        g.set(value);
+        registry.register(name, help, g);
+    };
+    gauge(
+        "tick_ok",
+        "1 if the last operations tick succeeded",
+        i64::from(ops.tick_ok),
+    );
+    gauge(
+        "tick_timestamp_seconds",
+        "When the last operations tick ran",
+        ops.at_us / 1_000_000,
+    );
+    gauge(
+        "maintenance_notices_published",
+        "Maintenance notices published to providers since start (P4.3)",
+        ops.notices_published as i64,
+    );
+    if let Some(overdue) = ops.firewall_review_overdue {
+        gauge(
+            "firewall_review_overdue",
+            "1 if the firewall-log review is overdue (P4.4(3))",
+            i64::from(overdue),
+        );
+    }
+    if let Some(n) = ops.access_records_past_retention {
+        gauge(
+            "access_records_past_retention",
+            "Access records older than the configured retention (P4.5(2))",
+            n as i64,
+        );
+    }
+    if let Some(p) = &ops.probe {
+        gauge(
+            "probe_latency_microseconds",
+            "Latency of the last synthetic read (P4.4(2))",
+            p.latency_us,
+        );
+        gauge(
+            "probe_healthy",
+            "1 if the last synthetic read succeeded within the threshold (P4.4(2))",
+            i64::from(p.healthy),
+        );
+        gauge(
+            "probe_timestamp_seconds",
+            "When the last synthetic read ran",
+            p.at_us / 1_000_000,
+        );
+    }
+    registry
+}
+
 async fn fallback(State(_): State<AppState>, req: Request) -> Response {
     use axum::response::IntoResponse;
     tracing::info!(target: "mebyo_web::access", method = %req.method(), route = "(unmatched)", status = 404, "request");
@@ -260,8 +404,8 @@ pub fn router(state: AppState) -> Router {
     let concurrency = state.cfg.max_concurrent_requests;
     Router::new()
         .route("/livez", get(api::livez))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/v1/session", post(api::login).delete(api::logout))
         .route("/api/v1/me", get(api::me))
