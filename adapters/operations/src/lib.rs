@@ -41,6 +41,8 @@ pub enum OpsError {
     Publish(#[from] mebyo_operations::maintenance::PublishError),
     #[error("operations settings: {0}")]
     Settings(String),
+    #[error("synthetic probe (P4.4(2)): {0}")]
+    Probe(String),
 }
 
 impl From<codec::CodecError> for OpsError {

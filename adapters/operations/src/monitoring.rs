@@ -79,6 +79,84 @@ pub async fn enroll_probe_person(
     Ok(ProbeTarget { name, individual })
 }
 
+/// Where a server remembers which synthetic person its probe reads as, beside
+/// `operations.json`. Holds the probe's name and the person's pseudonymous ids —
+/// no identity (that is in the vault, sealed) — so a restart probes the same
+/// person instead of enrolling one per start. The probe stream itself never names
+/// the person (see [`ProbeEvent`]).
+pub const PROBE_FILE: &str = "operations-probe.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ProbeFile {
+    probe: Reference,
+    person: mebyo_domain::PersonId,
+    credential: mebyo_domain::CredentialId,
+}
+
+/// The server's probe target (P4.4(2)): the one named in `DATA/`[`PROBE_FILE`],
+/// or, on first start, a synthetic person enrolled now through the real commands
+/// and remembered there (written whole, fsynced, then renamed into place). An
+/// unreadable or foreign file is an error, never a reason to enrol another.
+/// A crash between enrolment and the rename leaves one unused synthetic person;
+/// the next start enrols a new one.
+pub async fn probe_target(
+    p: &Platform,
+    org: &Org,
+    name: Reference,
+) -> Result<ProbeTarget, OpsError> {
+    let path = p.dir.root.join(PROBE_FILE);
+    let bad = |e: &dyn std::fmt::Display| OpsError::Probe(format!("{}: {e}", path.display()));
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let f: ProbeFile = serde_json::from_slice(&bytes).map_err(|e| bad(&e))?;
+            if f.probe != name {
+                return Err(bad(&format!("names probe {}, not {name}", f.probe)));
+            }
+            return Ok(ProbeTarget {
+                name: f.probe,
+                individual: Individual {
+                    id: f.person,
+                    credential: f.credential,
+                },
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bad(&e)),
+    }
+    let target = enroll_probe_person(p, org, name)
+        .await
+        .map_err(|e| OpsError::Probe(format!("enrolling the synthetic probe person: {e}")))?;
+    let json = serde_json::to_vec_pretty(&ProbeFile {
+        probe: target.name.clone(),
+        person: target.individual.id.clone(),
+        credential: target.individual.credential.clone(),
+    })
+    .map_err(|e| bad(&e))?;
+    write_durably(&path, &json).map_err(|e| bad(&e))?;
+    Ok(target)
+}
+
+/// Temporary file, fsync, rename, fsync of the directory: the file is either the
+/// old one or the whole new one after a crash.
+fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Microseconds from a monotonic clock, for measuring latency. Injected so tests
 /// are deterministic; [`system_stopwatch`] is the real one.
 pub type Stopwatch = dyn Fn() -> i64 + Send + Sync;
