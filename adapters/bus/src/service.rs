@@ -293,9 +293,13 @@ impl Services {
                 replayed: true,
             });
         }
+        // Each path records the outcome durably before it returns it.
         let work = match service {
             Service::Submit => self.submit(v, body, kh).await?,
-            Service::FeedAck => ack(body)?,
+            Service::FeedAck => match ack(body)? {
+                Ok(r) => Ok(self.complete(v, r).await?),
+                Err(e) => Err(e),
+            },
             _ => unreachable!("only writes come here"),
         };
         let response = match work {
@@ -312,16 +316,6 @@ impl Services {
                     .await;
             }
         };
-        let ev = BusEvent::RequestCompleted {
-            provider: v.provider.clone(),
-            evidence: v.evidence.clone(),
-            response: String::from_utf8(response.clone()).expect("replies are JSON"),
-            at: self.platform.now(),
-        };
-        self.platform
-            .record(&requests_stream(&v.provider), &v.actor(), &ev)
-            .await?;
-        let response = Arc::new(response);
         self.state.idem.lock().insert(
             kh.to_string(),
             Completed {
@@ -336,15 +330,41 @@ impl Services {
         })
     }
 
+    /// The outcome of a write, as the event that keeps it for retries (P2(1)).
+    fn completed(&self, v: &Verified, response: &[u8]) -> (String, Actor, BusEvent) {
+        let ev = BusEvent::RequestCompleted {
+            provider: v.provider.clone(),
+            evidence: v.evidence.clone(),
+            response: String::from_utf8(response.to_vec()).expect("replies are JSON"),
+            at: self.platform.now(),
+        };
+        (requests_stream(&v.provider), v.actor(), ev)
+    }
+
+    /// Records a write's outcome on its own, durably; returns it.
+    async fn complete(
+        &self,
+        v: &Verified,
+        response: Vec<u8>,
+    ) -> Result<Arc<Vec<u8>>, PlatformError> {
+        let (stream, actor, ev) = self.completed(v, &response);
+        self.platform.record(&stream, &actor, &ev).await?;
+        Ok(Arc::new(response))
+    }
+
     /// Turns the items into record submissions and runs them through the
     /// records decider: one person's records in order, different people's at
-    /// once (so their appends share a group commit).
+    /// once (so their appends share a group commit). The request's last record
+    /// goes last, and its append carries the request's outcome in the same
+    /// commit (`Platform::records_then`): one durable commit for a one-record
+    /// submission instead of two in sequence, and never an outcome without the
+    /// records it reports. Returns the outcome once it is durable.
     async fn submit(
         &self,
         v: &Verified,
         body: &[u8],
         kh: &str,
-    ) -> Result<Result<Vec<u8>, Refused>, PlatformError> {
+    ) -> Result<Result<Arc<Vec<u8>>, Refused>, PlatformError> {
         let req: SubmitRequest = match serde_json::from_slice(body) {
             Ok(r) => r,
             Err(e) => return Ok(Err(malformed(format_args!("body: {e}")))),
@@ -380,6 +400,12 @@ impl Services {
             }
         }
         let actor = v.actor();
+        // The last record of the request, held back to carry the outcome.
+        let last = work
+            .iter_mut()
+            .next_back()
+            .and_then(|(person, subs)| Some((person.clone(), subs.pop()?)));
+        work.retain(|_, subs| !subs.is_empty());
         let runs = work.into_iter().map(|(person, subs)| {
             let actor = &actor;
             async move {
@@ -396,44 +422,34 @@ impl Services {
         });
         for run in futures::future::try_join_all(runs).await? {
             for (i, j, r) in run {
-                let rec = &mut results[i].records[j];
-                match r {
-                    // The derived id is already there: this request's own earlier
-                    // attempt wrote it before failing to record its outcome.
-                    Ok(()) => rec.status = "added".into(),
-                    Err(r) if r.code == "record.exists" => rec.status = "added".into(),
-                    Err(r) => {
-                        rec.status = "refused".into();
-                        rec.error = Some(ErrorBody::from_refusal(&r));
-                    }
-                }
+                record_result(&mut results, i, j, r.as_ref().err());
             }
         }
-        for item in &mut results {
-            let added = item.records.iter().filter(|r| r.status == "added").count();
-            item.status = match (added, item.records.len()) {
-                (0, _) => "refused",
-                (a, n) if a == n => "added",
-                _ => "partial",
-            }
-            .into();
-            if item.error.is_none() && added == 0 {
-                item.error = item.records.iter().find_map(|r| r.error.clone());
-            }
-        }
-        // A request refused as a whole for one reason (e.g. a provider without a
-        // VPN connection delivering institution data, P4.5(3)) is answered with
-        // that error, and, having written nothing, is recorded as a refusal.
-        let first = results[0].error.clone();
-        if results.iter().all(|r| r.status == "refused")
-            && let Some(e) = first
-            && results
-                .iter()
-                .all(|r| r.error.as_ref().map(|x| &x.code) == Some(&e.code))
-        {
-            return Ok(Err(Refused(e)));
-        }
-        Ok(Ok(wire::ok_reply(&SubmitResult { items: results })))
+        let Some((person, (i, j, s))) = last else {
+            // No item made a record: the outcome stands alone.
+            return Ok(match finish(results) {
+                Ok(response) => Ok(self.complete(v, response).await?),
+                Err(e) => Err(e),
+            });
+        };
+        let mut made = None;
+        // The decision itself is in `made`, as the reply it makes.
+        let _decided = self
+            .platform
+            .records_then(&actor, &person, RecordCommand::Submit(s), |decision| {
+                let mut results = results.clone();
+                record_result(&mut results, i, j, decision.as_ref().err());
+                let outcome = finish(results);
+                // A request refused as a whole is recorded as a refusal instead,
+                // by the caller (it wrote nothing).
+                let ev = outcome.as_ref().ok().map(|r| self.completed(v, r));
+                made = Some(outcome);
+                ev
+            })
+            .await?;
+        Ok(made
+            .expect("records_then decides at least once")
+            .map(Arc::new))
     }
 
     async fn query(
@@ -489,21 +505,20 @@ impl Services {
             }
         };
         // Records the access (granted or refused) before anything is returned.
-        let (reply, outcome) = match self.platform.read_records(&req).await? {
+        // Shared with the platform's state cache, serialised straight from it.
+        let (reply, outcome) = match self.platform.read_records_shared(&req).await? {
             Ok(entries) => {
                 let records: Vec<_> = entries
                     .iter()
-                    .map(|e| {
-                        json!({
-                            "record": e.record,
-                            "category": e.category,
-                            "effective_at": wire::rfc3339(e.effective_at),
-                            "resource": e.resource,
-                            "provenance": e.provenance,
-                        })
+                    .map(|e| wire::RecordOut {
+                        record: &e.record,
+                        category: e.category,
+                        effective_at: wire::rfc3339(e.effective_at),
+                        resource: &e.resource,
+                        provenance: &e.provenance,
                     })
                     .collect();
-                let body = wire::ok_reply(&json!({ "records": records }));
+                let body = wire::ok_reply(&wire::QueryResult { records });
                 if body.len() > self.cfg.max_reply_bytes {
                     let e = ErrorBody::new(
                         "response.too_large",
@@ -604,6 +619,54 @@ impl Services {
             .record(&requests_stream(&v.provider), &v.actor(), &ev)
             .await
     }
+}
+
+/// Sets the status of record `j` of item `i` from its decision.
+fn record_result(
+    results: &mut [ItemResult],
+    i: usize,
+    j: usize,
+    refusal: Option<&mebyo_domain::Refusal>,
+) {
+    let rec = &mut results[i].records[j];
+    match refusal {
+        None => rec.status = "added".into(),
+        // The derived id is already there: this request's own earlier attempt
+        // wrote it before failing to record its outcome.
+        Some(r) if r.code == "record.exists" => rec.status = "added".into(),
+        Some(r) => {
+            rec.status = "refused".into();
+            rec.error = Some(ErrorBody::from_refusal(r));
+        }
+    }
+}
+
+/// The reply to a submission once every record is decided; or, when every item
+/// was refused for the same reason, that refusal for the whole request (e.g. a
+/// provider without a VPN connection delivering institution data, P4.5(3)).
+fn finish(mut results: Vec<ItemResult>) -> Result<Vec<u8>, Refused> {
+    for item in &mut results {
+        let added = item.records.iter().filter(|r| r.status == "added").count();
+        item.status = match (added, item.records.len()) {
+            (0, _) => "refused",
+            (a, n) if a == n => "added",
+            _ => "partial",
+        }
+        .into();
+        if item.error.is_none() && added == 0 {
+            item.error = item.records.iter().find_map(|r| r.error.clone());
+        }
+    }
+    let first = results[0].error.clone();
+    if results.iter().all(|r| r.status == "refused")
+        && let Some(e) = first
+        && results
+            .iter()
+            .all(|r| r.error.as_ref().map(|x| &x.code) == Some(&e.code))
+    {
+        return Err(Refused(e));
+    }
+    Ok(wire::ok_reply(&SubmitResult { items: results }))
 }
 
 fn ack(body: &[u8]) -> Result<Result<Vec<u8>, Refused>, PlatformError> {

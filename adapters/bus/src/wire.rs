@@ -158,8 +158,13 @@ impl ErrorBody {
 }
 
 /// `{"result": ...}`.
-pub fn ok_reply(result: &impl Serialize) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "result": result })).expect("json")
+pub fn ok_reply<T: Serialize>(result: &T) -> Vec<u8> {
+    // Serialised straight from the borrowed result: no copy through a `Value`.
+    #[derive(Serialize)]
+    struct Ok<'a, T: Serialize> {
+        result: &'a T,
+    }
+    serde_json::to_vec(&Ok { result }).expect("json")
 }
 
 // ---- request bodies ------------------------------------------------------------
@@ -224,6 +229,21 @@ pub struct AckRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmitResult {
     pub items: Vec<ItemResult>,
+}
+
+/// One record of a `records.query` reply, borrowed from the platform's state.
+#[derive(Serialize)]
+pub struct RecordOut<'a> {
+    pub record: &'a mebyo_domain::RecordId,
+    pub category: mebyo_domain::Category,
+    pub effective_at: String,
+    pub resource: &'a serde_json::Value,
+    pub provenance: &'a mebyo_domain::records::Provenance,
+}
+
+#[derive(Serialize)]
+pub struct QueryResult<'a> {
+    pub records: Vec<RecordOut<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

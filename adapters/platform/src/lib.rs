@@ -489,6 +489,74 @@ impl Platform {
             .await
     }
 
+    /// As [`Self::records`], and in the same durable commit, right after the
+    /// record's events, the event `then` makes of the decision — for the bus, the
+    /// answer that reports it, kept for retries. One commit instead of two in
+    /// sequence, and never the answer without the fact (`EmbeddedStore::
+    /// append_then`). `then` sees every attempt's decision (a conflict decides
+    /// again); after a refusal or a no-op its event is appended alone.
+    pub async fn records_then<E: DomainEvent>(
+        &self,
+        actor: &Actor,
+        person: &PersonId,
+        cmd: RecordCommand,
+        mut then: impl FnMut(
+            &Result<Vec<mebyo_domain::records::RecordEvent>, Refusal>,
+        ) -> Option<(String, Actor, E)>,
+    ) -> Outcome<Vec<mebyo_domain::records::RecordEvent>> {
+        use mebyo_domain::Decider;
+        let mut facts = self.actor_facts(actor).await?;
+        facts.person = Some(self.person_state(person).await?);
+        let stream = mebyo_domain::records::stream(person);
+        for _ in 0..APPEND_ATTEMPTS_MAX {
+            let (revision, state) = self.load_shared::<Records>(&stream).await?;
+            let decided = facts.decide::<Records>(&state, &cmd, actor, &self.config, self.now());
+            let extra = then(&decided);
+            let events = match decided {
+                Ok(events) if !events.is_empty() => events,
+                other => {
+                    if let Some((s, a, e)) = extra {
+                        self.append_one(&s, &a, &e).await?;
+                    }
+                    return Ok(other);
+                }
+            };
+            let correlation = self.id128();
+            let mut new = Vec::with_capacity(events.len());
+            for e in &events {
+                new.push(to_new_event(
+                    e,
+                    actor,
+                    &stream,
+                    &self.keys,
+                    self.id128(),
+                    correlation,
+                )?);
+            }
+            let mut more = Vec::new();
+            if let Some((s, a, e)) = &extra {
+                let ev = to_new_event(e, a, s, &self.keys, self.id128(), correlation)?;
+                more.push((s.clone(), vec![ev]));
+            }
+            let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+            match self.store.append_then(&stream, expected, new, more).await {
+                Ok(out) => {
+                    // As `execute`: evolve the cached state in place.
+                    let cache = <Records as state::Cached>::cache(&self.state);
+                    drop(cache.take(&stream));
+                    let state = events
+                        .iter()
+                        .fold(Arc::unwrap_or_clone(state), Records::evolve);
+                    cache.put(&stream, out.last_revision, Arc::new(state));
+                    return Ok(Ok(events));
+                }
+                Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PlatformError::Contention(stream))
+    }
+
     // ---- services -----------------------------------------------------------------
 
     /// Registers an individual: their keys, their identity in the vault (under their
