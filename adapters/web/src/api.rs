@@ -299,7 +299,7 @@ pub async fn read_person(
 }
 
 #[utoipa::path(get, path = "/api/v1/ops/summary", responses((status = 200, body = svc::OpsSummary), (status = 403, body = ErrorEnvelope)),
-    description = "Operator dashboard data from the read models; no health content (P4.6(2)).")]
+    description = "Operator dashboard data from the read models, the panels of the caller's staff roles (P3.1); no health content (P4.6(2)).")]
 pub async fn ops_summary(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -314,6 +314,9 @@ pub struct Health {
     pub head: u64,
     pub projected: u64,
     pub detail: Option<String>,
+    /// Operational flags that do not make the instance unready but need a person:
+    /// a missing or late backup (P4.10). Empty on `/livez`.
+    pub flags: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/livez", responses((status = 200, body = Health)), description = "The process answers (P4.4).")]
@@ -323,6 +326,7 @@ pub async fn livez(State(st): State<AppState>) -> Json<Health> {
         head: st.platform.head().count,
         projected: st.views.position(),
         detail: None,
+        flags: Vec::new(),
     })
 }
 
@@ -466,6 +470,9 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // Late backups are flagged, not made a readiness failure: taking the instance
+    // out of service would not take a backup (P4.10).
+    let flags = svc::backup_flags(st.views.read().operations(), st.platform.now());
     (
         status,
         Json(Health {
@@ -478,6 +485,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             head,
             projected,
             detail,
+            flags,
         }),
     )
         .into_response()
@@ -532,6 +540,14 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         svc::CredentialLine,
         svc::ProviderAccess,
         svc::ChainView,
+        svc::Panel,
+        svc::CheckpointView,
+        svc::VerificationView,
+        svc::BackupRunView,
+        svc::BackupFailureView,
+        svc::BackupsView,
+        svc::IncidentLine,
+        svc::IncidentsView,
         Health
     ))
 )]
