@@ -1,5 +1,6 @@
 //! What the server runs besides requests: one periodic tick (publish maintenance
-//! notices to providers, probe the read path, check the firewall-review flag) and
+//! notices to providers, probe the read path, check the firewall-review flag,
+//! count access records past retention) and
 //! the anomaly subscriber ([`crate::anomaly::AnomalyWatcher::run`]), each until
 //! shutdown. Failures are logged and retried at the next tick: monitoring must not
 //! take the server down.
@@ -21,6 +22,9 @@ pub struct Health {
     pub probe: Option<ProbeEvent>,
     pub probe_healthy: Option<bool>,
     pub notices_published: usize,
+    /// Access records older than the configured retention (P4.5(2)); filled by
+    /// [`run_periodic`], which keeps the count between ticks.
+    pub access_records_past_retention: Option<u64>,
 }
 
 /// One tick: notices, probe, review flag.
@@ -50,6 +54,7 @@ pub async fn tick(
             .map(|e| e.healthy(settings.probe_slow_ms * 1000)),
         probe,
         notices_published,
+        access_records_past_retention: None,
     })
 }
 
@@ -65,6 +70,7 @@ pub async fn run_periodic(
     shutdown: impl Future<Output = ()>,
 ) {
     let stopwatch = crate::monitoring::system_stopwatch();
+    let mut retention = crate::monitoring::RetentionWatch::default();
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -72,7 +78,13 @@ pub async fn run_periodic(
         tokio::select! {
             _ = &mut shutdown => return,
             _ = interval.tick() => {
-                let r = tick(&p, &settings, publisher.as_deref(), target.as_ref(), &stopwatch).await;
+                let mut r = tick(&p, &settings, publisher.as_deref(), target.as_ref(), &stopwatch).await;
+                if let Ok(h) = &mut r {
+                    match retention.update(&p, &settings).await {
+                        Ok(n) => h.access_records_past_retention = Some(n),
+                        Err(e) => r = Err(e),
+                    }
+                }
                 if let Err(e) = &r {
                     tracing::error!(%e, "operations tick failed");
                 }

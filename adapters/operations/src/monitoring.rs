@@ -10,7 +10,7 @@ use mebyo_domain::{Actor, Channel, Duration, Timestamp};
 use mebyo_operations::Reference;
 use mebyo_operations::monitoring::{
     FIREWALL_STREAM, Finding, FirewallEvent, FirewallReview, PROBE_STREAM, ProbeEvent,
-    ProbeOutcome, RecordReview, ReviewFlag, retention_cutoff, review_flag,
+    ProbeOutcome, RecordReview, ReviewFlag, past_retention, retention_cutoff, review_flag,
 };
 use mebyo_platform::world::{self, Individual, Org};
 use mebyo_platform::{Outcome, Platform};
@@ -222,23 +222,59 @@ pub async fn last_probe(p: &Platform) -> Result<Option<ProbeEvent>, OpsError> {
 
 /// How many access records are past retention now (P4.5(2)), read from envelope
 /// metadata only (event type and recorded time are plaintext; nothing decrypted).
-/// The log is append-only and hash-chained, so records are not deleted from it:
-/// enforcement is the backup/archive side's (see the crate's report).
+/// Reads the whole past-retention part of the log; a server keeps a
+/// [`RetentionWatch`] instead, which reads each event once.
 pub async fn access_records_past_retention(
     p: &Platform,
     settings: &OpsSettings,
 ) -> Result<u64, OpsError> {
-    let cutoff = access_retention_cutoff(p, settings);
-    let mut n = 0;
-    let mut from = 0;
-    loop {
-        let page = p.store().read_all(from, 1024).await?;
-        let Some(last) = page.last() else { break };
-        from = last.position + 1;
-        n += page
-            .iter()
-            .filter(|e| e.event_type == "access.recorded" && e.recorded_at_us < cutoff.0)
-            .count() as u64;
-    }
-    Ok(n)
+    RetentionWatch::default().update(p, settings).await
 }
+
+/// The running count of access records past retention (P4.5(2)).
+///
+/// Decision (see ARCHITECTURE.md, "Access records and their retention"): access
+/// records are `access.recorded` events in the hash-chained ledger, so retention
+/// there is a floor that the ledger enforces by never removing them (deleting or
+/// rewriting one would break the chain every auditor checks). They carry only
+/// pseudonyms and are sealed under the platform audit key. What outlives the
+/// retention is counted here and exported (`mebyo_ops_access_records_past_retention`)
+/// so operators see it.
+///
+/// The ledger's recorded times never run backwards (the store takes the later of
+/// the clock and the last time), so what is past retention is a prefix of the
+/// log: each update reads only what crossed the cutoff since the last one.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionWatch {
+    /// The first position not yet known to be past retention.
+    next: u64,
+    past: u64,
+}
+
+impl RetentionWatch {
+    /// Access records past retention at the platform's now.
+    pub async fn update(&mut self, p: &Platform, settings: &OpsSettings) -> Result<u64, OpsError> {
+        let (now, retention) = (p.now(), settings.access_retention());
+        loop {
+            let page = p.store().read_all(self.next, 1024).await?;
+            if page.is_empty() {
+                return Ok(self.past);
+            }
+            for e in &page {
+                if !past_retention(now, Timestamp(e.recorded_at_us), retention) {
+                    return Ok(self.past);
+                }
+                self.past += u64::from(e.event_type == ACCESS_EVENT);
+                self.next = e.position + 1;
+            }
+        }
+    }
+
+    /// Log positions below this are past retention (as of the last update).
+    pub fn past_retention_before(&self) -> u64 {
+        self.next
+    }
+}
+
+/// The event type of an access record (P4.5(1)(2), P4.6(2)).
+pub const ACCESS_EVENT: &str = "access.recorded";
