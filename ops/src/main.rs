@@ -17,6 +17,7 @@ mod keys;
 mod operations;
 mod paths;
 mod serve;
+mod serve_ops;
 
 /// mebyo: personal health records for My ME-BYO Karte, event-sourced and audit-first.
 #[derive(Parser)]

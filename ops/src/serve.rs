@@ -15,6 +15,10 @@ use mebyo_platform::{Options, Platform, Settings};
 use rand::RngCore;
 
 use crate::paths::runtime;
+use crate::serve_ops;
+
+/// The name the synthetic probe's events carry (never the person's id).
+const PROBE_NAME: &str = "probe-read-path";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -79,7 +83,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         // The office desk that issues connection information at self-service sign-up.
         cfg.signup_office = Some(mebyo_domain::StaffId::new("office-0001")?);
         let web = mebyo_web::serve(platform.clone(), cfg).await?;
-        if let Some(org) = org {
+        if let Some(org) = &org {
             let mut lines = String::from(
                 "# One-time passwords of the staff accounts created with this platform.\n\
                  # Sign in at /ops/login, then delete this file.\n",
@@ -172,8 +176,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             }));
         }
 
-        // Anomaly rules open incidents on their own (P4.4); periodic operations
-        // (maintenance notices, synthetic probe, firewall-review flag).
+        // Anomaly rules open incidents on their own (P4.4).
         let ops_settings = mebyo_operations_service::settings::OpsSettings::load(&a.data)?;
         {
             let (p, stop, rules) = (platform.clone(), stopped(), ops_settings.anomaly.clone());
@@ -186,27 +189,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 }
             }));
         }
-        {
-            let (p, stop) = (platform.clone(), stopped());
-            let every = std::time::Duration::from_secs(a.tick_secs.max(1));
-            tasks.push(tokio::spawn(async move {
-                mebyo_operations_service::background::run_periodic(
-                    p,
-                    ops_settings,
-                    None,
-                    None,
-                    every,
-                    |h| {
-                        if let Err(e) = h {
-                            tracing::warn!(error = %e, "operations tick");
-                        }
-                    },
-                    stop,
-                )
-                .await;
-            }));
-        }
-
         // Providers over NATS (issue 5), when configured.
         let bus = match &a.nats {
             Some(url) => {
@@ -218,7 +200,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                         key: key.clone(),
                     });
                 }
-                let bus = mebyo_bus::serve(platform.clone(), cfg).await?;
+                let bus = Arc::new(mebyo_bus::serve(platform.clone(), cfg).await?);
                 println!("serving providers on {url}");
                 tasks.push(publish_checkpoints(
                     platform.clone(),
@@ -230,11 +212,79 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             None => None,
         };
 
+        // The synthetic person the probe reads as (P4.4(2)), enrolled once and found
+        // again at every start. Monitoring must not keep the platform down: if it
+        // cannot be had, the server runs and says so in its logs and /readyz.
+        let probe = {
+            let org = match &org {
+                Some(org) => org.clone(),
+                None => known_org(&platform)?,
+            };
+            let name = mebyo_operations::Reference::new(PROBE_NAME)?;
+            match mebyo_operations_service::monitoring::probe_target(&platform, &org, name).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(error = %e, "no synthetic probe (P4.4(2))");
+                    None
+                }
+            }
+        };
+        // Periodic operations: maintenance notices to providers (P4.3), the probe,
+        // the firewall-review flag; each result shown by /readyz and /metrics (P4.4).
+        let tick = {
+            let (p, stop) = (platform.clone(), stopped());
+            let every = std::time::Duration::from_secs(a.tick_secs.max(1));
+            let publisher = bus.as_ref().map(|b| {
+                Arc::new(serve_ops::BusNotices(b.clone()))
+                    as Arc<dyn mebyo_operations_service::NoticePublisher>
+            });
+            let web_state = web.state().clone();
+            let slow_after_us = ops_settings.probe_slow_ms * 1000;
+            let published = std::sync::atomic::AtomicU64::new(0);
+            tokio::spawn(async move {
+                let clock = p.clone();
+                mebyo_operations_service::background::run_periodic(
+                    p,
+                    ops_settings,
+                    publisher,
+                    probe,
+                    every,
+                    move |h| {
+                        use std::sync::atomic::Ordering;
+                        let n = h.as_ref().map_or(0, |h| h.notices_published as u64);
+                        let total = published.fetch_add(n, Ordering::Relaxed) + n;
+                        web_state.set_ops_health(serve_ops::web_health(
+                            &h,
+                            clock.now().0,
+                            slow_after_us,
+                            total,
+                        ));
+                    },
+                    stop,
+                )
+                .await;
+            })
+        };
+
         wait_for_signal().await?;
         eprintln!("shutting down");
         let _ = stop_tx.send(true);
+        // The tick holds the bus (to publish notices): let it end first, bounded,
+        // so the bus can then stop cleanly with its requests in flight finished.
+        let mut tick = tick;
+        if tokio::time::timeout(std::time::Duration::from_secs(10), &mut tick)
+            .await
+            .is_err()
+        {
+            tick.abort();
+            let _ = tick.await;
+        }
         if let Some(bus) = bus {
-            bus.shutdown().await;
+            match Arc::try_unwrap(bus) {
+                Ok(bus) => bus.shutdown().await,
+                // Still shared: dropping it stops it, without waiting.
+                Err(bus) => drop(bus),
+            }
         }
         web.shutdown().await?;
         for t in tasks {
@@ -279,6 +329,20 @@ fn publish_checkpoints(
                 },
             }
         }
+    })
+}
+
+/// The staff chain `serve` appoints on a fresh platform (`world::bootstrap_org`),
+/// for a platform opened again: the probe person is enrolled by its office desk.
+fn known_org(p: &Platform) -> anyhow::Result<mebyo_platform::world::Org> {
+    let id = |s: &str| mebyo_domain::StaffId::new(s);
+    Ok(mebyo_platform::world::Org {
+        business_administrator: p.config().business_administrator.clone(),
+        operations_manager: id("om-0001")?,
+        system_operations_administrator: id("soa-0001")?,
+        office: id("office-0001")?,
+        prefecture: id("pref-0001")?,
+        auditor: id("audit-0001")?,
     })
 }
 

@@ -316,7 +316,9 @@ async fn metrics(State(st): State<AppState>) -> Response {
     let Some(ops) = st.ops_health() else {
         return res;
     };
-    let (parts, body) = res.into_parts();
+    let (mut parts, body) = res.into_parts();
+    // The body grows; let the server compute its length.
+    parts.headers.remove(header::CONTENT_LENGTH);
     if !parts.status.is_success() {
         return Response::from_parts(parts, body);
     }

@@ -1,0 +1,360 @@
+//! The operations loop of `mebyo serve` through the real binary (issue 7 §3, §4):
+//! a maintenance window scheduled with `mebyo ops` reaches every provider's feed
+//! once the server ticks, and the publication is recorded in the ledger (P4.3);
+//! the synthetic probe reads through the real path each tick, shows in `/readyz`
+//! and `/metrics`, keeps its events in the log, and is the same synthetic person
+//! after a restart (P4.4(2)).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mebyo_bus::testkit::NatsServer;
+use mebyo_operations::maintenance::Audience;
+use mebyo_operations::monitoring::{ProbeEvent, ProbeOutcome};
+use mebyo_operations::{Reference, WindowId};
+use mebyo_operations_service::{maintenance, monitoring};
+use mebyo_platform::{Options, Platform};
+use mebyo_provider::ProviderClient;
+use mebyo_store::EventStore;
+use mebyo_tests::{mebyo, mebyo_bin, path_str};
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child is killed and waited for by `Server`'s Drop; clippy cannot see that.
+#[allow(clippy::zombie_processes)]
+fn start(data: &std::path::Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(mebyo_bin())
+        .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+        .args(["--tick-secs", "1"])
+        .args(extra)
+        .env("MEBYO_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("running mebyo serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no address printed: {stdout}");
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            panic!("mebyo serve exited early: {stdout}");
+        }
+        stdout.push_str(&line);
+        if let Some(url) = line.trim().strip_prefix("listening on ") {
+            let url = url.to_string();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in out.lines() {});
+            return Server { child, url };
+        }
+    }
+}
+
+/// SIGTERM, and the server must stop cleanly (the tick, the bus it holds, the web).
+fn stop(mut s: Server) {
+    let status = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            assert!(st.success(), "mebyo serve exited with {st}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "mebyo serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = mebyo(args);
+    assert!(
+        out.status.success(),
+        "mebyo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// RFC 3339 (UTC, minutes) `days` from now, computed without a date crate.
+fn in_days(days: u64) -> String {
+    let at = std::time::SystemTime::now() + Duration::from_secs(days * 86_400);
+    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = d + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:00Z",
+        s / 3600,
+        (s % 3600) / 60
+    )
+}
+
+/// The provider ids `mebyo demo` prints: "3 providers approved: A (…), B (…), C (…)".
+fn demo_providers(stdout: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("3 providers approved: "))
+        .unwrap_or_else(|| panic!("no provider line in: {stdout}"));
+    line.split(", ")
+        .map(|p| p.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+/// The provider's feed messages until one of type `kind` came (or 60 s passed).
+async fn wait_for(c: &ProviderClient, kind: &str) -> Vec<Value> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        // The consumer exists once the bus started; until then, keep asking.
+        if let Ok(msgs) = c.feed("MEBYO_FEED", 100, Duration::from_millis(300)).await {
+            got.extend(msgs);
+            if got.iter().any(|m| m["type"] == kind) {
+                return got;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    panic!("no {kind} on {}'s feed within 60 s: {got:?}", c.provider);
+}
+
+async fn open(data: &std::path::Path) -> Platform {
+    Platform::open(data, Options::default()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_3_a_scheduled_window_reaches_every_providers_feed() {
+    let nats = NatsServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = path_str(&data);
+    let providers = demo_providers(&ok(&["demo", "--data", d, "--people", "1"]));
+    assert_eq!(providers.len(), 3);
+    // Announced while the server is stopped (the CLI needs the ledger lock), a month
+    // ahead: well past the week of lead time (P4.3).
+    let (starts, ends) = (in_days(30), in_days(31));
+    ok(&[
+        "ops",
+        "maintenance",
+        "schedule",
+        "--data",
+        d,
+        "--as",
+        "om-0001",
+        "--id",
+        "w-storage",
+        "--starts",
+        &starts,
+        "--ends",
+        &ends,
+        "--affects",
+        "portal,provider-gateway",
+        "--summary",
+        "storage upgrade",
+    ]);
+
+    let server = start(&data, &["--nats", &nats.url()]);
+    for provider in &providers {
+        let nc = async_nats::connect(nats.url()).await.unwrap();
+        let c = ProviderClient::with_client(
+            nc,
+            provider,
+            "unused-for-the-feed",
+            mebyo_provider::generate_key(),
+        );
+        let msgs = wait_for(&c, "maintenance.notice").await;
+        let notices: Vec<&Value> = msgs
+            .iter()
+            .filter(|m| m["type"] == "maintenance.notice")
+            .collect();
+        assert_eq!(notices.len(), 1, "told once: {notices:?}");
+        let n = notices[0];
+        assert_eq!(n["provider"], provider.as_str(), "on its own feed only");
+        assert_eq!(n["data"]["notice"], "w-storage");
+        assert_eq!(n["data"]["starts_at"], starts.as_str());
+        assert_eq!(n["data"]["ends_at"], ends.as_str());
+        assert_eq!(
+            n["data"]["message"],
+            "storage upgrade (affects: portal, provider-gateway)"
+        );
+    }
+    stop(server);
+
+    // Recorded once published, so a restart does not tell providers again.
+    let p = open(&data).await;
+    let windows = maintenance::windows(&p).await.unwrap();
+    let w = &windows.windows[&WindowId::new("w-storage").unwrap()];
+    assert!(
+        w.published.contains_key(&Audience::Providers),
+        "publication recorded: {w:?}"
+    );
+    let published = p
+        .store()
+        .read_stream("ops-maintenance", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == "maintenance.notice_published")
+        .count();
+    assert_eq!(published, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_4_2_the_probe_runs_each_tick_and_shows_in_readyz_and_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // A generous threshold: this test is about the wiring, not this machine's speed.
+    std::fs::write(data.join("operations.json"), r#"{"probe_slow_ms": 600000}"#).unwrap();
+
+    let server = start(&data, &[]);
+    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .https_only(true)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        assert!(Instant::now() < deadline, "no probe result in /readyz");
+        let r = http
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        if v["operations"]["probe"].is_object() {
+            assert_eq!(status, 200, "{v}");
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ops = &ready["operations"];
+    assert_eq!(ops["tick_ok"], true, "{ops}");
+    assert_eq!(ops["probe"]["outcome"], "ok", "{ops}");
+    assert_eq!(ops["probe"]["healthy"], true, "{ops}");
+    assert!(ops["probe"]["latency_us"].as_i64().unwrap() >= 0);
+    // Never reviewed: the firewall-log review is overdue at once (P4.4(3)).
+    assert_eq!(ops["firewall_review_overdue"], true);
+    let metrics = http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "mebyo_ops_tick_ok 1",
+        "mebyo_ops_probe_healthy 1",
+        "mebyo_ops_firewall_review_overdue 1",
+        "mebyo_ledger_events ",
+    ] {
+        assert!(metrics.contains(line), "{line:?} missing:\n{metrics}");
+    }
+    assert!(metrics.contains("mebyo_ops_probe_latency_microseconds"));
+    assert_eq!(
+        metrics.matches("# EOF").count(),
+        1,
+        "one OpenMetrics document"
+    );
+    assert!(metrics.ends_with("# EOF\n"));
+    let probe_file = std::fs::read(data.join(monitoring::PROBE_FILE)).unwrap();
+    stop(server);
+
+    // Restarted: the same synthetic person, probed again; no second enrolment.
+    let before = probes(&data).await;
+    assert!(!before.is_empty());
+    let server = start(&data, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "no probe after the restart");
+        let v: Value = http
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["operations"]["probe"]["outcome"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop(server);
+    assert_eq!(
+        std::fs::read(data.join(monitoring::PROBE_FILE)).unwrap(),
+        probe_file
+    );
+    let after = probes(&data).await;
+    assert!(
+        after.len() > before.len(),
+        "{} then {}",
+        before.len(),
+        after.len()
+    );
+    for e in &after {
+        let ProbeEvent::Recorded { probe, outcome, .. } = e;
+        assert_eq!(probe, &Reference::new("probe-read-path").unwrap());
+        assert!(matches!(outcome, ProbeOutcome::Ok { .. }), "{e:?}");
+    }
+    // One person registered in all: the synthetic one, enrolled at first start.
+    let p = open(&data).await;
+    let mut registered = 0;
+    let mut from = 0;
+    loop {
+        let page = p.store().read_all(from, 1024).await.unwrap();
+        let Some(last) = page.last() else { break };
+        from = last.position + 1;
+        registered += page
+            .iter()
+            .filter(|e| e.event_type == "person.registered")
+            .count();
+    }
+    assert_eq!(registered, 1);
+}
+
+/// The probe events in the log, in order.
+async fn probes(data: &std::path::Path) -> Vec<ProbeEvent> {
+    let p = open(data).await;
+    let envs = p
+        .store()
+        .read_stream("ops-probes", 0, 100_000)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for env in &envs {
+        assert_eq!(env.event_type, "probe.recorded");
+        out.push(serde_json::from_slice(&env.payload).unwrap());
+    }
+    assert_eq!(
+        monitoring::last_probe(&p).await.unwrap().as_ref(),
+        out.last()
+    );
+    out
+}
