@@ -16,6 +16,7 @@ mod init;
 mod keys;
 mod operations;
 mod paths;
+mod providers;
 mod serve;
 mod serve_ops;
 
@@ -47,6 +48,9 @@ enum Command {
     /// Key management: rotate the key-encryption key (P4.8(1)).
     #[command(subcommand)]
     Keys(keys::Command),
+    /// Providers on the bus: list their credentials, register their signing keys (P4.12(1)).
+    #[command(subcommand)]
+    Providers(providers::Command),
     /// Cryptographically erase a withdrawn person's data, with a witness (P4.9).
     Erase(erase::Args),
     /// Developer tools used by the test suite (not for operators).
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Ops(c) => operations::run(c),
         Command::Keys(c) => keys::run(c),
+        Command::Providers(c) => providers::run(c),
         Command::Erase(a) => erase::run(a),
         Command::Debug(c) => debug::run(c),
     };

@@ -159,6 +159,24 @@ pub async fn register_provider_key(
         .map(|_| ()))
 }
 
+/// Reads an ed25519 public key as a provider hands it over (64 hex digits,
+/// surrounding whitespace allowed). The error says what is wrong, citing the
+/// clause under which keys are registered (P4.12(1)).
+pub fn parse_public_key_hex(text: &str) -> Result<VerifyingKey, String> {
+    let t = text.trim();
+    let bytes: [u8; 32] = hex::decode(t)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            format!(
+                "P4.12(1): an ed25519 public key is 64 hex digits (32 bytes); got {} characters",
+                t.chars().count()
+            )
+        })?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "P4.12(1): those 32 bytes are not an ed25519 public key".to_string())
+}
+
 /// The registered key of a credential, read from its stream now.
 pub async fn load_key(
     platform: &Platform,
@@ -299,6 +317,19 @@ mod tests {
             .credential(&ind);
         let r = ProviderKey::decide(&KeyState::default(), &register(), &ctx).unwrap_err();
         assert_eq!(r.code, "bus.key_not_provider");
+    }
+
+    #[test]
+    fn p4_12_1_public_keys_are_read_as_64_hex_digits() {
+        let k = parse_public_key_hex(
+            "  ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c\n",
+        )
+        .unwrap();
+        assert_eq!(k.as_bytes()[0], 0xea);
+        for bad in ["", "ea4a", &"zz".repeat(32), &"ab".repeat(33)] {
+            let e = parse_public_key_hex(bad).unwrap_err();
+            assert!(e.starts_with("P4.12(1)"), "{e}");
+        }
     }
 
     #[test]
