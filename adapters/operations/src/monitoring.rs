@@ -123,6 +123,14 @@ pub async fn probe_target(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(bad(&e)),
     }
+    // Registration succeeds for anyone; the office desk then issues the credential.
+    // Without that desk, enrolling would leave a half-enrolled person per start.
+    if p.staff_state(&org.office).await?.roles.is_empty() {
+        return Err(OpsError::Probe(format!(
+            "office desk {} is not appointed; no synthetic person enrolled",
+            org.office
+        )));
+    }
     let target = enroll_probe_person(p, org, name)
         .await
         .map_err(|e| OpsError::Probe(format!("enrolling the synthetic probe person: {e}")))?;
