@@ -179,7 +179,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         // Anomaly rules open incidents on their own (P4.4).
         let ops_settings = mebyo_operations_service::settings::OpsSettings::load(&a.data)?;
         {
-            let (p, stop, rules) = (platform.clone(), stopped(), ops_settings.anomaly.clone());
+            let (p, stop, rules) = (platform.clone(), stopped(), ops_settings.anomaly);
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = mebyo_operations_service::anomaly::AnomalyWatcher::new(rules)
                     .run(p, stop)
