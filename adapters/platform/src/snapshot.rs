@@ -116,10 +116,12 @@ pub fn write(
     let h = header(covers);
     let mut size = HEADER_LEN as u64;
     {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         out.write_all(&h)?;

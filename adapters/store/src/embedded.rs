@@ -129,7 +129,16 @@ impl Drop for Handle {
         // Closing the channel ends the writer after it has answered everything queued.
         self.tx.lock().take();
         if let Some(w) = self.writer.lock().take() {
-            let _ = w.join();
+            let exited_cleanly = w.join().is_ok();
+            // Every append is durable and no other writer exists: record what the
+            // next open would otherwise rebuild by scanning (see `clean.rs`). Not
+            // after a failure: the next open must look at the file itself.
+            if exited_cleanly
+                && self.shared.poisoned.lock().is_none()
+                && let Err(e) = write_clean_close(&self.shared)
+            {
+                tracing::warn!(error = %e, "writing the clean-close record; the next open scans");
+            }
         }
         // Subscribers may still hold the file to read; the write lock goes with the
         // last writer handle, so another process can open the ledger at once.
@@ -174,6 +183,9 @@ pub struct Opened {
     pub store: EmbeddedStore,
     /// Bytes of a torn tail that recovery removed (0 after a clean shutdown).
     pub torn_tail_bytes: u64,
+    /// True when the open trusted the clean-close record instead of scanning every
+    /// frame (the log provably untouched since a clean close; see `clean.rs`).
+    pub from_clean_close: bool,
 }
 
 impl EmbeddedStore {
@@ -235,17 +247,30 @@ impl EmbeddedStore {
             path: path.clone(),
             source,
         })?;
+        // Not truncated here: after a clean close its content is still good.
         let offsets = Offsets {
             file: fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
-                .truncate(true)
+                .truncate(false)
                 .mode(0o600)
                 .open(dir.join(OFFSETS_FILE_NAME))
                 .map_err(StoreError::Io)?,
         };
-        let (index, torn_tail_bytes) = recover(&file, &header, &offsets)?;
+        let fast = from_clean_close(dir, &file, &header, &offsets);
+        // The record describes the ledger as it was closed; before anything can
+        // change it, it goes (a stale record is also refused by the log identity
+        // check, this is belt and braces).
+        crate::clean::remove(dir).map_err(StoreError::Io)?;
+        let from_clean_close = fast.is_some();
+        let (index, torn_tail_bytes) = match fast {
+            Some(index) => (index, 0),
+            None => {
+                offsets.file.set_len(0).map_err(StoreError::Io)?;
+                recover(&file, &header, &offsets)?
+            }
+        };
         let count = index.count;
         let (committed, _) = watch::channel(count);
         let write_file = file.try_clone().map_err(StoreError::Io)?;
@@ -277,6 +302,7 @@ impl EmbeddedStore {
                 }),
             },
             torn_tail_bytes,
+            from_clean_close,
         })
     }
 
@@ -308,6 +334,105 @@ fn corrupt(position: u64, offset: u64, reason: impl Into<String>) -> StoreError 
 /// Scans the whole log, rebuilding the index, checking frame checksums, positions,
 /// chain links and stream revisions. Damage at the end that a crash can leave is
 /// truncated; any other damage stops the open with its position.
+/// The index from the clean-close record, if it may be trusted: it checks, names
+/// this ledger, the log is untouched since (device, inode, length, mtime, ctime),
+/// the offsets file matches its digest, and the head event's full hash is the
+/// recorded head. Anything else: `None`, and the caller scans.
+fn from_clean_close(
+    dir: &Path,
+    file: &File,
+    header: &FileHeader,
+    offsets: &Offsets,
+) -> Option<Index> {
+    let c = crate::clean::read(dir)?;
+    let why_not = |reason: &str| {
+        tracing::info!(reason, "clean-close record not used; scanning the log");
+    };
+    if c.ledger_id != header.ledger_id {
+        why_not("another ledger");
+        return None;
+    }
+    if crate::clean::LogIdentity::of(file).ok()? != c.log || c.end != c.log_len() {
+        why_not("the log changed since the clean close");
+        return None;
+    }
+    let idx_len = offsets.file.metadata().ok()?.len();
+    if idx_len != c.count * 8 || crate::clean::digest_file(&offsets.file).ok()? != c.offsets_blake3
+    {
+        why_not("the offsets file changed");
+        return None;
+    }
+    // The head is what the next append chains to: its full hash, as in `recover`.
+    let head_hash = if c.count == 0 {
+        if c.end != HEADER_BYTES {
+            return None;
+        }
+        genesis_hash(&header.ledger_id)
+    } else {
+        let at = offsets.get(c.count - 1).ok()?;
+        let mut reader = FrameReader::new(file, at, c.end);
+        let frame = reader.next_frame().ok()??.ok()?;
+        if !frame.crc_ok
+            || frame.position() != c.count - 1
+            || at + frame.len() != c.end
+            || chain_hash(frame.canonical()) != frame.stored_hash()
+        {
+            why_not("the head frame does not check");
+            return None;
+        }
+        frame.stored_hash()
+    };
+    if head_hash != c.head_hash {
+        why_not("the head hash differs");
+        return None;
+    }
+    let mut streams = HashMap::default();
+    streams.reserve(c.streams.len());
+    for (sid, last_revision, last_position) in c.streams {
+        streams.insert(
+            sid,
+            StreamTip {
+                last_revision,
+                last_position,
+            },
+        );
+    }
+    Some(Index {
+        count: c.count,
+        streams,
+        head_hash,
+        end: c.end,
+        last_recorded_at_us: c.last_recorded_at_us,
+    })
+}
+
+/// Writes the clean-close record of a store whose writer has exited.
+fn write_clean_close(shared: &Shared) -> std::io::Result<()> {
+    let idx = shared.index.read();
+    let log = crate::clean::LogIdentity::of(&shared.file)?;
+    if log.len() != idx.end {
+        // Bytes past the last durable frame (a failed write): let open deal with it.
+        return Ok(());
+    }
+    shared.offsets.file.sync_all()?;
+    let clean = crate::clean::Clean {
+        ledger_id: shared.header.ledger_id,
+        log,
+        count: idx.count,
+        end: idx.end,
+        head_hash: idx.head_hash,
+        last_recorded_at_us: idx.last_recorded_at_us,
+        offsets_blake3: crate::clean::digest_file(&shared.offsets.file)?,
+        streams: idx
+            .streams
+            .iter()
+            .map(|(sid, t)| (sid.clone(), t.last_revision, t.last_position))
+            .collect(),
+    };
+    let dir = shared.path.parent().expect("the log lives in a directory");
+    crate::clean::write(dir, &clean)
+}
+
 fn recover(
     file: &File,
     header: &FileHeader,

@@ -9,6 +9,7 @@
 //! The on-disk format is specified byte by byte in `docs/design.md`.
 #![forbid(unsafe_code)]
 
+mod clean;
 pub mod contract;
 pub mod embedded;
 pub mod format;
