@@ -1363,7 +1363,7 @@ pub async fn ops_summary(st: &AppState, a: &Authed) -> ApiResult<OpsSummary> {
     Ok(OpsSummary {
         generated_at: world::rfc3339_jst(now),
         panels: shown.iter().copied().collect(),
-        registrations: on(Panel::Registrations).then(|| Counts {
+        registrations: on(Panel::Registrations).then_some(Counts {
             registered: c.registered,
             active: c.active,
             withdrawn: c.withdrawn,
@@ -1371,7 +1371,7 @@ pub async fn ops_summary(st: &AppState, a: &Authed) -> ApiResult<OpsSummary> {
         }),
         registrations_per_day: on(Panel::Registrations).then_some(per_day),
         providers: providers_list,
-        consents: on(Panel::Consents).then(|| ConsentCounts {
+        consents: on(Panel::Consents).then_some(ConsentCounts {
             active: cc.active,
             revoked: cc.revoked,
             expired: cc.expired,
