@@ -1155,6 +1155,11 @@ impl EventStore for EmbeddedStore {
             if s.failed {
                 return None;
             }
+            // Every item costs the consuming task budget, so a subscriber catching
+            // up on millions of buffered events yields now and then instead of
+            // holding a runtime worker for a minute (which starved the web server's
+            // accept loop at a restart with ten million events).
+            tokio::task::coop::consume_budget().await;
             loop {
                 if let Some(e) = s.buffer.pop_front() {
                     return Some((Ok(e), s));
