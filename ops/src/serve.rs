@@ -121,6 +121,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         };
         let clock: Arc<dyn mebyo_store::Clock> = Arc::new(mebyo_store::SystemClock);
         let mut tasks = Vec::new();
+        // The checkpointer (which rebuilds the Merkle tree of every event) and the
+        // anomaly watcher (which reads every access event) catch up on the whole
+        // log at start. Both wait until the read models have caught up, so that on
+        // two cores a restart serves again first and catches up after (issue 4 §9).
+        let serving_first = {
+            let (views, head) = (platform.views(), platform.head().count);
+            move || {
+                let views = views.clone();
+                async move {
+                    if let Some(v) = views {
+                        v.caught_up_to(head).await;
+                    }
+                }
+            }
+        };
 
         // Signed checkpoints every N events or T seconds (issue 8 §2).
         let signer = mebyo_audit::load_signer(&a.data)?;
@@ -134,8 +149,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             },
         );
         {
-            let (clock, stop) = (clock.clone(), stopped());
+            let (clock, stop, first) = (clock.clone(), stopped(), serving_first());
             tasks.push(tokio::spawn(async move {
+                first.await;
                 if let Err(e) = checkpointing
                     .run(clock, std::time::Duration::from_secs(1), stop)
                     .await
@@ -180,7 +196,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let ops_settings = mebyo_operations_service::settings::OpsSettings::load(&a.data)?;
         {
             let (p, stop, rules) = (platform.clone(), stopped(), ops_settings.anomaly);
+            let first = serving_first();
             tasks.push(tokio::spawn(async move {
+                first.await;
                 if let Err(e) = mebyo_operations_service::anomaly::AnomalyWatcher::new(rules)
                     .run(p, stop)
                     .await
@@ -289,6 +307,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         web.shutdown().await?;
         for t in tasks {
             let _ = t.await;
+        }
+        // The read models as they stand, so the next start restores them instead of
+        // replaying what came after the last periodic save (issue 4 §9).
+        let p = platform.clone();
+        match tokio::task::spawn_blocking(move || p.save_views_snapshot()).await {
+            Ok(Ok(Some(saved))) => {
+                eprintln!("saved the read models at position {}", saved.position)
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "saving the read models at shutdown"),
+            Err(e) => tracing::warn!(error = %e, "saving the read models at shutdown"),
         }
         Ok(ExitCode::SUCCESS)
     })
