@@ -697,3 +697,92 @@ async fn openapi_health_and_policy_are_served_p7_p4_4() {
         .unwrap();
     assert_refusal(r, 404, "not_found", "P4.6(2)").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_checks_the_old_one_and_ends_every_session_p4_8_2() {
+    let env = start().await;
+    let s = env.person("change@example.jp").await;
+    let other = env
+        .login("individual", "change@example.jp", PERSON_PASSWORD)
+        .await;
+    let change = |cookie: Option<&Session>, csrf: Option<&str>, body: Value| {
+        let mut r = env.http.post(env.url("/api/v1/me/password")).json(&body);
+        match cookie {
+            Some(c) => r = r.header("cookie", c.cookie()),
+            None => r = r.bearer_auth(&s.token),
+        }
+        if let Some(t) = csrf {
+            r = r.header("x-csrf-token", t);
+        }
+        r.send()
+    };
+    const NEW: &str = "a-new-passphrase-2026";
+    // No session, no change.
+    let r = env
+        .http
+        .post(env.url("/api/v1/me/password"))
+        .json(&json!({"current_password": PERSON_PASSWORD, "new_password": NEW}))
+        .send()
+        .await
+        .unwrap();
+    assert_refusal(r, 401, "auth.required", "P4.6(2)").await;
+    // A cookie session without the CSRF token: refused.
+    let r = change(
+        Some(&s),
+        None,
+        json!({"current_password": PERSON_PASSWORD, "new_password": NEW}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403, "{:?}", r.text().await);
+    // The wrong current password: refused like a sign-in, and counted.
+    let r = change(
+        None,
+        None,
+        json!({"current_password": "not-my-password", "new_password": NEW}),
+    )
+    .await
+    .unwrap();
+    assert_refusal(r, 401, "auth.failed", "P4.8(2)").await;
+    // Too short, and the same as before: refused, nothing changes.
+    for new in ["short", PERSON_PASSWORD] {
+        let r = change(
+            None,
+            None,
+            json!({"current_password": PERSON_PASSWORD, "new_password": new}),
+        )
+        .await
+        .unwrap();
+        assert_refusal(r, 422, "request.invalid", "P4.8(2)").await;
+    }
+    // The change, with the cookie and its CSRF token.
+    let r = change(
+        Some(&s),
+        Some(&s.csrf),
+        json!({"current_password": PERSON_PASSWORD, "new_password": NEW}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204, "{:?}", r.text().await);
+    // Every session of the account ended, this one and the other one.
+    for t in [&s.token, &other.token] {
+        let r = env
+            .http
+            .get(env.url("/api/v1/me"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "a session outlived the password change");
+    }
+    // The old password no longer works; the new one does.
+    let r = env
+        .http
+        .post(env.url("/api/v1/session"))
+        .json(&json!({"kind": "individual", "login": "change@example.jp", "password": PERSON_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_refusal(r, 401, "auth.failed", "P4.8(2)").await;
+    env.login("individual", "change@example.jp", NEW).await;
+}

@@ -186,6 +186,21 @@ pub async fn my_records(
     Ok(Json(r.iter().map(svc::record_view).collect()))
 }
 
+#[utoipa::path(post, path = "/api/v1/me/password", request_body = svc::PasswordChange,
+    responses((status = 204), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)),
+    description = "Change the signed-in account's password; every session of the account ends (P4.8(2)).")]
+pub async fn change_password(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<svc::PasswordChange>,
+) -> ApiResult<StatusCode> {
+    let a = svc::signed_in(&st, &headers)?;
+    svc::check_csrf(&a, svc::csrf_header(&headers))?;
+    svc::change_password(&st, &a, input).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(post, path = "/api/v1/me/vitals", request_body = svc::VitalInput,
     responses((status = 201, body = Created), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
     description = "Enter a vital sign (blood pressure, body weight) as a self-entered FHIR Observation.")]
@@ -504,6 +519,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         signup,
         policy,
         accept_policy,
+        change_password,
         my_records,
         add_vital,
         my_consents,
@@ -525,6 +541,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         LoginKind,
         Created,
         svc::SignupInput,
+        svc::PasswordChange,
         svc::PolicyView,
         svc::Me,
         svc::RecordView,

@@ -416,6 +416,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/me/policy", post(api::accept_policy))
         .route("/api/v1/me/records", get(api::my_records))
         .route("/api/v1/me/vitals", post(api::add_vital))
+        .route("/api/v1/me/password", post(api::change_password))
         .route(
             "/api/v1/me/consents",
             get(api::my_consents).post(api::grant_consent),

@@ -124,9 +124,11 @@ fn layout(l: Lang, title: &str, nav: Option<Nav>, back: &str, body: Markup) -> M
                                     li { a href="/portal/consents" { (l.t("同意", "Consents")) } }
                                     li { a href="/portal/access" { (l.t("閲覧履歴", "Who accessed")) } }
                                     li { a href="/portal/notices" { (l.t("お知らせ", "Notices")) } }
+                                    li { a href="/account/password" { (l.t("パスワード変更", "Password")) } }
                                 }
                                 Some(Principal::Staff { .. }) => {
                                     li { a href="/ops" { (l.t("運用ダッシュボード", "Dashboard")) } }
+                                    li { a href="/account/password" { (l.t("パスワード変更", "Password")) } }
                                 }
                                 _ => {
                                     li { a href="/login" { (l.t("ログイン", "Sign in")) } }
@@ -1048,6 +1050,60 @@ async fn access_page(State(st): State<AppState>, headers: HeaderMap) -> PageResu
     ))
 }
 
+/// Change one's own password (P4.8(2)): individuals and staff alike; staff replace
+/// the one-time password printed when the platform was created.
+async fn password_page(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let a = svc::signed_in(&st, &headers).page(l, "/login")?;
+    let body = html! {
+        p { (l.t("変更すると、この端末を含むすべてのセッションが終了します。新しいパスワードで再度ログインしてください。",
+                 "Changing it ends every session of this account, this one included; sign in again with the new password.")) }
+        form.card method="post" action="/account/password" {
+            input type="hidden" name="csrf" value=(a.session.csrf);
+            label for="current_password" { (l.t("現在のパスワード", "Current password")) }
+            input #current_password type="password" name="current_password" autocomplete="current-password" required;
+            label for="new_password" { (l.t("新しいパスワード（10文字以上）", "New password (at least 10 characters)")) }
+            input #new_password type="password" name="new_password" autocomplete="new-password" minlength="10" required;
+            button type="submit" { (l.t("変更する", "Change password")) }
+        }
+    };
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        layout(
+            l,
+            l.t("パスワード変更", "Change password"),
+            Some(nav),
+            "/account/password",
+            body,
+        ),
+    ))
+}
+
+async fn password_post(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let l = Lang::from_headers(&headers);
+    let run = async {
+        let f = fields(&body)?;
+        let a = posted(&st, &headers, &f)?;
+        let staff = matches!(a.session.principal, Principal::Staff { .. });
+        let input = svc::PasswordChange {
+            current_password: field(&f, "current_password").to_string(),
+            new_password: field(&f, "new_password").to_string(),
+        };
+        svc::change_password(&st, &a, input).await?;
+        // Every session ended, this one too: back to the right sign-in page.
+        Ok(see_other(if staff {
+            "/ops/login?done=password"
+        } else {
+            "/login?done=password"
+        }))
+    };
+    run.await.page(l, "/account/password")
+}
+
 async fn notices_page(State(st): State<AppState>, headers: HeaderMap) -> PageResult {
     let l = Lang::from_headers(&headers);
     let a = signed_individual(&st, &headers, l)?;
@@ -1412,5 +1468,6 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/access", get(access_page))
         .route("/portal/notices", get(notices_page))
         .route("/ops", get(dashboard))
+        .route("/account/password", get(password_page).post(password_post))
         .route("/ops/incidents/{id}", get(incident_page))
 }

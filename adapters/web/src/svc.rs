@@ -228,6 +228,84 @@ fn no_credential() -> ApiError {
     )
 }
 
+/// The rule for a password being set (sign-up, change): long enough to resist
+/// guessing with the lockout in place, short enough to bound the hashing (P4.8(2)).
+fn check_new_password(password: &str) -> ApiResult<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS
+        || password.len() > mebyo_crypto::MAX_PASSWORD_LEN
+    {
+        return Err(ApiError::invalid(
+            "P4.8(2)",
+            format!("password must be {MIN_PASSWORD_CHARS} to 1024 characters"),
+        ));
+    }
+    Ok(())
+}
+
+// ---- password change -------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Changes the signed-in account's own password (P4.8(2)); staff replace the
+/// one-time password `serve` printed this way. The current password is checked as
+/// at sign-in: a wrong one counts toward the lockout, and a locked account cannot
+/// change it. The new one follows the sign-up rule and must differ. Every session
+/// of the account ends, this one included: whoever else held one must sign in with
+/// the new password, and so does the user (P4.6(1)).
+pub async fn change_password(st: &AppState, a: &Authed, input: PasswordChange) -> ApiResult<()> {
+    let subject = match &a.session.principal {
+        Principal::Individual { person, .. } => Subject::Person(person.clone()),
+        Principal::Staff { staff } => Subject::Staff(staff.clone()),
+        Principal::Provider { provider, .. } => Subject::Provider(provider.clone()),
+        Principal::Anonymous => return Err(ApiError::unauthenticated()),
+    };
+    let current = Zeroizing::new(input.current_password);
+    let new = Zeroizing::new(input.new_password);
+    check_new_password(&new)?;
+    let now = st.platform.now();
+    if let Some(until) = st.auth.locked(&subject, now) {
+        return Err(ApiError::locked(((until.0 - now.0) / 1_000_000) as u64));
+    }
+    let entry = st
+        .auth
+        .get(&subject)
+        .ok_or_else(ApiError::bad_credentials)?;
+    let verified = st
+        .hasher
+        .verify(current.clone(), entry.phc.clone())
+        .await
+        .map_err(|_| ApiError::internal())?;
+    if !verified.valid {
+        return match st.auth.record_failure(&subject, now, st.cfg.lockout)? {
+            FailureOutcome::Locked { until } => {
+                tracing::warn!(subject = %subject.key(), "account locked after failed password checks");
+                Err(ApiError::locked(((until.0 - now.0) / 1_000_000) as u64))
+            }
+            FailureOutcome::Counted { .. } => Err(ApiError::bad_credentials()),
+        };
+    }
+    if *current == *new {
+        return Err(ApiError::invalid(
+            "P4.8(2)",
+            "the new password must differ from the current one",
+        ));
+    }
+    let phc = st
+        .hasher
+        .hash(new)
+        .await
+        .map_err(|_| ApiError::internal())?;
+    st.auth
+        .set_password(&subject, &phc, entry.credential.clone(), now)?;
+    st.sessions.remove_principal(&a.session.principal);
+    tracing::info!(subject = %subject.key(), "password changed; every session of the account ended");
+    Ok(())
+}
+
 // ---- sign-up -------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -300,14 +378,7 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
         ));
     }
     let password = Zeroizing::new(input.password);
-    if password.chars().count() < MIN_PASSWORD_CHARS
-        || password.len() > mebyo_crypto::MAX_PASSWORD_LEN
-    {
-        return Err(ApiError::invalid(
-            "P4.8(2)",
-            format!("password must be {MIN_PASSWORD_CHARS} to 1024 characters"),
-        ));
-    }
+    check_new_password(&password)?;
     let Some(office) = st.cfg.signup_office.clone() else {
         return Err(ApiError::unavailable(
             "self-service sign-up is not enabled here; register at the operations office",
