@@ -231,10 +231,17 @@ pub async fn serve(platform: Arc<Platform>, cfg: BusConfig) -> Result<BusHandle,
         })?;
     // Round trip to the server so the subscription is registered before `serve`
     // returns: a provider asking right after a restart must find a responder.
-    client.flush().await.map_err(|e| BusError::Subscribe {
-        subject: subject.clone(),
-        reason: e.to_string(),
-    })?;
+    // `flush` only empties our write buffer, it does not wait for the server
+    // (a test saw "no responders" right after a restart), so: our own message
+    // through a subscription made after the service's. The server handles one
+    // connection's protocol in order, so once it comes back the service's
+    // subscription is in place.
+    registered(&client)
+        .await
+        .map_err(|reason| BusError::Subscribe {
+            subject: subject.clone(),
+            reason,
+        })?;
     {
         let client = client.clone();
         let in_flight = in_flight.clone();
@@ -438,5 +445,26 @@ impl Drop for BusHandle {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+/// Waits until the server has processed everything this client sent so far.
+async fn registered(client: &async_nats::Client) -> Result<(), String> {
+    let subject = client.new_inbox();
+    let mut echo = client
+        .subscribe(subject.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .publish(subject, bytes::Bytes::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    client.flush().await.map_err(|e| e.to_string())?;
+    let back = tokio::time::timeout(std::time::Duration::from_secs(10), echo.next()).await;
+    let _ = echo.unsubscribe().await;
+    match back {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the connection closed before the server answered".into()),
+        Err(_) => Err("the server did not answer within 10 s".into()),
     }
 }
