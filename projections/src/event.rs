@@ -56,6 +56,31 @@ pub enum DecodeError {
     Operational { event_type: String, reason: String },
 }
 
+/// The platform's record of a witnessed erasure (stream `ops-erasures`, sealed
+/// under the audit key, so it stays readable after the person's keys are gone).
+pub const ERASURE_RECORD_TYPE: &str = "erasure.completed";
+
+/// Reads the erasure record as the person's own `ErasureCompleted` (P4.9). The
+/// person's event is sealed under their key, which the erasure destroys at once: a
+/// follower that reaches it a moment later, or a replay from the start, cannot read
+/// it, and without this the erased person's consents, record index and access rows
+/// would stay in the read models (and in their snapshot). The record comes after
+/// the person's event; applying the erasure twice changes nothing.
+fn erasure_record(json: &[u8]) -> Result<AnyEvent, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Record {
+        person: mebyo_domain::PersonId,
+        witness: mebyo_domain::StaffId,
+        at: mebyo_domain::Timestamp,
+    }
+    let r: Record = serde_json::from_slice(json)?;
+    Ok(AnyEvent::Person(PersonEvent::ErasureCompleted {
+        person: r.person,
+        witness: r.witness,
+        at: r.at,
+    }))
+}
+
 /// Event-type prefixes owned by the domain; anything else is operational.
 pub const DOMAIN_PREFIXES: [&str; 7] = [
     "person.",
@@ -77,6 +102,12 @@ impl AnyEvent {
         };
         if event_type.starts_with("incident.") {
             return Ok(AnyEvent::Incident(parse(event_type, json)?));
+        }
+        if event_type == ERASURE_RECORD_TYPE {
+            return erasure_record(json).map_err(|source| DecodeError::Payload {
+                event_type: event_type.to_owned(),
+                source,
+            });
         }
         if event_type.starts_with("backup.")
             && let Some(decoded) = BackupEvent::decode(event_type, json)

@@ -219,6 +219,59 @@ mod tests {
     use crate::testkit::*;
     use proptest::prelude::*;
 
+    /// P4.9: the person's own `person.erasure_completed` is sealed under the key the
+    /// erasure destroys, so a follower that reaches it late reads it as `Other`. The
+    /// platform's erasure record (audit key) must then erase the person from every
+    /// model all the same, and where both were read, the second changes nothing.
+    #[test]
+    fn p4_9_the_erasure_record_erases_when_the_persons_own_event_is_unreadable() {
+        let mut log = Log::scenario();
+        log.withdraw_and_erase("p1", days(4));
+        let record = serde_json::json!({
+            "person": "p1", "witness": "sysadm", "destroyed_keys": ["dek:h:p1:1"],
+            "kek_id": "00", "keystore_digest": "00", "at": days(4),
+        });
+        let record = AnyEvent::decode("erasure.completed", record.to_string().as_bytes()).unwrap();
+        log.push_on("ops-erasures", record);
+        let fold = |unreadable: bool, with_record: bool| {
+            let mut m = ReadModels::new();
+            for mut e in log.entries() {
+                let own = matches!(
+                    &e.event,
+                    AnyEvent::Person(mebyo_domain::person::PersonEvent::ErasureCompleted { person, .. })
+                        if person.as_str() == "p1"
+                ) && e.stream != "ops-erasures";
+                if (own && unreadable) || (e.stream == "ops-erasures" && !with_record) {
+                    e.event = AnyEvent::Other {
+                        event_type: "unreadable".into(),
+                    };
+                }
+                m.apply(&e.applied()).unwrap();
+            }
+            m
+        };
+        let both = fold(false, true);
+        let record_only = fold(true, true);
+        let neither = fold(true, false);
+        assert_eq!(both.registry().counts().erased, 2);
+        assert_eq!(
+            record_only.snapshot(),
+            both.snapshot(),
+            "the record alone erases"
+        );
+        assert_eq!(
+            fold(false, false).snapshot(),
+            both.snapshot(),
+            "twice = once"
+        );
+        assert_eq!(
+            neither.registry().counts().erased,
+            1,
+            "without it p1 would stay"
+        );
+        assert_ne!(neither.snapshot(), both.snapshot());
+    }
+
     #[test]
     fn gaps_duplicates_and_foreign_chains_are_refused() {
         let log = Log::scenario();
