@@ -103,13 +103,26 @@ async fn a_fact_and_its_answer_are_appended_together_or_not_at_all() {
             vec![sealed("k-p1", "second")],
             vec![("records-p2".into(), vec![sealed("erased-p2", "x")])],
         ),
-        store.append("records-p3", ExpectedRevision::Any, vec![sealed("k-p3", "y")]),
+        store.append(
+            "records-p3",
+            ExpectedRevision::Any,
+            vec![sealed("k-p3", "y")]
+        ),
     );
     assert!(matches!(bad, Err(AppendError::Seal(_))), "{bad:?}");
     good.unwrap();
     assert_eq!(store.head().count, 3);
-    assert!(store.read_stream("records-p2", 0, 10).await.unwrap().is_empty());
-    assert_eq!(store.read_stream("records-p1", 0, 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .read_stream("records-p2", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.read_stream("records-p1", 0, 10).await.unwrap().len(),
+        1
+    );
     // The undone tip is not left behind: the stream continues at revision 1.
     store
         .append_then(
@@ -157,5 +170,9 @@ async fn a_fact_and_its_answer_are_appended_together_or_not_at_all() {
     assert_eq!(a[1].payload, b"answer 2".to_vec());
     assert_eq!(a[1].stream_revision, 1);
     let p1 = store.read_stream("records-p1", 0, 10).await.unwrap();
-    assert_eq!(p1[1].position + 1, a[1].position, "the answer follows its fact");
+    assert_eq!(
+        p1[1].position + 1,
+        a[1].position,
+        "the answer follows its fact"
+    );
 }
