@@ -5,6 +5,7 @@
 use crate::compact::{Interner, NONE, OptTs, PartyIx, check_ix};
 use crate::event::{AnyEvent, Applied};
 use mebyo_domain::credential::{CredentialEvent, Holder, RevocationReason};
+use mebyo_domain::person::PersonEvent;
 use mebyo_domain::{Duration, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,10 @@ impl CredentialView {
 
 impl Credentials {
     pub fn apply(&mut self, e: &Applied) {
+        if let AnyEvent::Person(PersonEvent::ErasureCompleted { person, .. }) = e.event {
+            self.erase(person.as_str());
+            return;
+        }
         let AnyEvent::Credential(c) = e.event else {
             return;
         };
@@ -158,6 +163,27 @@ impl Credentials {
                 }
             }
         }
+    }
+
+    /// P4.9: an erased person's connection information leaves the model: their
+    /// rows go, so no reminder, expiry list or revocation list names them. The
+    /// pseudonym stays interned, as in the registry and the ledger's plaintext
+    /// envelopes; credential ids too: they are random, and another row may name one
+    /// as replaced.
+    /// One pass over the rows per erasure: erasures are rare, reads are not.
+    fn erase(&mut self, person: &str) {
+        let Some(p) = self.people.find(person) else {
+            return;
+        };
+        let holder = PartyIx::person(p);
+        let mut gone = Vec::new();
+        for (i, r) in self.rows.iter_mut().enumerate() {
+            if r.is_some_and(|r| r.holder == holder) {
+                *r = None;
+                gone.push(i as u32);
+            }
+        }
+        self.revocations.retain(|ix| !gone.contains(ix));
     }
 
     fn slot(&mut self, id: &str) -> u32 {
@@ -366,6 +392,45 @@ mod tests {
         assert_eq!(c.get("c4").unwrap().replaces.as_deref(), Some("c2"));
         assert_eq!(c.of_person("p2").len(), 3);
         c.check().unwrap();
+    }
+
+    #[test]
+    fn p4_9_erasure_removes_the_persons_credentials_and_only_theirs() {
+        let mut log = Log::default();
+        log.person_registered("p1", days(-10));
+        log.person_registered("p2", days(-10));
+        log.credential_for_person("c1", "p1", days(0), None);
+        log.credential_for_person("c2", "p1", days(1), None);
+        log.credential_for_person("c3", "p2", days(1), None);
+        for c in ["c2", "c3"] {
+            log.push(CredentialEvent::Revoked {
+                credential: cid(c),
+                reason: RevocationReason::JudgedRisk,
+                by: sid("pref"),
+                at: days(2),
+            });
+        }
+        let before = log.fold();
+        assert_eq!(before.credentials().of_person("p1").len(), 2);
+        log.withdraw_and_erase("p1", days(3));
+        let m = log.fold();
+        let c = m.credentials();
+        assert!(c.get("c1").is_none() && c.get("c2").is_none());
+        assert!(c.of_person("p1").is_empty());
+        assert_eq!(
+            c.revocations()
+                .iter()
+                .map(|v| v.credential.as_str())
+                .collect::<Vec<_>>(),
+            ["c3"]
+        );
+        assert!(c.get("c3").is_some(), "another person's rows stay");
+        assert!(
+            !c.near_expiry(days(80), Duration::days(30))
+                .iter()
+                .any(|v| v.credential == "c1"),
+            "no renewal reminder for an erased person"
+        );
     }
 
     #[test]

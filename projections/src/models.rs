@@ -61,9 +61,10 @@ pub enum SnapshotError {
 }
 
 const MAGIC: &[u8; 8] = b"mebyoRM\0";
-/// Bumped whenever any model's serialised shape changes; an old snapshot is then
-/// refused and the models are rebuilt from the log.
-pub const SNAPSHOT_VERSION: u8 = 2;
+/// Bumped whenever any model's serialised shape or what it keeps changes (3: an
+/// erasure also removes the person's credentials); an old snapshot is then refused
+/// and the models are rebuilt from the log.
+pub const SNAPSHOT_VERSION: u8 = 3;
 const HEADER: usize = MAGIC.len() + 1;
 const CHECKSUM: usize = 32;
 
