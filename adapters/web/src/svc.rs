@@ -18,7 +18,7 @@ use mebyo_domain::{
     Actor, Category, Channel, ConsentId, CredentialId, Duration, PersonId, ProviderId, RecordId,
     Role, StaffId, Timestamp,
 };
-use mebyo_platform::auth::{FailureOutcome, Subject};
+use mebyo_platform::auth::{AuthEntry, FailureOutcome, Subject};
 use mebyo_platform::world;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -172,27 +172,8 @@ pub async fn login(
         let _ = st.hasher.verify(password, st.dummy_phc.clone()).await;
         return Err(ApiError::bad_credentials());
     };
-    if let Some(until) = st.auth.locked(&subject, now) {
-        return Err(ApiError::locked(((until.0 - now.0) / 1_000_000) as u64));
-    }
-    let verified = st
-        .hasher
-        .verify(password.clone(), entry.phc.clone())
-        .await
-        .map_err(|_| ApiError::internal())?;
-    if !verified.valid {
-        return match st.auth.record_failure(&subject, now, st.cfg.lockout)? {
-            FailureOutcome::Locked { until } => {
-                tracing::warn!(subject = %subject.key(), "account locked after failed sign-ins");
-                Err(ApiError::locked(((until.0 - now.0) / 1_000_000) as u64))
-            }
-            FailureOutcome::Counted { .. } => Err(ApiError::bad_credentials()),
-        };
-    }
-    st.auth.record_success(&subject, now)?;
-    if verified.needs_rehash
-        && let Ok(phc) = st.hasher.hash(password).await
-    {
+    let needs_rehash = check_password(st, &subject, &entry, password.clone(), now).await?;
+    if needs_rehash && let Ok(phc) = st.hasher.hash(password).await {
         st.auth
             .set_password(&subject, &phc, entry.credential.clone(), now)?;
     }
@@ -217,6 +198,39 @@ pub async fn login(
         st.sessions.remove(old);
     }
     st.sessions.create(principal, now)
+}
+
+/// The one password check behind sign-in and password change (P4.8(2)): a locked
+/// account is refused, a wrong password counts toward the lockout, a right one
+/// clears the count. Returns whether the stored hash should be redone with the
+/// current parameters.
+async fn check_password(
+    st: &AppState,
+    subject: &Subject,
+    entry: &AuthEntry,
+    password: Zeroizing<String>,
+    now: Timestamp,
+) -> ApiResult<bool> {
+    let locked = |until: Timestamp| ApiError::locked(((until.0 - now.0) / 1_000_000) as u64);
+    if let Some(until) = st.auth.locked(subject, now) {
+        return Err(locked(until));
+    }
+    let verified = st
+        .hasher
+        .verify(password, entry.phc.clone())
+        .await
+        .map_err(|_| ApiError::internal())?;
+    if !verified.valid {
+        return match st.auth.record_failure(subject, now, st.cfg.lockout)? {
+            FailureOutcome::Locked { until } => {
+                tracing::warn!(subject = %subject.key(), "account locked after failed password checks");
+                Err(locked(until))
+            }
+            FailureOutcome::Counted { .. } => Err(ApiError::bad_credentials()),
+        };
+    }
+    st.auth.record_success(subject, now)?;
+    Ok(verified.needs_rehash)
 }
 
 fn no_credential() -> ApiError {
@@ -267,27 +281,11 @@ pub async fn change_password(st: &AppState, a: &Authed, input: PasswordChange) -
     let new = Zeroizing::new(input.new_password);
     check_new_password(&new)?;
     let now = st.platform.now();
-    if let Some(until) = st.auth.locked(&subject, now) {
-        return Err(ApiError::locked(((until.0 - now.0) / 1_000_000) as u64));
-    }
     let entry = st
         .auth
         .get(&subject)
         .ok_or_else(ApiError::bad_credentials)?;
-    let verified = st
-        .hasher
-        .verify(current.clone(), entry.phc.clone())
-        .await
-        .map_err(|_| ApiError::internal())?;
-    if !verified.valid {
-        return match st.auth.record_failure(&subject, now, st.cfg.lockout)? {
-            FailureOutcome::Locked { until } => {
-                tracing::warn!(subject = %subject.key(), "account locked after failed password checks");
-                Err(ApiError::locked(((until.0 - now.0) / 1_000_000) as u64))
-            }
-            FailureOutcome::Counted { .. } => Err(ApiError::bad_credentials()),
-        };
-    }
+    check_password(st, &subject, &entry, current.clone(), now).await?;
     if *current == *new {
         return Err(ApiError::invalid(
             "P4.8(2)",
