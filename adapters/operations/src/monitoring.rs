@@ -140,29 +140,8 @@ pub async fn probe_target(
         credential: target.individual.credential.clone(),
     })
     .map_err(|e| bad(&e))?;
-    write_durably(&path, &json).map_err(|e| bad(&e))?;
+    mebyo_store::fsio::write_atomic(&path, &json).map_err(|e| bad(&e))?;
     Ok(target)
-}
-
-/// Temporary file, fsync, rename, fsync of the directory: the file is either the
-/// old one or the whole new one after a crash.
-fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Microseconds from a monotonic clock, for measuring latency. Injected so tests

@@ -12,7 +12,6 @@
 //! module only stores strings that are already irreversible.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mebyo_domain::{CredentialId, PersonId, ProviderId, StaffId, Timestamp};
@@ -275,31 +274,14 @@ impl AuthStore {
         let mut f = self.file.lock();
         let before = f.entries.clone();
         change(&mut f);
-        if let Err(e) = write_atomic(&self.path, &serde_json::to_vec(&*f).expect("json")) {
+        if let Err(e) =
+            mebyo_store::fsio::write_atomic(&self.path, &serde_json::to_vec(&*f).expect("json"))
+        {
             f.entries = before;
             return Err(e.into());
         }
         Ok(())
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        set_mode(&tmp, 0o600)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {

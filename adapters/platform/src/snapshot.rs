@@ -110,53 +110,45 @@ pub fn write(
     covers: Covers,
     models: &[u8],
 ) -> Result<u64, SnapshotFileError> {
-    let dir = target.parent().expect("snapshot path has a directory");
-    std::fs::create_dir_all(dir)?;
-    let tmp = target.with_extension("snap.tmp");
     let h = header(covers);
+    // An empty body still gets one (empty) chunk, so "the last chunk was seen" is
+    // the single rule that proves the file complete.
+    let chunks: Vec<&[u8]> = if models.is_empty() {
+        vec![&[]]
+    } else {
+        models.chunks(CHUNK_BYTES).collect()
+    };
+    let n = chunks.len();
     let mut size = HEADER_LEN as u64;
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut sealing_failed = false;
+    let written = mebyo_store::fsio::write_atomic_with(target, |out| {
         out.write_all(&h)?;
-        // An empty body still gets one (empty) chunk, so "the last chunk was seen"
-        // is the single rule that proves the file complete.
-        let chunks: Vec<&[u8]> = if models.is_empty() {
-            vec![&[]]
-        } else {
-            models.chunks(CHUNK_BYTES).collect()
-        };
-        let n = chunks.len();
-        // Sealed a batch at a time on every core: AES-SIV runs at ~400 MB/s on
-        // one core here, the slowest step of a save or a load.
+        // Sealed a batch at a time on every core: AES-SIV runs at ~400 MB/s on one
+        // core here, the slowest step of a save or a load.
         for (b, batch) in chunks.chunks(workers()).enumerate() {
             let first = b * workers();
             let sealed = par_map(batch, |k, chunk| {
                 let i = first + k;
                 mebyo_crypto::seal(dek, &chunk_ad(&h, i as u64, i + 1 == n), chunk)
-                    .map_err(|_| SnapshotFileError::Seal)
             });
             for sealed in sealed {
-                let sealed = sealed?;
+                let Ok(sealed) = sealed else {
+                    sealing_failed = true;
+                    return Err(std::io::Error::other("sealing a snapshot chunk failed"));
+                };
                 assert!(sealed.len() <= SEALED_CHUNK_BYTES_MAX);
                 out.write_all(&(sealed.len() as u32).to_le_bytes())?;
                 out.write_all(&sealed)?;
                 size += 4 + sealed.len() as u64;
             }
         }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        // Durable before it replaces the old one (principle 4).
-        file.sync_all()?;
+        Ok(())
+    });
+    match written {
+        Ok(()) => Ok(size),
+        Err(_) if sealing_failed => Err(SnapshotFileError::Seal),
+        Err(e) => Err(e.into()),
     }
-    std::fs::rename(&tmp, target)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(size)
 }
 
 /// Reads only the header: what the snapshot claims to cover.

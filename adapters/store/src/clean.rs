@@ -25,7 +25,7 @@
 //! position u64 ‖ blake3 of all the preceding bytes (32).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -201,19 +201,7 @@ impl<'a> Reader<'a> {
 
 /// Writes the record durably (temporary file, fsync, rename, directory fsync).
 pub fn write(dir: &Path, clean: &Clean) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dir.join("events.clean.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&clean.encode())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path(dir))?;
-    File::open(dir)?.sync_all()
+    crate::fsio::write_atomic(&path(dir), &clean.encode())
 }
 
 /// Reads the record if there is one and it checks; `None` means "scan".

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod clean;
+pub mod fsio;
 pub mod contract;
 pub mod embedded;
 pub mod format;
