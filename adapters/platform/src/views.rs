@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use mebyo_domain::person::PersonEvent;
 use mebyo_projections::{AnyEvent, Applied, ReadModels};
 use mebyo_store::{EmbeddedStore, EventStore};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,9 +28,6 @@ pub struct Views {
     snapshots: Option<Snapshots>,
     started_from: StartedFrom,
 }
-
-/// The event after which an erased person's rows must leave the snapshot file.
-const ERASURE_COMPLETED: &str = "person.erasure_completed";
 
 /// When the live models are written to their sealed snapshot file
 /// ([`crate::snapshot`]). Saving takes a read lock for the serialisation (about a
@@ -64,9 +62,6 @@ struct Snapshots {
     /// An erasure was applied since the last save: the file on disk still holds the
     /// erased person's rows, so the next look saves at once (P4.9).
     erasure_unsaved: AtomicBool,
-    /// False until the starting snapshot (if any) is loaded: saving empty models
-    /// over a good file would throw the file away.
-    loaded: AtomicBool,
     /// One save at a time.
     saving: Mutex<()>,
     last_save: Mutex<std::time::Instant>,
@@ -124,7 +119,7 @@ impl Views {
         let Some(s) = &self.snapshots else {
             return Ok(None);
         };
-        if !s.loaded.load(Ordering::Acquire) || self.failed().is_some() {
+        if self.failed().is_some() {
             return Ok(None);
         }
         let _one = s.saving.lock();
@@ -176,9 +171,6 @@ impl Views {
         let Some(s) = &self.snapshots else {
             return false;
         };
-        if !s.loaded.load(Ordering::Acquire) {
-            return false;
-        }
         let new = self
             .position()
             .saturating_sub(s.saved_position.load(Ordering::Acquire));
@@ -263,7 +255,6 @@ pub(crate) fn start(
             policy,
             saved_position: AtomicU64::new(from),
             erasure_unsaved: AtomicBool::new(false),
-            loaded: AtomicBool::new(true),
             saving: Mutex::new(()),
             last_save: Mutex::new(std::time::Instant::now()),
         }),
@@ -302,11 +293,6 @@ pub(crate) fn start(
     tokio::spawn(async move {
         while let Some(next) = sub.next().await {
             let result = next.map_err(|e| e.to_string()).and_then(|env| {
-                if env.event_type == ERASURE_COMPLETED
-                    && let Some(s) = &v.snapshots
-                {
-                    s.erasure_unsaved.store(true, Ordering::Release);
-                }
                 // An event sealed under a destroyed key (an erased person) still
                 // moves the position on: the models must see the log without gaps.
                 let event = match codec::plaintext(&env, &keys) {
@@ -330,6 +316,14 @@ pub(crate) fn start(
                     .write()
                     .apply(&applied)
                     .map_err(|e| e.to_string())?;
+                // After the apply, so a save that sees the flag also holds the
+                // erasure. The decoded event, whichever of the person's own event or
+                // the platform's erasure record could be read (P4.9).
+                if let AnyEvent::Person(PersonEvent::ErasureCompleted { .. }) = &event
+                    && let Some(s) = &v.snapshots
+                {
+                    s.erasure_unsaved.store(true, Ordering::Release);
+                }
                 Ok(env.position + 1)
             });
             match result {
