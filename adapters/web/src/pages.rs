@@ -169,6 +169,15 @@ fn html_response(status: StatusCode, m: Markup) -> Response {
         .into_response()
 }
 
+/// A page for a signed-in user: the layout with their menu and sign-out form.
+fn signed_page(l: Lang, a: &Authed, title: &str, back: &str, body: Markup) -> Response {
+    let nav = Nav {
+        csrf: &a.session.csrf,
+        principal: &a.session.principal,
+    };
+    html_response(StatusCode::OK, layout(l, title, Some(nav), back, body))
+}
+
 fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
@@ -800,19 +809,12 @@ async fn portal(
             }
         }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            l,
-            l.t("わたしの記録", "My records"),
-            Some(nav),
-            "/portal",
-            body,
-        ),
+    Ok(signed_page(
+        l,
+        &a,
+        l.t("わたしの記録", "My records"),
+        "/portal",
+        body,
     ))
 }
 
@@ -1034,19 +1036,12 @@ async fn access_page(State(st): State<AppState>, headers: HeaderMap) -> PageResu
             }
         }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            l,
-            l.t("わたしのデータの閲覧履歴", "Who accessed my data"),
-            Some(nav),
-            "/portal/access",
-            body,
-        ),
+    Ok(signed_page(
+        l,
+        &a,
+        l.t("わたしのデータの閲覧履歴", "Who accessed my data"),
+        "/portal/access",
+        body,
     ))
 }
 
@@ -1067,19 +1062,12 @@ async fn password_page(State(st): State<AppState>, headers: HeaderMap) -> PageRe
             button type="submit" { (l.t("変更する", "Change password")) }
         }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            l,
-            l.t("パスワード変更", "Change password"),
-            Some(nav),
-            "/account/password",
-            body,
-        ),
+    Ok(signed_page(
+        l,
+        &a,
+        l.t("パスワード変更", "Change password"),
+        "/account/password",
+        body,
     ))
 }
 
@@ -1119,19 +1107,12 @@ async fn notices_page(State(st): State<AppState>, headers: HeaderMap) -> PageRes
             }
         }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            l,
-            l.t("メンテナンスのお知らせ", "Maintenance notices"),
-            Some(nav),
-            "/portal/notices",
-            body,
-        ),
+    Ok(signed_page(
+        l,
+        &a,
+        l.t("メンテナンスのお知らせ", "Maintenance notices"),
+        "/portal/notices",
+        body,
     ))
 }
 
@@ -1333,19 +1314,12 @@ async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> PageResult
             }
         }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            l,
-            l.t("運用ダッシュボード", "Operations dashboard"),
-            Some(nav),
-            "/ops",
-            body,
-        ),
+    Ok(signed_page(
+        l,
+        &a,
+        l.t("運用ダッシュボード", "Operations dashboard"),
+        "/ops",
+        body,
     ))
 }
 
