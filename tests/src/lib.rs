@@ -62,3 +62,30 @@ pub fn seed(test: &str) -> u64 {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
 }
+
+/// Reads a spawned `mebyo serve`'s stdout until it prints `listening on URL`;
+/// returns the URL and everything printed until then, and keeps draining stdout
+/// afterwards so the server never blocks on a full pipe. Fails, saying what was
+/// printed, if the server exits first or prints no address within two minutes.
+pub fn wait_for_listening(child: &mut std::process::Child) -> (String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut out = BufReader::new(child.stdout.take().expect("stdout piped"));
+    let mut stdout = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no address printed: {stdout}"
+        );
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            panic!("mebyo serve exited early: {stdout}");
+        }
+        stdout.push_str(&line);
+        if let Some(url) = line.trim().strip_prefix("listening on ") {
+            let url = url.to_string();
+            std::thread::spawn(move || for _ in out.lines() {});
+            return (url, stdout);
+        }
+    }
+}

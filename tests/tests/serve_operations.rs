@@ -5,7 +5,6 @@
 //! and `/metrics`, keeps its events in the log, and is the same synthetic person
 //! after a restart (P4.4(2)).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,23 +43,8 @@ fn start(data: &std::path::Path, extra: &[&str]) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("running mebyo serve");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut stdout = String::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(Instant::now() < deadline, "no address printed: {stdout}");
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            panic!("mebyo serve exited early: {stdout}");
-        }
-        stdout.push_str(&line);
-        if let Some(url) = line.trim().strip_prefix("listening on ") {
-            let url = url.to_string();
-            // Keep draining stdout so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in out.lines() {});
-            return Server { child, url };
-        }
-    }
+    let (url, _) = mebyo_tests::wait_for_listening(&mut child);
+    Server { child, url }
 }
 
 /// SIGTERM, and the server must stop cleanly (the tick, the bus it holds, the web).

@@ -3,7 +3,6 @@
 //! address is printed, staff one-time passwords go to a 0600 file (never the
 //! terminal), and Ctrl-C stops it cleanly. A restart keeps the certificate.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,24 +33,9 @@ fn start(data: &std::path::Path) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("running mebyo serve");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut stdout = String::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(Instant::now() < deadline, "no address printed: {stdout}");
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            panic!("mebyo serve exited early: {stdout}");
-        }
-        stdout.push_str(&line);
-        if let Some(url) = line.trim().strip_prefix("listening on ") {
-            assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-            let url = url.to_string();
-            // Keep draining stdout so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in out.lines() {});
-            return Server { child, url, stdout };
-        }
-    }
+    let (url, stdout) = mebyo_tests::wait_for_listening(&mut child);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    Server { child, url, stdout }
 }
 
 fn stop(mut s: Server, signal: &str) {
