@@ -10,10 +10,10 @@
 #![forbid(unsafe_code)]
 
 mod clean;
-pub mod fsio;
 pub mod contract;
 pub mod embedded;
 pub mod format;
+pub mod fsio;
 pub mod log;
 pub mod verify;
 
