@@ -310,7 +310,7 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                     }
                     if r.torn_tail_bytes > 0 {
                         println!(
-                            "note: {} bytes of an interrupted, unacknowledged write follow the last event; the next open removes them",
+                            "note: {} bytes after the last event hold no event (zeros a running store writes ahead, or an interrupted, unacknowledged write); the next open removes them",
                             r.torn_tail_bytes
                         );
                     }

@@ -120,14 +120,16 @@ struct Request {
 
 struct Handle {
     shared: Arc<Shared>,
-    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    /// Read-locked to send (a `Sender` is `Sync`), so appenders never contend;
+    /// write-locked once, to close the channel.
+    tx: RwLock<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
         // Closing the channel ends the writer after it has answered everything queued.
-        self.tx.lock().take();
+        self.tx.write().take();
         if let Some(w) = self.writer.lock().take() {
             let exited_cleanly = w.join().is_ok();
             // Every append is durable and no other writer exists: record what the
@@ -297,7 +299,7 @@ impl EmbeddedStore {
             store: EmbeddedStore {
                 h: Arc::new(Handle {
                     shared,
-                    tx: Mutex::new(Some(tx)),
+                    tx: RwLock::new(Some(tx)),
                     writer: Mutex::new(Some(writer)),
                 }),
             },
@@ -542,7 +544,7 @@ fn recover(
                 tracing::warn!(
                     offset,
                     bytes = torn,
-                    "removing the torn tail of an interrupted write"
+                    "removing what follows the last intact frame (an interrupted write, or zeros written ahead of it)"
                 );
                 file.set_len(offset)?;
                 file.sync_all()?;
@@ -573,8 +575,9 @@ struct Written {
 const GATHER_WAIT_MAX: std::time::Duration = std::time::Duration::from_micros(150);
 
 /// Group commit: take every waiting request, check expected revisions, chain and
-/// encode the events, write them with one `pwrite`, make them durable with one
-/// `fdatasync`, then publish and answer.
+/// encode the events and write them with one `pwrite`; the syncer thread then
+/// makes them durable with one `fdatasync`, publishes and answers, while this
+/// thread goes on with the next batch (docs/design.md, "Appending").
 ///
 /// Appenders answered by one commit usually come straight back; if the writer
 /// committed the moment the first of them returned, the rest would wait a whole
@@ -595,10 +598,45 @@ fn writer_loop(
     // Tips of streams in the batch being committed; the durable map in the index
     // gets them once they are on disk.
     let mut pending_tips: HashMap<String, StreamTip> = HashMap::default();
+    // Tips of streams in batches written but not yet published by the syncer
+    // (pipelined commit): the next batch checks expectations against them.
+    let mut unpublished_tips: HashMap<String, StreamTip> = HashMap::default();
+    // The syncer makes written batches durable and publishes them, in order, while
+    // this thread encodes and writes the next ones (see `syncer_loop`).
+    let (sync_tx, sync_rx) = mpsc::channel::<Written>();
+    let syncer = {
+        let shared = shared.clone();
+        let file = file.try_clone();
+        std::thread::Builder::new()
+            .name("mebyo-ledger-syncer".into())
+            .spawn(move || match file {
+                Ok(file) => syncer_loop(&shared, &file, sync_rx),
+                Err(e) => {
+                    let why = format!("cloning the log handle for the syncer: {e}");
+                    *shared.poisoned.lock() = Some(why.clone());
+                    fail_all(sync_rx, &why);
+                }
+            })
+    };
+    let syncer = match syncer {
+        Ok(t) => t,
+        Err(e) => {
+            // No syncer, no durability: refuse every append.
+            let why = format!("starting the ledger syncer: {e}");
+            *shared.poisoned.lock() = Some(why.clone());
+            while let Ok(r) = rx.recv() {
+                let _ = r.reply.send(Err(StoreError::Poisoned(why.clone()).into()));
+            }
+            return;
+        }
+    };
     let mut batch: Vec<Request> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut canonical: Vec<u8> = Vec::with_capacity(4096);
     let mut expected_requests = 1usize;
+    // Zeros written ahead of the log's end (see `preallocate`); the file's length.
+    let mut allocated_end = file.metadata().map_or(end, |m| m.len()).max(end);
+    let mut preallocating = true;
 
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -642,7 +680,9 @@ fn writer_loop(
             replies: Vec::with_capacity(batch.len()),
         };
         {
-            let idx = shared.index.read();
+            // Tips the syncer has published are in the index; forget them here.
+            let published = *shared.committed.borrow();
+            unpublished_tips.retain(|_, t| t.last_position >= published);
             pending_tips.clear();
             for req in batch.drain(..) {
                 let Request {
@@ -662,8 +702,9 @@ fn writer_loop(
                 for (stream_id, expected, mut events) in parts {
                     let tip = pending_tips
                         .get(&stream_id)
+                        .or_else(|| unpublished_tips.get(&stream_id))
                         .copied()
-                        .or_else(|| idx.streams.get(stream_id.as_str()).copied());
+                        .or_else(|| shared.index.read().streams.get(stream_id.as_str()).copied());
                     let actual = tip.map_or(ActualRevision::NoStream, |t| {
                         ActualRevision::Revision(t.last_revision)
                     });
@@ -745,6 +786,16 @@ fn writer_loop(
             }
         }
         if !buf.is_empty() {
+            if preallocating && end + buf.len() as u64 + PREALLOCATE_BYTES / 2 > allocated_end {
+                match preallocate(&file, allocated_end, end + buf.len() as u64) {
+                    Ok(to) => allocated_end = to,
+                    Err(e) => {
+                        // Only slower without it: appends grow the file again.
+                        tracing::warn!(error = %e, "preallocating the log; appends go on without");
+                        preallocating = false;
+                    }
+                }
+            }
             if let Err(e) = file.write_all_at(&buf, end) {
                 let why = format!("{e}");
                 tracing::error!(error = %why, "ledger write failed; the store refuses further appends");
@@ -762,34 +813,125 @@ fn writer_loop(
         w.count = count;
         w.head_hash = head_hash;
         w.end = end;
-        sync_and_publish(&shared, &file, w);
+        for (s, t) in &w.tips {
+            unpublished_tips.insert(s.clone(), *t);
+        }
+        if let Err(mpsc::SendError(w)) = sync_tx.send(w) {
+            // The syncer is gone (it only stops when this thread does): refuse.
+            let why = "the ledger syncer stopped".to_string();
+            *shared.poisoned.lock() = Some(why.clone());
+            fail_written(w, &why);
+        }
+    }
+    // Every request is answered by the syncer; wait for it so that a clean close
+    // happens only after the last commit is durable and published.
+    drop(sync_tx);
+    if syncer.join().is_err() {
+        *shared.poisoned.lock() = Some("the ledger syncer panicked".into());
+    }
+    // A clean close leaves the file ending at its last frame (the clean-close
+    // record requires it); after a failure the next open trims the zeros.
+    if shared.poisoned.lock().is_none()
+        && allocated_end > end
+        && let Err(e) = file.set_len(end).and_then(|()| file.sync_all())
+    {
+        tracing::warn!(error = %e, "trimming the preallocated tail; the next open scans");
     }
 }
 
-/// One `fdatasync`, then publish to readers (offsets file, stream tips, head) and
-/// answer the appenders — in that order, so no reader or appender ever sees an
-/// event that is not on disk.
-fn sync_and_publish(shared: &Shared, file: &File, w: Written) {
-    let fail = |w: Written, why: String| {
-        for (reply, res) in w.replies {
-            let _ = reply.send(res.and(Err(StoreError::Poisoned(why.clone()).into())));
+/// Bytes of zeros written ahead of the log's end at a time.
+///
+/// Why: `fdatasync` after an append that grows the file must also commit the new
+/// size through the filesystem journal; after a write into blocks that already
+/// exist and hold data it only flushes the data. Measured on this machine's ext4
+/// (`dd oflag=dsync`): 0.42 ms per growing write against 0.18 ms per overwrite.
+/// `fallocate` would not do: its unwritten extents are converted through the
+/// journal at the first write. So zeros are written, and made durable once per
+/// 4 MiB (a few ms here; larger steps cost the same in all but make the pause of
+/// the append that pays for them longer: 16 MiB made 20 ms). A crash leaves them
+/// after the last frame, where recovery treats them like any zero tail: trimmed
+/// (see docs/design.md).
+const PREALLOCATE_BYTES: u64 = 4 << 20;
+
+/// Writes zeros from `allocated_end` so that the file reaches at least
+/// `PREALLOCATE_BYTES` past `need`; returns the new length.
+fn preallocate(file: &File, allocated_end: u64, need: u64) -> std::io::Result<u64> {
+    const CHUNK: usize = 1 << 20;
+    let to = (need + PREALLOCATE_BYTES).div_ceil(CHUNK as u64) * CHUNK as u64;
+    let zeros = vec![0u8; CHUNK];
+    let mut at = allocated_end.max(need);
+    while at < to {
+        let n = ((to - at) as usize).min(CHUNK);
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_data()?;
+    Ok(to)
+}
+
+/// Pipelined commit: the writer encodes and writes batch N+1 while this thread
+/// makes batch N durable. Each round takes every batch written so far, makes them
+/// all durable with one `fdatasync` (it covers every write that returned before it
+/// started), then publishes and answers them in order. In order also for batches
+/// that only carry refusals: a conflict is reported only once the write it
+/// conflicted with is visible, so an appender that reloads and retries sees it.
+fn syncer_loop(shared: &Shared, file: &File, rx: mpsc::Receiver<Written>) {
+    let mut group: Vec<Written> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        group.extend(rx.try_iter());
+        if let Some(why) = shared.poisoned.lock().clone() {
+            for w in group.drain(..) {
+                fail_written(w, &why);
+            }
+            continue;
         }
-    };
+        if group.iter().any(|w| !w.offsets.is_empty())
+            && let Err(e) = file.sync_data()
+        {
+            // After a failed fsync the kernel may have dropped the dirty pages, so a
+            // retry could acknowledge data that is not on disk. Stop writing;
+            // reopening rescans the file and keeps only what is really there.
+            let why = format!("fdatasync failed: {e}");
+            tracing::error!(error = %why, "the store refuses further appends");
+            *shared.poisoned.lock() = Some(why.clone());
+            for w in group.drain(..) {
+                fail_written(w, &why);
+            }
+            continue;
+        }
+        for w in group.drain(..) {
+            publish(shared, w);
+        }
+    }
+}
+
+fn fail_written(w: Written, why: &str) {
+    for (reply, res) in w.replies {
+        let _ = reply.send(res.and(Err(StoreError::Poisoned(why.to_string()).into())));
+    }
+}
+
+fn fail_all(rx: mpsc::Receiver<Written>, why: &str) {
+    while let Ok(w) = rx.recv() {
+        fail_written(w, why);
+    }
+}
+
+/// Publishes a durable batch to readers (offsets file, stream tips, head) and
+/// answers its appenders — in that order, so no reader or appender ever sees an
+/// event that is not on disk.
+fn publish(shared: &Shared, w: Written) {
     if w.offsets.is_empty() {
-        // Only refusals: nothing to make durable.
+        // Only refusals: nothing to publish.
         for (reply, res) in w.replies {
             let _ = reply.send(res);
         }
         return;
     }
-    if let Err(e) = file.sync_data() {
-        // After a failed fsync the kernel may have dropped the dirty pages, so a
-        // retry could acknowledge data that is not on disk. Stop writing; reopening
-        // rescans the file and keeps only what is really there.
-        let why = format!("fdatasync failed: {e}");
-        tracing::error!(error = %why, "the store refuses further appends");
-        *shared.poisoned.lock() = Some(why.clone());
-        return fail(w, why);
+    if let Some(why) = shared.poisoned.lock().clone() {
+        // An earlier batch of this round failed to publish: keep the order.
+        return fail_written(w, &why);
     }
     // Readers look positions up in the offsets file, so it is written before the
     // commit is published. Not a durability matter (derived, rebuilt at open), but
@@ -798,7 +940,7 @@ fn sync_and_publish(shared: &Shared, file: &File, w: Written) {
         let why = format!("writing the offsets index: {e}");
         tracing::error!(error = %why, "the store refuses further appends");
         *shared.poisoned.lock() = Some(why.clone());
-        return fail(w, why);
+        return fail_written(w, &why);
     }
     {
         let mut idx = shared.index.write();
@@ -1031,7 +1173,7 @@ impl EmbeddedStore {
         rx: oneshot::Receiver<Result<AppendOutcome, AppendError>>,
     ) -> Result<AppendOutcome, AppendError> {
         {
-            let tx = self.h.tx.lock();
+            let tx = self.h.tx.read();
             let tx = tx.as_ref().ok_or(StoreError::Closed)?;
             tx.send(req).map_err(|_| StoreError::Closed)?;
         }

@@ -337,15 +337,11 @@ pub fn find_intact_frame_after(file: &File, offset: u64, file_len: u64) -> io::R
     while at < file_len {
         let n = ((file_len - at) as usize).min(buf.len());
         file.read_exact_at(&mut buf[..n], at)?;
-        let mut i = 0;
-        while i + 4 <= n {
-            if buf[i..i + 4] == FRAME_MAGIC {
-                let cand = at + i as u64;
-                if let Ok((_, _, true)) = read_frame_at(file, cand, file_len)? {
-                    return Ok(Some(cand));
-                }
+        for i in memchr::memmem::find_iter(&buf[..n], &FRAME_MAGIC) {
+            let cand = at + i as u64;
+            if let Ok((_, _, true)) = read_frame_at(file, cand, file_len)? {
+                return Ok(Some(cand));
             }
-            i += 1;
         }
         if n < buf.len() {
             break;
