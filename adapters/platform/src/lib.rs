@@ -685,20 +685,14 @@ impl Platform {
                     .load_shared::<Records>(&mebyo_domain::records::stream(&req.person))
                     .await?
                     .1;
-                let ids = state
-                    .records
-                    .iter()
-                    .filter(|(_, r)| r.superseded_by.is_none())
-                    .map(|(id, r)| (id, &r.entry))
-                    .filter(|(_, e)| categories.contains(&e.category))
-                    .filter(|(_, e)| req.period.contains(e.effective_at))
-                    // Medical-origin data only over a VPN connection (P4.5(3)).
-                    .filter(|(_, e)| {
-                        medical_origin || e.provenance.origin != Origin::MedicalInstitution
-                    })
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                Ok(Ok(SharedRecords { state, ids }))
+                // The filter is kept, not its result: serving straight from the
+                // shared state costs no copy of record ids per read.
+                let filter = RecordFilter {
+                    categories,
+                    period: req.period,
+                    medical_origin,
+                };
+                Ok(Ok(SharedRecords { state, filter }))
             }
         }
     }
@@ -1064,21 +1058,41 @@ impl Platform {
 /// Records a read may return, shared with the state cache rather than copied.
 pub struct SharedRecords {
     state: Arc<mebyo_domain::records::RecordState>,
-    ids: Vec<mebyo_domain::RecordId>,
+    filter: RecordFilter,
+}
+
+/// What a granted read may return (P4.6(2), P4.5(3)).
+struct RecordFilter {
+    categories: std::collections::BTreeSet<mebyo_domain::records::Category>,
+    period: mebyo_domain::consent::Period,
+    /// Medical-origin data only over a VPN connection (P4.5(3)).
+    medical_origin: bool,
+}
+
+impl RecordFilter {
+    fn admits(&self, r: &mebyo_domain::records::StoredRecord) -> bool {
+        let e = &r.entry;
+        r.superseded_by.is_none()
+            && self.categories.contains(&e.category)
+            && self.period.contains(e.effective_at)
+            && (self.medical_origin || e.provenance.origin != Origin::MedicalInstitution)
+    }
 }
 
 impl SharedRecords {
+    /// The current (not superseded) records the read was granted, in record-id order.
     pub fn iter(&self) -> impl Iterator<Item = &RecordEntry> {
-        self.ids
-            .iter()
-            .filter_map(|id| self.state.records.get(id))
+        self.state
+            .records
+            .values()
+            .filter(|r| self.filter.admits(r))
             .map(|r| &r.entry)
     }
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.iter().count()
     }
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.iter().next().is_none()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Aggregate state caches and the facts a decision needs from other streams.
 
-use std::collections::HashMap;
+// Keys are stream names the platform makes itself, not attacker-chosen: a fast
+// non-keyed hash is fine (the cache is on every read's path).
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use mebyo_domain::credential::Credential;
@@ -77,7 +79,7 @@ impl<S: Clone> Cache<S> {
     pub fn with_capacity(capacity: usize) -> Self {
         assert!(capacity > 0);
         Self {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(HashMap::default()),
             capacity,
         }
     }
