@@ -10,6 +10,10 @@
 //! so it can share a server with other users. Clients run in the same process
 //! and sign every request; nothing is skipped on either side.
 
+// The allocator the `mebyo` binary runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

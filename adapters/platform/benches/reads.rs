@@ -4,6 +4,10 @@
 //!
 //! cargo bench -p mebyo-platform --bench reads -- [--seconds S] [--readers N] [--people P]
 
+// The allocator the `mebyo` binary runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
