@@ -648,6 +648,7 @@ async fn openapi_health_and_policy_are_served_p7_p4_4() {
         "/api/v1/me/access-log",
         "/api/v1/persons/{person}/records",
         "/api/v1/ops/summary",
+        "/api/v1/ops/incidents/{id}",
         "/livez",
         "/readyz",
     ] {

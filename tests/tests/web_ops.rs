@@ -41,6 +41,18 @@ async fn page(env: &Env, s: &Session, path: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// GET of a JSON route with the session's token: status and body.
+async fn api_get(env: &Env, s: &Session, path: &str) -> (u16, Value) {
+    let r = env
+        .http
+        .get(env.url(path))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
 async fn readyz(env: &Env) -> Value {
     let r = env.http.get(env.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200, "late backups are flagged, not unready");
@@ -185,6 +197,28 @@ async fn backups_incidents_and_verification_on_the_dashboard_by_role_p4_10_p4_14
         assert!(report.contains(want), "{want} missing from the report");
     }
     assert!(report.contains("<td data-status=\"missing\">missing</td>"));
+    // The same report as data (P4.14), for tools and the prefecture's records.
+    let (status, r) = api_get(&env, &manager, "/api/v1/ops/incidents/inc-2025-0001").await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["incident"], "inc-2025-0001");
+    assert_eq!(r["compliant"], false);
+    assert_eq!(
+        r["missing"],
+        serde_json::json!(["contact-departments"]),
+        "{r}"
+    );
+    let steps: Vec<&str> = r["compliance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["step"].as_str().unwrap())
+        .collect();
+    assert!(steps.contains(&"report-to-soa") && steps.contains(&"contact-departments"));
+    let (status, _) = api_get(&env, &manager, "/api/v1/ops/incidents/inc-9999").await;
+    assert_eq!(status, 404);
+    let (status, e) = api_get(&env, &manager, "/api/v1/ops/incidents/Not%20An%20Id").await;
+    assert_eq!(status, 422);
+    assert_eq!(e["error"]["clause"], "P4.14(1)", "{e}");
     let (status, _) = page(&env, &manager, "/ops/incidents/inc-9999").await;
     assert_eq!(status, 404);
     let (status, _) = page(&env, &manager, "/ops/incidents/Not%20An%20Id").await;
@@ -225,6 +259,10 @@ async fn backups_incidents_and_verification_on_the_dashboard_by_role_p4_10_p4_14
     let (status, body) = page(&env, &office, "/ops/incidents/inc-2025-0001").await;
     assert_eq!(status, 403);
     assert!(body.contains("P3.1") && !body.contains("report-to-soa"));
+    let (status, e) = api_get(&env, &office, "/api/v1/ops/incidents/inc-2025-0001").await;
+    assert_eq!(status, 403);
+    assert_eq!(e["error"]["clause"], "P3.1", "{e}");
+    assert!(!e.to_string().contains("report-to-soa"));
     // The prefecture: providers and credentials, no registrations or backups.
     let pref = env
         .login("staff", env.org.prefecture.as_str(), STAFF_PASSWORD)

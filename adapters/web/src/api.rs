@@ -323,6 +323,21 @@ pub async fn ops_summary(
     Ok(Json(svc::ops_summary(&st, &a).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/ops/incidents/{id}",
+    params(("id" = String, Path, description = "incident id, e.g. inc-2025-0001")),
+    responses(
+        (status = 200, description = "The incident's report: its facts and, for each runbook step, the clause, who did it and when, or that it is missing (P4.14).", content_type = "application/json"),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    description = "One incident's report as data, for the staff roles that see the incidents panel (P3.1, P4.14); the same report as `/ops/incidents/{id}`.")]
+pub async fn incident_report(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<mebyo_operations::report::IncidentReport>> {
+    let a = svc::signed_in(&st, &headers)?;
+    Ok(Json(svc::incident_report(&st, &a, &id).await?))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: String,
@@ -530,6 +545,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         providers,
         read_person,
         ops_summary,
+        incident_report,
         livez,
         readyz
     ),

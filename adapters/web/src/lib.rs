@@ -430,6 +430,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/providers", get(api::providers))
         .route("/api/v1/persons/{person}/records", get(api::read_person))
         .route("/api/v1/ops/summary", get(api::ops_summary))
+        .route("/api/v1/ops/incidents/{id}", get(api::incident_report))
         .merge(pages::routes())
         // Per route, so the log sees the matched template (never the concrete path).
         .route_layer(axum::middleware::from_fn(request_log))
