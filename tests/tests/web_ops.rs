@@ -19,15 +19,9 @@ use serde_json::Value;
 use web_common::*;
 
 async fn summary(env: &Env, s: &Session) -> Value {
-    let r = env
-        .http
-        .get(env.url("/api/v1/ops/summary"))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    let (status, v) = api_get(env, s, "/api/v1/ops/summary").await;
+    assert_eq!(status, 200, "{v}");
+    v
 }
 
 async fn page(env: &Env, s: &Session, path: &str) -> (u16, String) {
