@@ -9,8 +9,6 @@ mod bus_support;
 
 use bus_support::*;
 use mebyo_bus::testkit::NatsServer;
-use mebyo_domain::provider::ConnectionClass;
-use mebyo_domain::records::Category;
 use mebyo_provider::{blood_pressure, fhir_item, jahis_item};
 use mebyo_store::EventStore;
 
@@ -18,17 +16,12 @@ use mebyo_store::EventStore;
 async fn p2_1_the_outcome_follows_its_last_record() {
     let w = World::new("p2_1_the_outcome_follows_its_last_record").await;
     let nats = NatsServer::start();
-    let (clinic, key) = w.provider("clinic-a", ConnectionClass::IpsecIkeVpn).await;
-    let hanako = w.person(1).await;
-    w.consent(
-        &hanako,
-        &clinic,
-        &[Category::Vitals, Category::MedicationNotebook],
-        30,
-    )
-    .await;
-    let _bus = w.serve(&nats).await;
-    let c = w.client(&nats, &clinic, &key).await;
+    let Scene {
+        clinic,
+        hanako,
+        bus: _bus,
+        client: c,
+    } = w.clinic_and_hanako(&nats).await;
     let person = hanako.id.as_str();
     let store = w.platform.store();
 

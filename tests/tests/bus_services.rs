@@ -20,17 +20,12 @@ use serde_json::json;
 async fn submit_query_and_list_consents_exactly_once() {
     let w = World::new("submit_query_and_list_consents_exactly_once").await;
     let nats = NatsServer::start();
-    let (clinic, key) = w.provider("clinic-a", ConnectionClass::IpsecIkeVpn).await;
-    let hanako = w.person(1).await;
-    w.consent(
-        &hanako,
-        &clinic,
-        &[Category::Vitals, Category::MedicationNotebook],
-        30,
-    )
-    .await;
-    let bus = w.serve(&nats).await;
-    let c = w.client(&nats, &clinic, &key).await;
+    let Scene {
+        clinic,
+        hanako,
+        bus,
+        client: c,
+    } = w.clinic_and_hanako(&nats).await;
     let person = hanako.id.as_str();
 
     // One FHIR observation.

@@ -19,6 +19,14 @@ use mebyo_store::{EventStore, ManualClock};
 
 pub const NOW_US: i64 = 1_795_651_200_000_000; // 2026-11-26T00:00:00Z
 
+/// What [`World::clinic_and_hanako`] sets up.
+pub struct Scene {
+    pub clinic: OnboardedProvider,
+    pub hanako: Individual,
+    pub bus: BusHandle,
+    pub client: ProviderClient,
+}
+
 pub struct World {
     pub tmp: tempfile::TempDir,
     pub clock: ManualClock,
@@ -103,6 +111,31 @@ impl World {
         mebyo_bus::serve(self.platform.clone(), self.bus_config(nats))
             .await
             .unwrap()
+    }
+
+    /// The scene most bus tests start from: clinic-a over an IPsec VPN, Hanako
+    /// (person 1) consenting to its reading her vitals and medication notebook for
+    /// 30 days, the bus serving through `nats`, and clinic-a's client.
+    pub async fn clinic_and_hanako(&self, nats: &NatsServer) -> Scene {
+        let (clinic, key) = self
+            .provider("clinic-a", ConnectionClass::IpsecIkeVpn)
+            .await;
+        let hanako = self.person(1).await;
+        self.consent(
+            &hanako,
+            &clinic,
+            &[Category::Vitals, Category::MedicationNotebook],
+            30,
+        )
+        .await;
+        let bus = self.serve(nats).await;
+        let client = self.client(nats, &clinic, &key).await;
+        Scene {
+            clinic,
+            hanako,
+            bus,
+            client,
+        }
     }
 
     /// A provider client signing on the platform's clock.
