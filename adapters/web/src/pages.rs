@@ -381,15 +381,8 @@ async fn login_page(State(st): State<AppState>, headers: HeaderMap) -> PageResul
         p { (l.t("はじめての方は", "New here? ")) a href="/signup" { (l.t("新規登録", "Sign up")) } }
         p { a href="/ops/login" { (l.t("運用担当者の方はこちら", "Operations staff sign in")) } }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
     Ok(with_cookie(
-        html_response(
-            StatusCode::OK,
-            layout(l, l.t("ログイン", "Sign in"), Some(nav), "/login", body),
-        ),
+        signed_page(l, &a, l.t("ログイン", "Sign in"), "/login", body),
         cookie,
     ))
 }
@@ -398,20 +391,13 @@ async fn ops_login_page(State(st): State<AppState>, headers: HeaderMap) -> PageR
     let l = Lang::from_headers(&headers);
     let (a, cookie) = form_session(&st, &headers).page(l, "/login")?;
     let body = login_form(l, "/ops/login", &a.session.csrf, true);
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
     Ok(with_cookie(
-        html_response(
-            StatusCode::OK,
-            layout(
-                l,
-                l.t("運用担当者ログイン", "Staff sign in"),
-                Some(nav),
-                "/ops/login",
-                body,
-            ),
+        signed_page(
+            l,
+            &a,
+            l.t("運用担当者ログイン", "Staff sign in"),
+            "/ops/login",
+            body,
         ),
         cookie,
     ))
@@ -503,15 +489,8 @@ async fn signup_page(State(st): State<AppState>, headers: HeaderMap) -> PageResu
             button type="submit" { (l.t("登録する", "Sign up")) }
         }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
     Ok(with_cookie(
-        html_response(
-            StatusCode::OK,
-            layout(l, l.t("新規登録", "Sign up"), Some(nav), "/signup", body),
-        ),
+        signed_page(l, &a, l.t("新規登録", "Sign up"), "/signup", body),
         cookie,
     ))
 }
@@ -600,20 +579,13 @@ async fn policy_page(State(st): State<AppState>, headers: HeaderMap) -> PageResu
             }
         }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
     Ok(with_cookie(
-        html_response(
-            StatusCode::OK,
-            layout(
-                l,
-                l.t("セキュリティポリシー", "Security policy"),
-                Some(nav),
-                "/policy",
-                body,
-            ),
+        signed_page(
+            l,
+            &a,
+            l.t("セキュリティポリシー", "Security policy"),
+            "/policy",
+            body,
         ),
         cookie,
     ))
@@ -936,19 +908,12 @@ async fn consents_page(
             }
         }
     };
-    let nav = Nav {
-        csrf,
-        principal: &a.session.principal,
-    };
-    Ok(html_response(
-        StatusCode::OK,
-        layout(
-            l,
-            l.t("同意の管理", "My consents"),
-            Some(nav),
-            "/portal/consents",
-            body,
-        ),
+    Ok(signed_page(
+        l,
+        &a,
+        l.t("同意の管理", "My consents"),
+        "/portal/consents",
+        body,
     ))
 }
 
@@ -1413,15 +1378,8 @@ async fn incident_page(
             ol #timeline { @for t in &r.timeline { li { (jst(&t.at)) " · " (t.what) @if let Some(b) = &t.by { " · " (b) } " · " code { (t.clause) } } } }
         }
     };
-    let nav = Nav {
-        csrf: &a.session.csrf,
-        principal: &a.session.principal,
-    };
     let title = format!("{} {}", l.t("インシデント", "Incident"), r.incident);
-    Ok(html_response(
-        StatusCode::OK,
-        layout(l, &title, Some(nav), "/ops", body),
-    ))
+    Ok(signed_page(l, &a, &title, "/ops", body))
 }
 
 pub fn routes() -> Router<AppState> {
