@@ -1070,10 +1070,8 @@ struct RecordFilter {
 }
 
 impl RecordFilter {
-    fn admits(&self, r: &mebyo_domain::records::StoredRecord) -> bool {
-        let e = &r.entry;
-        r.superseded_by.is_none()
-            && self.categories.contains(&e.category)
+    fn admits(&self, e: &RecordEntry) -> bool {
+        self.categories.contains(&e.category)
             && self.period.contains(e.effective_at)
             && (self.medical_origin || e.provenance.origin != Origin::MedicalInstitution)
     }
@@ -1082,11 +1080,7 @@ impl RecordFilter {
 impl SharedRecords {
     /// The current (not superseded) records the read was granted, in record-id order.
     pub fn iter(&self) -> impl Iterator<Item = &RecordEntry> {
-        self.state
-            .records
-            .values()
-            .filter(|r| self.filter.admits(r))
-            .map(|r| &r.entry)
+        self.state.current().filter(|e| self.filter.admits(e))
     }
     pub fn len(&self) -> usize {
         self.iter().count()
