@@ -634,9 +634,11 @@ fn writer_loop(
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut canonical: Vec<u8> = Vec::with_capacity(4096);
     let mut expected_requests = 1usize;
-    // Zeros written ahead of the log's end (see `preallocate`); the file's length.
-    let mut allocated_end = file.metadata().map_or(end, |m| m.len()).max(end);
-    let mut preallocating = true;
+    // Zeros written ahead of the log's end, by a thread of their own (zeros.rs).
+    let zeros = crate::zeros::ZerosAhead::start(
+        file.try_clone(),
+        file.metadata().map_or(end, |m| m.len()).max(end),
+    );
 
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -786,16 +788,7 @@ fn writer_loop(
             }
         }
         if !buf.is_empty() {
-            if preallocating && end + buf.len() as u64 + PREALLOCATE_BYTES / 2 > allocated_end {
-                match preallocate(&file, allocated_end, end + buf.len() as u64) {
-                    Ok(to) => allocated_end = to,
-                    Err(e) => {
-                        // Only slower without it: appends grow the file again.
-                        tracing::warn!(error = %e, "preallocating the log; appends go on without");
-                        preallocating = false;
-                    }
-                }
-            }
+            zeros.before_write(end, end + buf.len() as u64);
             if let Err(e) = file.write_all_at(&buf, end) {
                 let why = format!("{e}");
                 tracing::error!(error = %why, "ledger write failed; the store refuses further appends");
@@ -831,42 +824,13 @@ fn writer_loop(
     }
     // A clean close leaves the file ending at its last frame (the clean-close
     // record requires it); after a failure the next open trims the zeros.
+    zeros.stop();
     if shared.poisoned.lock().is_none()
-        && allocated_end > end
+        && file.metadata().is_ok_and(|m| m.len() > end)
         && let Err(e) = file.set_len(end).and_then(|()| file.sync_all())
     {
         tracing::warn!(error = %e, "trimming the preallocated tail; the next open scans");
     }
-}
-
-/// Bytes of zeros written ahead of the log's end at a time.
-///
-/// Why: `fdatasync` after an append that grows the file must also commit the new
-/// size through the filesystem journal; after a write into blocks that already
-/// exist and hold data it only flushes the data. Measured on this machine's ext4
-/// (`dd oflag=dsync`): 0.42 ms per growing write against 0.18 ms per overwrite.
-/// `fallocate` would not do: its unwritten extents are converted through the
-/// journal at the first write. So zeros are written, and made durable once per
-/// 4 MiB (a few ms here; larger steps cost the same in all but make the pause of
-/// the append that pays for them longer: 16 MiB made 20 ms). A crash leaves them
-/// after the last frame, where recovery treats them like any zero tail: trimmed
-/// (see docs/design.md).
-const PREALLOCATE_BYTES: u64 = 4 << 20;
-
-/// Writes zeros from `allocated_end` so that the file reaches at least
-/// `PREALLOCATE_BYTES` past `need`; returns the new length.
-fn preallocate(file: &File, allocated_end: u64, need: u64) -> std::io::Result<u64> {
-    const CHUNK: usize = 1 << 20;
-    let to = (need + PREALLOCATE_BYTES).div_ceil(CHUNK as u64) * CHUNK as u64;
-    let zeros = vec![0u8; CHUNK];
-    let mut at = allocated_end.max(need);
-    while at < to {
-        let n = ((to - at) as usize).min(CHUNK);
-        file.write_all_at(&zeros[..n], at)?;
-        at += n as u64;
-    }
-    file.sync_data()?;
-    Ok(to)
 }
 
 /// Pipelined commit: the writer encodes and writes batch N+1 while this thread

@@ -1,0 +1,207 @@
+//! Zeros written ahead of the log's end, by a thread of their own
+//! (docs/design.md, "Zeros written ahead").
+//!
+//! Why zeros at all: `fdatasync` after a write that grows the file must also
+//! persist the new size and block allocation; after a write into blocks that
+//! already exist and hold data it only flushes the data. Measured on this machine's
+//! ext4 (`dd oflag=dsync`): 0.42 ms per growing write against 0.18 ms per
+//! overwrite. `fallocate` would not do: its unwritten extents are converted at the
+//! first write into them, which costs the same metadata write.
+//!
+//! Why a thread: the writer used to write and `fdatasync` 4 MiB of zeros itself
+//! whenever it came within 2 MiB of their end, and every appender waited the
+//! 2–3 ms that took, once per 2 MiB of log (tens of times a second under load).
+//! Here the writer only asks, well before it needs them, and this thread writes
+//! the zeros in pieces of `PIECE_BYTES`, pushing each to the disk
+//! (`sync_file_range`) before the next. Why pieces: the syncer's `fdatasync`
+//! covers every dirty page of the file, so a whole range of dirty zeros would
+//! lengthen one commit by its whole write; a piece at a time lengthens none by
+//! more than one piece.
+//!
+//! Safety: the writer never writes frames into the range being zeroed. It asks
+//! for a range that starts after everything it has written, and before each write
+//! it waits if that write would reach into a range still being zeroed
+//! (`before_write`). Zeros land only after the last frame, where recovery treats
+//! them like any zero tail.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+/// Zeros wanted after the end of the last write; fewer, and the writer asks for
+/// more. At 60 MB/s of log (about 90,000 access events a second) 4 MiB lasts
+/// 70 ms, several times what zeroing the next range takes here.
+const AHEAD_BYTES_MIN: u64 = 4 << 20;
+/// How far past the end of the last write a request reaches.
+const AHEAD_BYTES_TARGET: u64 = 8 << 20;
+/// Zeros written and pushed to the disk at a time.
+const PIECE_BYTES: usize = 64 << 10;
+
+struct State {
+    /// Everything before this offset is frames, or zeros written to the disk (or
+    /// the file's end at open). The zeros thread moves it on a piece at a time.
+    zeroed_end: u64,
+    /// While a range is being zeroed, its end: `[zeroed_end, job_end)` is what
+    /// remains to zero, and the writer must not write there.
+    job_end: Option<u64>,
+    stop: bool,
+    /// After a failure the store goes on without zeros ahead (only slower).
+    disabled: bool,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+pub(crate) struct ZerosAhead {
+    inner: Arc<Inner>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ZerosAhead {
+    /// Starts the thread for `file` (a handle of its own), whose length is `len`.
+    pub(crate) fn start(file: std::io::Result<File>, len: u64) -> Self {
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                zeroed_end: len,
+                job_end: None,
+                stop: false,
+                disabled: false,
+            }),
+            changed: Condvar::new(),
+        });
+        let thread = file.and_then(|file| {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("mebyo-ledger-zeros".into())
+                .spawn(move || run(&inner, &file))
+        });
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "starting the zeros-ahead thread; appends go on without");
+                inner.state.lock().disabled = true;
+                None
+            }
+        };
+        Self { inner, thread }
+    }
+
+    /// Called by the writer before it writes `[from, to)`: waits while that would
+    /// reach past the zeros written so far of a range being zeroed (at most a
+    /// piece's time), then asks for more zeros if fewer than `AHEAD_BYTES_MIN` lie
+    /// after `to`.
+    pub(crate) fn before_write(&self, from: u64, to: u64) {
+        let mut st = self.inner.state.lock();
+        debug_assert!(
+            st.job_end.is_none() || from <= st.zeroed_end,
+            "frames are written only before the range being zeroed"
+        );
+        while st.job_end.is_some() && to > st.zeroed_end {
+            self.inner.changed.wait(&mut st);
+        }
+        if st.disabled || st.job_end.is_some() || st.zeroed_end >= to + AHEAD_BYTES_MIN {
+            return;
+        }
+        // What lies between the old end of the zeros and `to` is frames (written
+        // by growing the file): the range to zero starts after them.
+        st.zeroed_end = st.zeroed_end.max(to);
+        st.job_end = Some(to + AHEAD_BYTES_TARGET);
+        self.inner.changed.notify_all();
+    }
+
+    /// Stops the thread (after the piece it is writing) and waits for it.
+    pub(crate) fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        self.inner.state.lock().stop = true;
+        self.inner.changed.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ZerosAhead {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+fn run(inner: &Inner, file: &File) {
+    let zeros = vec![0u8; PIECE_BYTES];
+    loop {
+        {
+            let mut st = inner.state.lock();
+            while !st.stop && st.job_end.is_none() {
+                inner.changed.wait(&mut st);
+            }
+            if st.stop {
+                return;
+            }
+        }
+        let result = zero_range(inner, file, &zeros);
+        let mut st = inner.state.lock();
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "writing zeros ahead of the log; appends go on without");
+            st.disabled = true;
+        }
+        st.job_end = None;
+        inner.changed.notify_all();
+    }
+}
+
+/// Writes zeros over what remains of the job, a piece at a time, each pushed to
+/// the disk before `zeroed_end` moves past it (the writer may then write there),
+/// then makes the new length durable. Returns early, leaving only zeros after
+/// the last frame, if asked to stop.
+fn zero_range(inner: &Inner, file: &File, zeros: &[u8]) -> std::io::Result<()> {
+    loop {
+        let (at, n) = {
+            let st = inner.state.lock();
+            let end = st.job_end.expect("a job is running");
+            if st.stop {
+                return Ok(());
+            }
+            if st.zeroed_end >= end {
+                break;
+            }
+            (
+                st.zeroed_end,
+                ((end - st.zeroed_end) as usize).min(zeros.len()),
+            )
+        };
+        // The writer writes only before `zeroed_end` while the job runs, so this
+        // piece, which starts there, holds no frame.
+        file.write_all_at(&zeros[..n], at)?;
+        write_out(file, at, n as u64)?;
+        let mut st = inner.state.lock();
+        st.zeroed_end = at + n as u64;
+        inner.changed.notify_all();
+    }
+    // The size and the allocation, so that later commits need not persist them.
+    file.sync_data()
+}
+
+// Neither std nor rustix nor nix wraps `sync_file_range`; the call takes no
+// pointers, only the descriptor of a file this thread owns and two integers.
+#[allow(unsafe_code)]
+fn write_out(file: &File, at: u64, n: u64) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: no memory is passed; an invalid descriptor or range is an error return.
+    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), at as i64, n as i64, flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
