@@ -222,7 +222,7 @@ fn main() {
                 vital: Some(VitalKind::Weight),
                 effective_at: Timestamp(at.0 - DAY),
                 // Content is irrelevant to the index and not retained by it.
-                resource: serde_json::Value::Null,
+                resource: serde_json::Value::Null.into(),
                 provenance: Provenance {
                     origin: if clinic {
                         Origin::MedicalInstitution

@@ -464,7 +464,8 @@ impl Log {
                 "effectiveDateTime": "2025-12-31",
                 "valueQuantity": {"value": 61.5, "unit": "kg",
                     "system": "http://unitsofmeasure.org", "code": "kg"}
-            }),
+            })
+            .into(),
             provenance: Provenance {
                 origin: if clinic.is_some() {
                     Origin::MedicalInstitution

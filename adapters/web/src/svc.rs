@@ -544,9 +544,9 @@ pub struct RecordView {
     pub created_by: String,
     pub delivered_by: String,
     pub original_identifier: Option<String>,
-    /// The FHIR R4 resource as stored.
+    /// The FHIR R4 resource as stored (shared with the state, not copied).
     #[schema(value_type = Object)]
-    pub resource: serde_json::Value,
+    pub resource: mebyo_domain::records::Resource,
 }
 
 fn party(p: &Party) -> String {
@@ -728,7 +728,7 @@ pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResul
                     record: record.clone(),
                     category: Category::Vitals,
                     effective_at,
-                    resource,
+                    resource: resource.into(),
                     origin: Origin::SelfEntered,
                     created_by: None,
                     original_identifier: None,

@@ -28,7 +28,7 @@ pub fn submission(record: &str, origin: Origin) -> Submission {
         record: rid(record),
         category: Category::Vitals,
         effective_at: days(-200),
-        resource: weight("p1", 61.5),
+        resource: weight("p1", 61.5).into(),
         origin,
         created_by: None,
         original_identifier: (origin == Origin::MedicalInstitution)
@@ -213,7 +213,7 @@ fn p4_6_2_provider_delivery_needs_a_covering_consent() {
     );
     let mut s = submission("r1", Origin::MedicalInstitution);
     s.category = Category::Allergy;
-    s.resource = json!({"resourceType": "AllergyIntolerance", "code": {"text": "egg"}, "patient": {"reference": "Patient/p1"}});
+    s.resource = json!({"resourceType": "AllergyIntolerance", "code": {"text": "egg"}, "patient": {"reference": "Patient/p1"}}).into();
     check::<Records>(
         &fx.ctx(),
         &[],
@@ -274,7 +274,7 @@ fn p4_6_2_a_representative_enters_data_for_the_family_member() {
 fn p2_1_records_are_validated_fhir_for_this_person() {
     let fx = Fx::individual();
     let mut s = submission("r1", Origin::SelfEntered);
-    s.resource["valueQuantity"]["unit"] = json!("lb");
+    std::sync::Arc::make_mut(&mut s.resource)["valueQuantity"]["unit"] = json!("lb");
     let refusal = records::decide(&RecordState::default(), &C::Submit(s), &fx.ctx()).unwrap_err();
     assert_eq!(
         (refusal.code, refusal.clause),
@@ -285,7 +285,7 @@ fn p2_1_records_are_validated_fhir_for_this_person() {
         "{refusal}"
     );
     let mut s = submission("r1", Origin::SelfEntered);
-    s.resource = weight("p2", 60.0);
+    s.resource = weight("p2", 60.0).into();
     check::<Records>(
         &fx.ctx(),
         &[],
@@ -323,7 +323,7 @@ fn p2_1_corrections_supersede_and_never_edit() {
     );
     let fixed = Submission {
         record: rid("r2"),
-        resource: weight("p1", 60.5),
+        resource: weight("p1", 60.5).into(),
         ..s.clone()
     };
     let correct = C::Correct {
@@ -338,7 +338,7 @@ fn p2_1_corrections_supersede_and_never_edit() {
     );
     assert_eq!(after.records[&rid("r1")].superseded_by, Some(rid("r2")));
     assert_eq!(
-        after.records[&rid("r1")].entry.resource,
+        *after.records[&rid("r1")].entry.resource,
         weight("p1", 61.5),
         "the original stays as it was"
     );
