@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::auth::{self, Claimed, NonceCache, Verified};
 use crate::state::{
-    BusEvent, BusState, Completed, Evidence, REFUSED_STREAM, record_id, requests_stream,
+    Answer, BusEvent, BusState, Evidence, REFUSED_STREAM, record_id, requests_stream,
 };
 use crate::wire::{
     self, AckRequest, ConsentsRequest, ErrorBody, ItemResult, QueryRequest, RecordResult, Service,
@@ -269,9 +269,9 @@ impl Services {
         body: &[u8],
         kh: &str,
     ) -> Result<Reply, PlatformError> {
-        let first = self.state.idem.lock().get(kh).cloned();
-        if let Some(c) = first {
-            if c.body_sha256 != v.evidence.body_sha256 {
+        let first = self.state.idem.get(kh, &v.evidence.body_sha256);
+        if let Some(found) = first {
+            if !found.same_body {
                 let e = ErrorBody::new(
                     "request.idempotency_key_reused",
                     "P2(1)",
@@ -287,8 +287,12 @@ impl Services {
                     )
                     .await;
             }
+            let response = match found.answer {
+                Answer::Here(r) => r,
+                Answer::InLedger(p) => crate::state::answer_at(&self.platform, p).await?,
+            };
             return Ok(Reply {
-                body: c.response,
+                body: response,
                 ok: true,
                 replayed: true,
             });
@@ -316,13 +320,9 @@ impl Services {
                     .await;
             }
         };
-        self.state.idem.lock().insert(
-            kh.to_string(),
-            Completed {
-                body_sha256: v.evidence.body_sha256.clone(),
-                response: response.clone(),
-            },
-        );
+        self.state
+            .idem
+            .completed_here(kh, &v.evidence.body_sha256, response.clone());
         Ok(Reply {
             body: response,
             ok: true,

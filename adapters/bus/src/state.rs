@@ -136,10 +136,127 @@ pub fn record_id(key_hash: &str, item: usize, sub: usize) -> String {
     format!("rec-{}", &h.finalize().to_hex()[..16])
 }
 
-#[derive(Debug, Clone)]
-pub struct Completed {
-    pub body_sha256: String,
-    pub response: Arc<Vec<u8>>,
+/// Bytes of a hash kept by the idempotency index: 128 bits tell keys and bodies
+/// apart (a collision needs ~2^64 requests) at half the memory of 256.
+const IDEM_HASH_BYTES: usize = 16;
+type IdemHash = [u8; IDEM_HASH_BYTES];
+
+/// Where a completed request's first answer is.
+#[derive(Clone)]
+pub enum Answer {
+    /// In memory: just completed here, not yet seen in the log by the follower.
+    Here(Arc<Vec<u8>>),
+    /// In the `bus.request_completed` event at this log position.
+    InLedger(u64),
+}
+
+/// What the index knows of one idempotency key.
+pub struct Found {
+    /// Whether the request now asking carries the body of the first one.
+    pub same_body: bool,
+    pub answer: Answer,
+}
+
+/// Idempotency outcomes, kept for ever (a retry however late gets the first
+/// answer, issue 5 §5) but not in memory: once the follower has seen a request's
+/// `bus.request_completed` event, the index keeps only its position (about 50
+/// bytes a request instead of the whole answer, ~600), and a retry reads the
+/// answer back from the ledger.
+#[derive(Default)]
+pub struct IdemIndex {
+    map: Mutex<HashMap<IdemHash, (IdemHash, Answer)>>,
+}
+
+fn idem_hash(hex_digest: &str) -> IdemHash {
+    // Both digests are lowercase hex of 32 bytes (blake3, SHA-256), made here.
+    let mut out = [0u8; IDEM_HASH_BYTES];
+    match hex::decode(hex_digest.get(..IDEM_HASH_BYTES * 2).unwrap_or_default()) {
+        Ok(b) if b.len() == IDEM_HASH_BYTES => out.copy_from_slice(&b),
+        // Not hex (cannot happen for digests made here): hash it instead.
+        _ => {
+            out.copy_from_slice(&blake3::hash(hex_digest.as_bytes()).as_bytes()[..IDEM_HASH_BYTES])
+        }
+    }
+    out
+}
+
+impl IdemIndex {
+    /// The first answer for `key_hash`, if any, and whether `body_sha256` is the
+    /// body it answered.
+    pub fn get(&self, key_hash: &str, body_sha256: &str) -> Option<Found> {
+        let map = self.map.lock();
+        let (body, answer) = map.get(&idem_hash(key_hash))?;
+        Some(Found {
+            same_body: *body == idem_hash(body_sha256),
+            answer: answer.clone(),
+        })
+    }
+
+    /// A request just completed on this node: its answer, until the follower
+    /// sees its event.
+    pub fn completed_here(&self, key_hash: &str, body_sha256: &str, response: Arc<Vec<u8>>) {
+        self.map
+            .lock()
+            .entry(idem_hash(key_hash))
+            .or_insert((idem_hash(body_sha256), Answer::Here(response)));
+    }
+
+    /// The follower saw a request's outcome at `position`: from now on the
+    /// answer is read from there.
+    pub fn completed_at(&self, key_hash: &str, body_sha256: &str, position: u64) {
+        let mut map = self.map.lock();
+        let e = map
+            .entry(idem_hash(key_hash))
+            .or_insert((idem_hash(body_sha256), Answer::InLedger(position)));
+        // Keep the first outcome only (a later one for the same key cannot be
+        // written, but the first position is the one that answered).
+        if let Answer::Here(_) = e.1 {
+            e.1 = Answer::InLedger(position);
+        }
+    }
+
+    /// Answers held in memory (the rest are in the ledger).
+    pub fn held_in_memory(&self) -> usize {
+        self.map
+            .lock()
+            .values()
+            .filter(|(_, a)| matches!(a, Answer::Here(_)))
+            .count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads the first answer of a request from its `bus.request_completed` event.
+pub async fn answer_at(
+    platform: &Platform,
+    position: u64,
+) -> Result<Arc<Vec<u8>>, mebyo_platform::PlatformError> {
+    use mebyo_store::EventStore;
+    let page = platform.store().read_all(position, 1).await?;
+    let corrupt = |reason: &str| {
+        mebyo_platform::PlatformError::Store(mebyo_store::StoreError::Corrupt {
+            position,
+            offset: 0,
+            reason: reason.to_string(),
+        })
+    };
+    let env = page
+        .first()
+        .filter(|e| e.position == position)
+        .ok_or_else(|| corrupt("the idempotency index points past the log"))?;
+    match decode::<BusEvent>(env, platform.keys())? {
+        Decoded::Event(BusEvent::RequestCompleted { response, .. }) => {
+            Ok(Arc::new(response.into_bytes()))
+        }
+        _ => Err(corrupt("the idempotency index points at another event")),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +327,7 @@ impl FeedMsg {
 
 #[derive(Default)]
 pub struct BusState {
-    pub idem: Mutex<HashMap<String, Completed>>,
+    pub idem: IdemIndex,
     pub keys: RwLock<HashMap<CredentialId, (ProviderId, VerifyingKey)>>,
     pub credential_holder: RwLock<HashMap<CredentialId, ProviderId>>,
     /// Providers approved at some point: they get a durable feed consumer.
@@ -322,11 +439,10 @@ impl BusState {
                     Decoded::Event(BusEvent::RequestCompleted {
                         evidence, response, ..
                     }) => {
+                        drop(response);
                         if let Some(kh) = evidence.key_hash {
-                            self.idem.lock().entry(kh).or_insert(Completed {
-                                body_sha256: evidence.body_sha256,
-                                response: Arc::new(response.into_bytes()),
-                            });
+                            self.idem
+                                .completed_at(&kh, &evidence.body_sha256, env.position);
                         }
                     }
                     Decoded::Event(BusEvent::ExpiryPublished { consent, .. }) => {
@@ -471,6 +587,51 @@ impl BusState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 5 §5: the first answer is kept for ever, in memory only until the
+    /// follower has seen its event; then only where it is in the ledger.
+    #[test]
+    fn idempotency_answers_move_from_memory_to_the_ledger() {
+        let p = ProviderId::new("clinic").unwrap();
+        let (k1, k2) = (key_hash(&p, "k-1"), key_hash(&p, "k-2"));
+        let body = crate::wire::sha256_hex(b"{\"items\":[]}");
+        let other_body = crate::wire::sha256_hex(b"{}");
+        let idem = IdemIndex::default();
+        assert!(idem.get(&k1, &body).is_none());
+
+        idem.completed_here(&k1, &body, Arc::new(b"first".to_vec()));
+        let found = idem.get(&k1, &body).unwrap();
+        assert!(found.same_body);
+        assert!(matches!(found.answer, Answer::Here(r) if *r == b"first"));
+        assert!(
+            !idem.get(&k1, &other_body).unwrap().same_body,
+            "another body"
+        );
+        assert_eq!(idem.held_in_memory(), 1);
+
+        // The follower sees the outcome event: the answer leaves memory.
+        idem.completed_at(&k1, &body, 41);
+        assert!(matches!(
+            idem.get(&k1, &body).unwrap().answer,
+            Answer::InLedger(41)
+        ));
+        assert_eq!(idem.held_in_memory(), 0);
+        // A second event for the key (cannot be written) does not move it.
+        idem.completed_at(&k1, &body, 99);
+        assert!(matches!(
+            idem.get(&k1, &body).unwrap().answer,
+            Answer::InLedger(41)
+        ));
+
+        // Rebuilt from the log after a restart: positions only.
+        idem.completed_at(&k2, &body, 7);
+        assert!(matches!(
+            idem.get(&k2, &body).unwrap().answer,
+            Answer::InLedger(7)
+        ));
+        assert_eq!((idem.len(), idem.held_in_memory()), (2, 0));
+        assert!(idem.get(&key_hash(&p, "k-3"), &body).is_none());
+    }
 
     #[test]
     fn record_ids_are_stable_and_distinct() {
