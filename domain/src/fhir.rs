@@ -72,45 +72,109 @@ impl VitalKind {
 /// Blood-pressure components: systolic and diastolic.
 const BP_COMPONENTS: [(&str, &str); 2] = [("8480-6", "systolic"), ("8462-4", "diastolic")];
 
-/// A JSON node and its FHIRPath-like location.
-#[derive(Clone)]
-struct At<'a> {
-    path: String,
+/// One step from a node to its child.
+#[derive(Clone, Copy)]
+enum Step<'p> {
+    /// The resource itself, named by its type (or `resourceType` before that is
+    /// known).
+    Root(&'p str),
+    Key(&'p str),
+    /// A `choice[x]` element: its name and the variant present, e.g. `effective`
+    /// and `DateTime`.
+    Choice(&'p str, &'p str),
+    Index(usize),
+}
+
+/// A JSON node and how it was reached from the root. Its FHIRPath-like location
+/// (`Observation.component[1].valueQuantity.unit`) is spelled out only for an
+/// error: formatting it at every step was most of the validator's cost, and
+/// almost every resource is valid.
+#[derive(Clone, Copy)]
+struct At<'p, 'a> {
+    up: Option<&'p At<'p, 'a>>,
+    step: Step<'p>,
     v: &'a Value,
 }
 
 type Check<T> = Result<T, FhirError>;
 
-impl<'a> At<'a> {
+impl<'p, 'a> At<'p, 'a> {
+    fn root(step: Step<'p>, v: &'a Value) -> Self {
+        At { up: None, step, v }
+    }
+
+    fn path(&self) -> String {
+        let mut steps = Vec::new();
+        let mut at = Some(self);
+        while let Some(a) = at {
+            steps.push(a.step);
+            at = a.up;
+        }
+        let mut out = String::new();
+        for step in steps.iter().rev() {
+            match step {
+                Step::Root(name) => out.push_str(name),
+                Step::Key(key) => {
+                    out.push('.');
+                    out.push_str(key);
+                }
+                Step::Choice(name, variant) => {
+                    out.push('.');
+                    out.push_str(name);
+                    out.push_str(variant);
+                }
+                Step::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+
     fn err<T>(&self, problem: impl Into<String>) -> Check<T> {
         Err(FhirError {
-            path: self.path.clone(),
+            path: self.path(),
             problem: problem.into(),
         })
     }
 
-    fn get(&self, key: &str) -> Option<At<'a>> {
-        self.v.get(key).map(|v| At {
-            path: format!("{}.{key}", self.path),
+    fn child(&'p self, step: Step<'p>, v: &'a Value) -> At<'p, 'a> {
+        At {
+            up: Some(self),
+            step,
             v,
-        })
+        }
     }
 
-    fn req(&self, key: &str) -> Check<At<'a>> {
+    fn get(&'p self, key: &'p str) -> Option<At<'p, 'a>> {
+        self.v.get(key).map(|v| self.child(Step::Key(key), v))
+    }
+
+    fn req(&'p self, key: &'p str) -> Check<At<'p, 'a>> {
         self.get(key).ok_or_else(|| FhirError {
-            path: format!("{}.{key}", self.path),
+            path: format!("{}.{key}", self.path()),
             problem: "is required".into(),
         })
     }
 
     /// Exactly one of the `choice[x]` variants, e.g. `effective[x]`.
-    fn choice(&self, name: &str, variants: &[&str]) -> Check<At<'a>> {
-        let found: Vec<_> = variants
-            .iter()
-            .filter_map(|v| self.get(&format!("{name}{v}")))
-            .collect();
-        match found.as_slice() {
-            [one] => Ok(one.clone()),
+    fn choice(&'p self, name: &'p str, variants: &[&'p str]) -> Check<At<'p, 'a>> {
+        let mut found = None;
+        let mut n = 0;
+        for variant in variants {
+            let present = self.v.as_object().and_then(|o| {
+                o.iter().find_map(|(k, v)| {
+                    (k.len() == name.len() + variant.len()
+                        && k.starts_with(name)
+                        && k.ends_with(variant))
+                    .then_some(v)
+                })
+            });
+            if let Some(v) = present {
+                n += 1;
+                found = Some(self.child(Step::Choice(name, variant), v));
+            }
+        }
+        match (n, found) {
+            (1, Some(one)) => Ok(one),
             _ => self.err_at(
                 &format!("{name}[x]"),
                 format!(
@@ -123,7 +187,7 @@ impl<'a> At<'a> {
 
     fn err_at<T>(&self, key: &str, problem: String) -> Check<T> {
         Err(FhirError {
-            path: format!("{}.{key}", self.path),
+            path: format!("{}.{key}", self.path()),
             problem,
         })
     }
@@ -135,15 +199,12 @@ impl<'a> At<'a> {
         }
     }
 
-    fn items(&self) -> Check<Vec<At<'a>>> {
+    fn items(&'p self) -> Check<Vec<At<'p, 'a>>> {
         match self.v.as_array() {
             Some(a) if !a.is_empty() => Ok(a
                 .iter()
                 .enumerate()
-                .map(|(i, v)| At {
-                    path: format!("{}[{i}]", self.path),
-                    v,
-                })
+                .map(|(i, v)| self.child(Step::Index(i), v))
                 .collect()),
             _ => self.err("must be a non-empty array"),
         }
@@ -160,7 +221,7 @@ impl<'a> At<'a> {
 }
 
 /// Codings of a CodeableConcept; each coding needs a system and a code.
-fn codings<'a>(cc: &At<'a>) -> Check<Vec<(&'a str, &'a str)>> {
+fn codings<'a>(cc: &At<'_, 'a>) -> Check<Vec<(&'a str, &'a str)>> {
     cc.req("coding")?
         .items()?
         .iter()
@@ -245,7 +306,8 @@ fn vital(root: &At, person: &PersonId) -> Check<VitalKind> {
     if kind != VitalKind::BloodPressure {
         return quantity(&root.req("valueQuantity")?, kind).map(|()| kind);
     }
-    let components = root.req("component")?.items()?;
+    let component = root.req("component")?;
+    let components = component.items()?;
     for (loinc, name) in BP_COMPONENTS {
         let Some(c) = components
             .iter()
@@ -268,10 +330,10 @@ pub fn validate(
     person: &PersonId,
     resource: &Value,
 ) -> Result<Option<VitalKind>, FhirError> {
-    let top = At {
-        path: "resourceType".into(),
-        v: resource.get("resourceType").unwrap_or(&Value::Null),
-    };
+    let top = At::root(
+        Step::Root("resourceType"),
+        resource.get("resourceType").unwrap_or(&Value::Null),
+    );
     let rt = top.str()?;
     let allowed: &[&str] = match category {
         Category::Vitals | Category::DailyLifeLog | Category::MeByoIndex => &["Observation"],
@@ -283,10 +345,7 @@ pub fn validate(
         Category::Vaccination => &["Immunization"],
     };
     top.one_of(allowed)?;
-    let root = At {
-        path: rt.to_string(),
-        v: resource,
-    };
+    let root = At::root(Step::Root(rt), resource);
     if let Some(id) = root.get("id") {
         let s = id.str()?;
         if s.len() > 64
@@ -336,7 +395,7 @@ pub fn validate(
                 "not-taken",
             ])?;
             let med = root.choice("medication", &["CodeableConcept", "Reference"])?;
-            if med.path.ends_with("CodeableConcept") {
+            if matches!(med.step, Step::Choice(_, "CodeableConcept")) {
                 concept(&med)?;
             } else {
                 med.req("reference")?.str()?;
@@ -497,6 +556,22 @@ mod tests {
         assert_eq!(
             path(ok(Category::IllnessHistory, cond)),
             "Condition.code.coding[0].system"
+        );
+        // A chosen variant is named in full; a reference variant is checked as one.
+        let coded = json!({"resourceType": "MedicationStatement", "status": "active", "medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.2.392.100495.20.2.74"}]}, "subject": {"reference": "Patient/p1"}});
+        assert_eq!(
+            path(ok(Category::MedicationHistory, coded)),
+            "MedicationStatement.medicationCodeableConcept.coding[0].code"
+        );
+        let referenced = json!({"resourceType": "MedicationStatement", "status": "active", "medicationReference": {"display": "x"}, "subject": {"reference": "Patient/p1"}});
+        assert_eq!(
+            path(ok(Category::MedicationHistory, referenced)),
+            "MedicationStatement.medicationReference.reference"
+        );
+        let both = json!({"resourceType": "MedicationStatement", "status": "active", "medicationReference": {"reference": "Medication/m1"}, "medicationCodeableConcept": {"text": "x"}, "subject": {"reference": "Patient/p1"}});
+        assert_eq!(
+            path(ok(Category::MedicationHistory, both)),
+            "MedicationStatement.medication[x]"
         );
     }
 }
