@@ -89,7 +89,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     crate::paths::runtime()
 }
 
-async fn open(data: &PathBuf) -> anyhow::Result<Platform> {
+async fn open(data: &std::path::Path) -> anyhow::Result<Platform> {
     Platform::open(data, Options::default())
         .await
         .context("opening the platform (the auditor's key grant includes access to the KEK)")
@@ -119,7 +119,7 @@ pub fn grant(a: GrantArgs) -> anyhow::Result<ExitCode> {
             from_us: now.0,
             until_us: now.0 + mebyo_domain::Duration::days(a.days).0,
         };
-        let id = p.with_rng(|r| rand::Rng::random::<[u8; 16]>(r));
+        let id = p.with_rng(rand::Rng::random::<[u8; 16]>);
         p.store()
             .append(
                 GRANTS_STREAM,
@@ -143,7 +143,7 @@ async fn use_grant(p: &Platform, auditor: &str, purpose: &str) -> anyhow::Result
     if !current {
         return Ok(false);
     }
-    let id = p.with_rng(|r| rand::Rng::random::<[u8; 16]>(r));
+    let id = p.with_rng(rand::Rng::random::<[u8; 16]>);
     let body = serde_json::json!({ "auditor": auditor, "purpose": purpose, "at_us": now });
     p.store()
         .append(

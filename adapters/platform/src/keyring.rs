@@ -10,6 +10,7 @@
 //!   metadata (issue 3 §5), readable by an auditor only through a key grant;
 //! - `credential-<id>`: the platform credentials key (connection info of natural
 //!   persons, kept apart from health keys).
+//!
 //! Any other person-related stream is refused: fail closed rather than guess.
 
 use std::collections::HashMap;

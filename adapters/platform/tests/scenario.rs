@@ -69,7 +69,7 @@ async fn consent_gates_reads_and_every_access_is_recorded_first() {
     let hanako = world::enroll_individual(&p, &org, &identity(1))
         .await
         .unwrap();
-    world::record_blood_pressure(&p, &hanako, 128, 82, Timestamp(NOW_US - 3600_000_000))
+    world::record_blood_pressure(&p, &hanako, 128, 82, Timestamp(NOW_US - 3_600_000_000))
         .await
         .unwrap();
 

@@ -133,6 +133,8 @@ pub struct FrameRef<'a> {
 }
 
 impl FrameRef<'_> {
+    /// Bytes of the frame on disk, header included (never zero).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u64 {
         (FRAME_HEADER_BYTES + self.body.len()) as u64
     }
@@ -251,6 +253,10 @@ impl<'f> FrameReader<'f> {
     }
 }
 
+/// A frame read at an offset: its length on disk, its body and whether its crc
+/// matched.
+pub type FrameAt = (u64, Vec<u8>, bool);
+
 /// Reads one whole frame at a known offset (used by stream reads and by the
 /// damage classifier). Returns the fault instead of a frame when the bytes there
 /// are not one.
@@ -258,7 +264,7 @@ pub fn read_frame_at(
     file: &File,
     offset: u64,
     file_len: u64,
-) -> io::Result<Result<(u64, Vec<u8>, bool), FrameFault>> {
+) -> io::Result<Result<FrameAt, FrameFault>> {
     let mut h = [0u8; FRAME_HEADER_BYTES];
     if offset + FRAME_HEADER_BYTES as u64 > file_len {
         return Ok(Err(FrameFault::Incomplete));

@@ -141,7 +141,7 @@ fn verify_open_file(
         }))
     };
     loop {
-        if position % 65_536 == 0 {
+        if position.is_multiple_of(65_536) {
             (opts.progress)(reader.offset(), file_len);
         }
         let offset = reader.offset();
