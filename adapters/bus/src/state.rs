@@ -158,7 +158,7 @@ pub struct Found {
 }
 
 /// Idempotency outcomes, kept for ever (a retry however late gets the first
-/// answer, issue 5 §5) but not in memory: once the follower has seen a request's
+/// answer and writes nothing, P2(1), issue 5 §5) but not in memory: once the follower has seen a request's
 /// `bus.request_completed` event, the index keeps only its position (about 50
 /// bytes a request instead of the whole answer, ~600), and a retry reads the
 /// answer back from the ledger.
@@ -167,16 +167,10 @@ pub struct IdemIndex {
     map: Mutex<HashMap<IdemHash, (IdemHash, Answer)>>,
 }
 
-fn idem_hash(hex_digest: &str) -> IdemHash {
-    // Both digests are lowercase hex of 32 bytes (blake3, SHA-256), made here.
+/// The index's key for a digest as events carry it (hex text).
+fn idem_hash(digest_hex: &str) -> IdemHash {
     let mut out = [0u8; IDEM_HASH_BYTES];
-    match hex::decode(hex_digest.get(..IDEM_HASH_BYTES * 2).unwrap_or_default()) {
-        Ok(b) if b.len() == IDEM_HASH_BYTES => out.copy_from_slice(&b),
-        // Not hex (cannot happen for digests made here): hash it instead.
-        _ => {
-            out.copy_from_slice(&blake3::hash(hex_digest.as_bytes()).as_bytes()[..IDEM_HASH_BYTES])
-        }
-    }
+    out.copy_from_slice(&blake3::hash(digest_hex.as_bytes()).as_bytes()[..IDEM_HASH_BYTES]);
     out
 }
 
@@ -216,7 +210,8 @@ impl IdemIndex {
     }
 
     /// Answers held in memory (the rest are in the ledger).
-    pub fn held_in_memory(&self) -> usize {
+    #[cfg(test)]
+    fn held_in_memory(&self) -> usize {
         self.map
             .lock()
             .values()
@@ -224,12 +219,9 @@ impl IdemIndex {
             .count()
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.map.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -240,22 +232,20 @@ pub async fn answer_at(
 ) -> Result<Arc<Vec<u8>>, mebyo_platform::PlatformError> {
     use mebyo_store::EventStore;
     let page = platform.store().read_all(position, 1).await?;
-    let corrupt = |reason: &str| {
-        mebyo_platform::PlatformError::Store(mebyo_store::StoreError::Corrupt {
-            position,
-            offset: 0,
-            reason: reason.to_string(),
-        })
+    let corrupt = |what: &str| {
+        mebyo_platform::PlatformError::Store(mebyo_store::StoreError::Other(format!(
+            "the idempotency index points at position {position}, {what}"
+        )))
     };
     let env = page
         .first()
         .filter(|e| e.position == position)
-        .ok_or_else(|| corrupt("the idempotency index points past the log"))?;
+        .ok_or_else(|| corrupt("past the end of the log"))?;
     match decode::<BusEvent>(env, platform.keys())? {
         Decoded::Event(BusEvent::RequestCompleted { response, .. }) => {
             Ok(Arc::new(response.into_bytes()))
         }
-        _ => Err(corrupt("the idempotency index points at another event")),
+        _ => Err(corrupt("which holds another event")),
     }
 }
 
@@ -436,10 +426,7 @@ impl BusState {
             }
             "bus.request_completed" | "bus.feed_expiry_published" => {
                 match decode::<BusEvent>(env, keys)? {
-                    Decoded::Event(BusEvent::RequestCompleted {
-                        evidence, response, ..
-                    }) => {
-                        drop(response);
+                    Decoded::Event(BusEvent::RequestCompleted { evidence, .. }) => {
                         if let Some(kh) = evidence.key_hash {
                             self.idem
                                 .completed_at(&kh, &evidence.body_sha256, env.position);
@@ -588,10 +575,10 @@ impl BusState {
 mod tests {
     use super::*;
 
-    /// Issue 5 §5: the first answer is kept for ever, in memory only until the
+    /// P2(1), issue 5 §5: the first answer is kept for ever, in memory only until the
     /// follower has seen its event; then only where it is in the ledger.
     #[test]
-    fn idempotency_answers_move_from_memory_to_the_ledger() {
+    fn p2_1_idempotency_answers_move_from_memory_to_the_ledger() {
         let p = ProviderId::new("clinic").unwrap();
         let (k1, k2) = (key_hash(&p, "k-1"), key_hash(&p, "k-2"));
         let body = crate::wire::sha256_hex(b"{\"items\":[]}");
