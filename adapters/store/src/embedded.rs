@@ -823,8 +823,9 @@ fn writer_loop(
         *shared.poisoned.lock() = Some("the ledger syncer panicked".into());
     }
     // A clean close leaves the file ending at its last frame (the clean-close
-    // record requires it); after a failure the next open trims the zeros.
-    zeros.stop();
+    // record requires it); after a failure the next open trims the zeros. The
+    // zeros thread stops first, so nothing writes after the trim.
+    drop(zeros);
     if shared.poisoned.lock().is_none()
         && file.metadata().is_ok_and(|m| m.len() > end)
         && let Err(e) = file.set_len(end).and_then(|()| file.sync_all())

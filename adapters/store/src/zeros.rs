@@ -1,26 +1,9 @@
-//! Zeros written ahead of the log's end, by a thread of their own
-//! (docs/design.md, "Zeros written ahead").
+//! Zeros written ahead of the log's end, by a thread of their own. Why zeros,
+//! why a thread and why 64 KiB pieces: docs/design.md, "Zeros written ahead".
 //!
-//! Why zeros at all: `fdatasync` after a write that grows the file must also
-//! persist the new size and block allocation; after a write into blocks that
-//! already exist and hold data it only flushes the data. Measured on this machine's
-//! ext4 (`dd oflag=dsync`): 0.42 ms per growing write against 0.18 ms per
-//! overwrite. `fallocate` would not do: its unwritten extents are converted at the
-//! first write into them, which costs the same metadata write.
-//!
-//! Why a thread: the writer used to write and `fdatasync` 4 MiB of zeros itself
-//! whenever it came within 2 MiB of their end, and every appender waited the
-//! 2–3 ms that took, once per 2 MiB of log (tens of times a second under load).
-//! Here the writer only asks, well before it needs them, and this thread writes
-//! the zeros in pieces of `PIECE_BYTES`, pushing each to the disk
-//! (`sync_file_range`) before the next. Why pieces: the syncer's `fdatasync`
-//! covers every dirty page of the file, so a whole range of dirty zeros would
-//! lengthen one commit by its whole write; a piece at a time lengthens none by
-//! more than one piece.
-//!
-//! Safety: the writer never writes frames into the range being zeroed. It asks
-//! for a range that starts after everything it has written, and before each write
-//! it waits if that write would reach into a range still being zeroed
+//! The rule this module keeps: frames and zeros never overlap. The writer asks
+//! for a range that starts after everything it has written, and before each
+//! write it waits if that write would reach past the zeros written so far
 //! (`before_write`). Zeros land only after the last frame, where recovery treats
 //! them like any zero tail.
 
@@ -113,24 +96,16 @@ impl ZerosAhead {
         st.job_end = Some(to + AHEAD_BYTES_TARGET);
         self.inner.changed.notify_all();
     }
+}
 
-    /// Stops the thread (after the piece it is writing) and waits for it.
-    pub(crate) fn stop(mut self) {
-        self.stop_inner();
-    }
-
-    fn stop_inner(&mut self) {
+/// Dropping stops the thread (after the piece it is writing) and waits for it.
+impl Drop for ZerosAhead {
+    fn drop(&mut self) {
         self.inner.state.lock().stop = true;
         self.inner.changed.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-impl Drop for ZerosAhead {
-    fn drop(&mut self) {
-        self.stop_inner();
     }
 }
 

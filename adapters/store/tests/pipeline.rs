@@ -13,6 +13,14 @@ fn open(dir: &Path) -> mebyo_store::embedded::Opened {
     EmbeddedStore::open(dir, OpenOptions::default()).unwrap()
 }
 
+/// A new, empty ledger in a scratch directory (kept while the `TempDir` lives).
+fn new_ledger(id: u8) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    EmbeddedStore::create(&dir, [id; 16], 0).unwrap();
+    (tmp, dir)
+}
+
 fn log_len(dir: &Path) -> u64 {
     std::fs::metadata(EmbeddedStore::log_path(dir))
         .unwrap()
@@ -42,9 +50,7 @@ fn wait_for_len(dir: &Path, len_min: u64) -> u64 {
 /// holds and the next open does not scan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zeros_written_ahead_are_trimmed_by_a_clean_close_and_by_recovery() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ledger");
-    EmbeddedStore::create(&dir, [9; 16], 0).unwrap();
+    let (tmp, dir) = new_ledger(9);
     let o = open(&dir);
     for i in 0..50 {
         o.store
@@ -93,9 +99,7 @@ async fn zeros_written_ahead_are_trimmed_by_a_clean_close_and_by_recovery() {
 /// append) could spin through its attempts against state it cannot see yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_is_reported_only_once_the_conflicting_write_is_visible() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ledger");
-    EmbeddedStore::create(&dir, [8; 16], 0).unwrap();
+    let (_tmp, dir) = new_ledger(8);
     let store = Arc::new(open(&dir).store);
     let appenders_n = 16u64;
     let increments_per_appender = 20u64;
@@ -150,9 +154,7 @@ async fn a_conflict_is_reported_only_once_the_conflicting_write_is_visible() {
 /// frame is overwritten by zeros (docs/design.md, "Zeros written ahead").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zeros_written_ahead_never_overwrite_a_frame() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ledger");
-    EmbeddedStore::create(&dir, [7; 16], 0).unwrap();
+    let (_tmp, dir) = new_ledger(7);
     let store = Arc::new(open(&dir).store);
     let payload_bytes = 32 << 10;
     let appenders_n = 8u64;
