@@ -104,6 +104,7 @@ impl<'p, 'a> At<'p, 'a> {
     }
 
     fn path(&self) -> String {
+        use std::fmt::Write;
         let mut steps = Vec::new();
         let mut at = Some(self);
         while let Some(a) = at {
@@ -123,7 +124,9 @@ impl<'p, 'a> At<'p, 'a> {
                     out.push_str(name);
                     out.push_str(variant);
                 }
-                Step::Index(i) => out.push_str(&format!("[{i}]")),
+                Step::Index(i) => {
+                    let _ = write!(out, "[{i}]");
+                }
             }
         }
         out
@@ -157,24 +160,15 @@ impl<'p, 'a> At<'p, 'a> {
 
     /// Exactly one of the `choice[x]` variants, e.g. `effective[x]`.
     fn choice(&'p self, name: &'p str, variants: &[&'p str]) -> Check<At<'p, 'a>> {
-        let mut found = None;
-        let mut n = 0;
-        for variant in variants {
-            let present = self.v.as_object().and_then(|o| {
-                o.iter().find_map(|(k, v)| {
-                    (k.len() == name.len() + variant.len()
-                        && k.starts_with(name)
-                        && k.ends_with(variant))
-                    .then_some(v)
-                })
-            });
-            if let Some(v) = present {
-                n += 1;
-                found = Some(self.child(Step::Choice(name, variant), v));
-            }
-        }
-        match (n, found) {
-            (1, Some(one)) => Ok(one),
+        let mut key = String::new();
+        let mut present = variants.iter().filter_map(|&variant| {
+            key.clear();
+            key.push_str(name);
+            key.push_str(variant);
+            self.v.get(key.as_str()).map(|v| (variant, v))
+        });
+        match (present.next(), present.next()) {
+            (Some((variant, v)), None) => Ok(self.child(Step::Choice(name, variant), v)),
             _ => self.err_at(
                 &format!("{name}[x]"),
                 format!(
@@ -557,21 +551,27 @@ mod tests {
             path(ok(Category::IllnessHistory, cond)),
             "Condition.code.coding[0].system"
         );
-        // A chosen variant is named in full; a reference variant is checked as one.
-        let coded = json!({"resourceType": "MedicationStatement", "status": "active", "medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.2.392.100495.20.2.74"}]}, "subject": {"reference": "Patient/p1"}});
-        assert_eq!(
-            path(ok(Category::MedicationHistory, coded)),
-            "MedicationStatement.medicationCodeableConcept.coding[0].code"
-        );
-        let referenced = json!({"resourceType": "MedicationStatement", "status": "active", "medicationReference": {"display": "x"}, "subject": {"reference": "Patient/p1"}});
-        assert_eq!(
-            path(ok(Category::MedicationHistory, referenced)),
-            "MedicationStatement.medicationReference.reference"
-        );
-        let both = json!({"resourceType": "MedicationStatement", "status": "active", "medicationReference": {"reference": "Medication/m1"}, "medicationCodeableConcept": {"text": "x"}, "subject": {"reference": "Patient/p1"}});
-        assert_eq!(
-            path(ok(Category::MedicationHistory, both)),
-            "MedicationStatement.medication[x]"
-        );
+        // A chosen medication[x] variant is named in full and checked as what it
+        // is; two variants at once are refused at the choice.
+        for (medication, expected) in [
+            (
+                json!({"medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.2.392.100495.20.2.74"}]}}),
+                "MedicationStatement.medicationCodeableConcept.coding[0].code",
+            ),
+            (
+                json!({"medicationReference": {"display": "x"}}),
+                "MedicationStatement.medicationReference.reference",
+            ),
+            (
+                json!({"medicationReference": {"reference": "Medication/m1"}, "medicationCodeableConcept": {"text": "x"}}),
+                "MedicationStatement.medication[x]",
+            ),
+        ] {
+            let mut m = json!({"resourceType": "MedicationStatement", "status": "active", "subject": {"reference": "Patient/p1"}});
+            m.as_object_mut()
+                .unwrap()
+                .extend(medication.as_object().unwrap().clone());
+            assert_eq!(path(ok(Category::MedicationHistory, m)), expected);
+        }
     }
 }
