@@ -7,10 +7,11 @@
 //!     [--url nats://127.0.0.1:4222] [--per-provider 300] [--batch 1]
 //! ```
 //! The records' FHIR JSON is built before the clock starts (a provider's data
-//! exists before it is submitted); serialising, signing and sending each request
-//! are timed. Uses its own subject prefix and an in-memory feed stream (deleted at the end),
-//! so it can share a server with other users. Clients run in the same process
-//! and sign every request; nothing is skipped on either side.
+//! exists before it is submitted, and the clients share the two cores with the
+//! platform); serialising, signing and sending each request are timed. Uses its
+//! own subject prefix and an in-memory feed stream (deleted at the end), so it
+//! can share a server with other users. Clients run in the same process and sign
+//! every request; nothing is skipped on either side.
 
 // The allocator the `mebyo` binary runs with, so the figures are the product's.
 #[global_allocator]
@@ -160,10 +161,7 @@ async fn run(
     in_flight: usize,
     tag: usize,
 ) -> Run {
-    // Each provider's records exist before it submits them: their FHIR JSON is
-    // built before the clock starts, so that the two cores measure the platform
-    // and the broker, not the making of test data. Serialising, signing and
-    // sending each request stay in the timed loop.
+    // The records' JSON, made before the clock starts (see the module doc).
     let when = mebyo_bus::wire::rfc3339(mebyo_domain::Timestamp(
         (mebyo_provider::now_ms() as i64 - 3_600_000) * 1000,
     ));
