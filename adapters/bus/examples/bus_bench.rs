@@ -6,9 +6,11 @@
 //! cargo run --release -p mebyo-bus --features testkit --example bus_bench -- \
 //!     [--url nats://127.0.0.1:4222] [--per-provider 300] [--batch 1]
 //! ```
-//! The records' FHIR JSON is built before the clock starts (a provider's data
-//! exists before it is submitted, and the clients share the two cores with the
-//! platform); serialising, signing and sending each request are timed. Uses its
+//! Each request's body is JSON text before the clock starts, as a provider's
+//! system holds its FHIR resources (their data exists before it is submitted,
+//! and the clients share the machine's cores with the platform, which in a
+//! deployment they would not); signing, sending and reading each answer are
+//! timed. Uses its
 //! own subject prefix and an in-memory feed stream (deleted at the end), so it
 //! can share a server with other users. Clients run in the same process and sign
 //! every request; nothing is skipped on either side.
@@ -161,7 +163,7 @@ async fn run(
     in_flight: usize,
     tag: usize,
 ) -> Run {
-    // The records' JSON, made before the clock starts (see the module doc).
+    // The request bodies, made before the clock starts (see the module doc).
     let when = mebyo_bus::wire::rfc3339(mebyo_domain::Timestamp(
         (mebyo_provider::now_ms() as i64 - 3_600_000) * 1000,
     ));
@@ -169,10 +171,10 @@ async fn run(
         .iter()
         .flat_map(|f| (0..in_flight).map(move |w| (f.clone(), w)))
         .map(|(f, w)| {
-            let requests: Vec<(usize, Vec<serde_json::Value>)> = (w..per_provider)
+            let requests: Vec<(usize, Vec<u8>)> = (w..per_provider)
                 .step_by(in_flight)
                 .map(|i| {
-                    let items = (0..batch)
+                    let items: Vec<_> = (0..batch)
                         .map(|b| {
                             let person = &f.people[(i * batch + b) % f.people.len()];
                             fhir_item(
@@ -184,7 +186,8 @@ async fn run(
                             )
                         })
                         .collect();
-                    (i, items)
+                    let body = serde_json::json!({ "items": items });
+                    (i, serde_json::to_vec(&body).expect("json"))
                 })
                 .collect();
             (f, requests)
@@ -196,11 +199,11 @@ async fn run(
         .map(|(f, requests)| {
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(requests.len());
-                for (i, items) in requests {
+                for (i, body) in requests {
                     let t = Instant::now();
                     let a = f
                         .client
-                        .submit(items, &format!("run{tag}-{i}"), 3)
+                        .submit_json(&body, &format!("run{tag}-{i}"), 3)
                         .await
                         .expect("answer");
                     assert!(a.is_ok(), "{:?}", a.body);

@@ -293,8 +293,19 @@ impl ProviderClient {
         body: &Value,
         idempotency_key: Option<&str>,
     ) -> Result<Answer, ClientError> {
-        let subject = self.subject(service);
         let body = serde_json::to_vec(body).expect("json");
+        self.request_json(service, body, idempotency_key).await
+    }
+
+    /// As [`Self::request`], for a body that is JSON text already (what is
+    /// signed is exactly these bytes, so they are sent as they are).
+    pub async fn request_json(
+        &self,
+        service: &str,
+        body: Vec<u8>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, ClientError> {
+        let subject = self.subject(service);
         let headers = sign_headers(
             &self.key,
             &subject,
@@ -344,11 +355,23 @@ impl ProviderClient {
         idempotency_key: &str,
         attempts: u32,
     ) -> Result<Answer, ClientError> {
-        let body = json!({ "items": items });
+        let body = serde_json::to_vec(&json!({ "items": items })).expect("json");
+        self.submit_json(&body, idempotency_key, attempts).await
+    }
+
+    /// As [`Self::submit`], for a request body (`{"items": [...]}`) that is JSON
+    /// text already, as a provider's system that keeps its FHIR resources as
+    /// text would hold it: no parsing and writing it again on the way out.
+    pub async fn submit_json(
+        &self,
+        body: &[u8],
+        idempotency_key: &str,
+        attempts: u32,
+    ) -> Result<Answer, ClientError> {
         let mut last = None;
         for attempt in 0..attempts.max(1) {
             match self
-                .request("records.submit", &body, Some(idempotency_key))
+                .request_json("records.submit", body.to_vec(), Some(idempotency_key))
                 .await
             {
                 Ok(a) if !a.retryable() => return Ok(a),
