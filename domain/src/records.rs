@@ -70,9 +70,79 @@ pub struct Provenance {
     pub original_identifier: Option<String>,
 }
 
-/// A FHIR resource, immutable once parsed, shared between the command, the
-/// event and the state (serialised as the plain JSON value).
-pub type Resource = std::sync::Arc<serde_json::Value>;
+/// A stored FHIR resource: its JSON text, written once (keys sorted, no spaces)
+/// when the submission is decided, then shared by the event and the state.
+///
+/// Text, not a parsed tree: a blood-pressure observation is ~0.9 KB of text and
+/// ~10 KB as a `serde_json::Value` of B-tree maps, and a cached person's state
+/// holds every one of their records. A read copies the text into its answer
+/// instead of writing a tree out again; the event's bytes are the same as when
+/// the tree was serialised in place, so the stored format does not change.
+#[derive(Clone)]
+pub struct Resource(std::sync::Arc<serde_json::value::RawValue>);
+
+impl Resource {
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        let text = serde_json::to_string(value).expect("a JSON value always serialises");
+        Self(
+            serde_json::value::RawValue::from_string(text)
+                .expect("serialised JSON parses")
+                .into(),
+        )
+    }
+
+    /// The resource's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The resource parsed (for the few readers that look inside it).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.json()).expect("a Resource holds valid JSON")
+    }
+}
+
+impl From<serde_json::Value> for Resource {
+    fn from(value: serde_json::Value) -> Self {
+        Self::from_value(&value)
+    }
+}
+
+/// Equal text is an equal resource: both sides were written by one serialiser.
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.json())
+    }
+}
+
+impl Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// Written back to compact text from whatever the input is. Not through
+/// `RawValue`'s own `Deserialize`: an event is an internally tagged enum, which
+/// serde buffers before reading its fields, and `RawValue` cannot be read from
+/// that buffer (nor from a `serde_json::Value`). Keys keep their input order,
+/// which for a stored event is the sorted order they were written in.
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut text = Vec::with_capacity(1024);
+        serde_transcode::transcode(d, &mut serde_json::Serializer::new(&mut text))
+            .map_err(D::Error::custom)?;
+        let text = String::from_utf8(text).map_err(D::Error::custom)?;
+        let raw = serde_json::value::RawValue::from_string(text).map_err(D::Error::custom)?;
+        Ok(Self(raw.into()))
+    }
+}
 
 /// One stored entry as carried by its event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,9 +152,8 @@ pub struct RecordEntry {
     pub vital: Option<VitalKind>,
     /// Clinical date of the information.
     pub effective_at: Timestamp,
-    /// FHIR R4 resource, validated by [`fhir::validate`]. Shared, not copied:
-    /// the submission, its event and the state all hold the one parsed resource
-    /// (deep copies of JSON trees were a tenth of a bus submission's CPU).
+    /// FHIR R4 resource, validated by [`fhir::validate`], as text shared by the
+    /// event and the state ([`Resource`]).
     pub resource: Resource,
     pub provenance: Provenance,
 }
@@ -95,7 +164,8 @@ pub struct Submission {
     pub record: RecordId,
     pub category: Category,
     pub effective_at: Timestamp,
-    pub resource: Resource,
+    /// Parsed, for validation; the entry keeps it as text.
+    pub resource: serde_json::Value,
     pub origin: Origin,
     /// Originating institution when a provider relays another's data; defaults to the
     /// delivering provider.
@@ -311,7 +381,7 @@ fn entry(
             category: s.category,
             vital,
             effective_at: s.effective_at,
-            resource: s.resource.clone(),
+            resource: Resource::from_value(&s.resource),
             provenance,
         },
     ))

@@ -208,7 +208,8 @@ async fn personal_data_is_found_in_no_file_and_erasure_makes_it_unrecoverable() 
     };
     let got = p.read_records(&req).await.unwrap().unwrap();
     assert_eq!(
-        got[0].resource["note"][0]["text"], NOTE,
+        got[0].resource.value()["note"][0]["text"],
+        NOTE,
         "the platform itself can read it back"
     );
     assert_eq!(

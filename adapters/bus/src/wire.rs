@@ -312,7 +312,7 @@ pub struct RecordOut<'a> {
     pub record: &'a mebyo_domain::RecordId,
     pub category: mebyo_domain::Category,
     pub effective_at: String,
-    pub resource: &'a serde_json::Value,
+    pub resource: &'a mebyo_domain::records::Resource,
     pub provenance: &'a mebyo_domain::records::Provenance,
 }
 

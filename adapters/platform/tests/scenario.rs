@@ -100,7 +100,7 @@ async fn consent_gates_reads_and_every_access_is_recorded_first() {
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(
-        got[0].resource["component"][0]["valueQuantity"]["value"],
+        got[0].resource.value()["component"][0]["valueQuantity"]["value"],
         128
     );
 

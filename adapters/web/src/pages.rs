@@ -696,13 +696,13 @@ async fn portal(
     for r in records.iter().rev() {
         match r.vital {
             Some(VitalKind::BloodPressure) => {
-                if let Some((s, d)) = svc::bp_values(&r.resource) {
+                if let Some((s, d)) = svc::Glance::of(&r.resource).bp_values() {
                     bp_sys.push((r.effective_at.0, s));
                     bp_dia.push((r.effective_at.0, d));
                 }
             }
             Some(VitalKind::Weight) => {
-                if let Some((v, _)) = svc::value_quantity(&r.resource) {
+                if let Some((v, _)) = svc::Glance::of(&r.resource).value_quantity() {
                     weight.push((r.effective_at.0, v));
                 }
             }

@@ -13,7 +13,7 @@ use mebyo_domain::consent::{Period, Purpose};
 use mebyo_domain::credential::{CredentialCommand, Holder};
 use mebyo_domain::fhir::VitalKind;
 use mebyo_domain::person::PersonCommand;
-use mebyo_domain::records::{Origin, Party, RecordCommand, RecordEntry, Submission};
+use mebyo_domain::records::{Origin, Party, RecordCommand, RecordEntry, Resource, Submission};
 use mebyo_domain::{
     Actor, Category, Channel, ConsentId, CredentialId, Duration, PersonId, ProviderId, RecordId,
     Role, StaffId, Timestamp,
@@ -544,9 +544,9 @@ pub struct RecordView {
     pub created_by: String,
     pub delivered_by: String,
     pub original_identifier: Option<String>,
-    /// The FHIR R4 resource as stored (shared with the state, not copied).
+    /// The FHIR R4 resource as stored (its text, shared with the state).
     #[schema(value_type = Object)]
-    pub resource: mebyo_domain::records::Resource,
+    pub resource: Resource,
 }
 
 fn party(p: &Party) -> String {
@@ -567,42 +567,91 @@ pub fn vital_name(v: VitalKind) -> &'static str {
     }
 }
 
-fn component(resource: &serde_json::Value, loinc: &str) -> Option<f64> {
-    resource["component"].as_array()?.iter().find_map(|c| {
-        (c["code"]["coding"][0]["code"] == loinc)
-            .then(|| c["valueQuantity"]["value"].as_f64())
-            .flatten()
-    })
+/// The few fields of a resource that a summary or a chart shows, read from its
+/// text without building the whole JSON tree (a listing reads many records).
+/// Resources were validated on the way in; one that does not fit reads as empty.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Glance {
+    component: Vec<GlanceComponent>,
+    #[serde(rename = "valueQuantity")]
+    value_quantity: Option<GlanceQuantity>,
+    code: GlanceConcept,
 }
 
-/// (systolic, diastolic) of a blood-pressure Observation.
-pub fn bp_values(resource: &serde_json::Value) -> Option<(f64, f64)> {
-    Some((
-        component(resource, "8480-6")?,
-        component(resource, "8462-4")?,
-    ))
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GlanceComponent {
+    code: GlanceConcept,
+    #[serde(rename = "valueQuantity")]
+    value_quantity: Option<GlanceQuantity>,
 }
 
-pub fn value_quantity(resource: &serde_json::Value) -> Option<(f64, String)> {
-    let q = &resource["valueQuantity"];
-    Some((
-        q["value"].as_f64()?,
-        q["unit"].as_str().unwrap_or("").to_string(),
-    ))
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GlanceConcept {
+    coding: Vec<GlanceCoding>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GlanceCoding {
+    code: Option<String>,
+    display: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GlanceQuantity {
+    value: Option<f64>,
+    unit: Option<String>,
+}
+
+impl Glance {
+    pub fn of(resource: &Resource) -> Self {
+        serde_json::from_str(resource.json()).unwrap_or_default()
+    }
+
+    fn component(&self, loinc: &str) -> Option<f64> {
+        self.component.iter().find_map(|c| {
+            let first = c.code.coding.first()?;
+            (first.code.as_deref() == Some(loinc))
+                .then(|| c.value_quantity.as_ref()?.value)
+                .flatten()
+        })
+    }
+
+    /// (systolic, diastolic) of a blood-pressure Observation.
+    pub fn bp_values(&self) -> Option<(f64, f64)> {
+        Some((self.component("8480-6")?, self.component("8462-4")?))
+    }
+
+    pub fn value_quantity(&self) -> Option<(f64, String)> {
+        let q = self.value_quantity.as_ref()?;
+        Some((q.value?, q.unit.clone().unwrap_or_default()))
+    }
+
+    fn display(&self) -> &str {
+        self.code
+            .coding
+            .first()
+            .and_then(|c| c.display.as_deref())
+            .unwrap_or("")
+    }
 }
 
 pub fn record_view(e: &RecordEntry) -> RecordView {
+    let glance = Glance::of(&e.resource);
     let summary = match e.vital {
-        Some(VitalKind::BloodPressure) => bp_values(&e.resource)
+        Some(VitalKind::BloodPressure) => glance
+            .bp_values()
             .map(|(s, d)| format!("{s}/{d} mmHg"))
             .unwrap_or_default(),
-        Some(_) => value_quantity(&e.resource)
+        Some(_) => glance
+            .value_quantity()
             .map(|(v, u)| format!("{v} {u}"))
             .unwrap_or_default(),
-        None => e.resource["code"]["coding"][0]["display"]
-            .as_str()
-            .unwrap_or("")
-            .to_string(),
+        None => glance.display().to_string(),
     };
     RecordView {
         record: e.record.to_string(),
@@ -1615,5 +1664,34 @@ mod tests {
         assert!(!Panel::Registrations.seen_by(Role::Prefecture));
         assert!(Panel::Incidents.seen_by(Role::Auditor));
         assert!(!Panel::Credentials.seen_by(Role::Auditor));
+    }
+
+    /// A summary reads its fields from the stored text (P5.1 shows what was
+    /// recorded as recorded); a resource that does not fit reads as empty
+    /// instead of failing the whole listing.
+    #[test]
+    fn p5_1_a_glance_reads_the_summary_fields_of_a_stored_resource() {
+        use mebyo_domain::PersonId;
+        use mebyo_domain::Timestamp;
+        let bp = Resource::from(world::blood_pressure(
+            &PersonId::new("p-1").unwrap(),
+            128,
+            82,
+            Timestamp(0),
+        ));
+        assert_eq!(Glance::of(&bp).bp_values(), Some((128.0, 82.0)));
+        assert_eq!(Glance::of(&bp).value_quantity(), None);
+        let weight = Resource::from(world::body_weight(
+            &PersonId::new("p-1").unwrap(),
+            61.5,
+            Timestamp(0),
+        ));
+        let g = Glance::of(&weight);
+        assert_eq!(g.value_quantity(), Some((61.5, "kg".to_string())));
+        assert_eq!(g.display(), "Body weight");
+        assert_eq!(g.bp_values(), None);
+        let odd = Resource::from(serde_json::json!({"code": "not an object", "component": 3}));
+        assert_eq!(Glance::of(&odd).bp_values(), None);
+        assert_eq!(Glance::of(&odd).display(), "");
     }
 }

@@ -5,7 +5,7 @@ use crate::person::{Person, PersonEvent};
 use crate::provider::ConnectionClass::{self, *};
 use crate::records::{
     Origin, Party, Provenance, RecordCommand as C, RecordEntry, RecordEvent, RecordState, Records,
-    Submission,
+    Resource, Submission,
 };
 use crate::staff::Role;
 use crate::testkit::*;
@@ -92,7 +92,7 @@ fn added(s: &Submission, provenance: Provenance) -> RecordEvent {
             category: s.category,
             vital: Some(VitalKind::Weight),
             effective_at: s.effective_at,
-            resource: s.resource.clone(),
+            resource: s.resource.clone().into(),
             provenance,
         },
         at: T0,
@@ -274,7 +274,7 @@ fn p4_6_2_a_representative_enters_data_for_the_family_member() {
 fn p2_1_records_are_validated_fhir_for_this_person() {
     let fx = Fx::individual();
     let mut s = submission("r1", Origin::SelfEntered);
-    std::sync::Arc::make_mut(&mut s.resource)["valueQuantity"]["unit"] = json!("lb");
+    s.resource["valueQuantity"]["unit"] = json!("lb");
     let refusal = records::decide(&RecordState::default(), &C::Submit(s), &fx.ctx()).unwrap_err();
     assert_eq!(
         (refusal.code, refusal.clause),
@@ -338,7 +338,7 @@ fn p2_1_corrections_supersede_and_never_edit() {
     );
     assert_eq!(after.records[&rid("r1")].superseded_by, Some(rid("r2")));
     assert_eq!(
-        *after.records[&rid("r1")].entry.resource,
+        after.records[&rid("r1")].entry.resource.value(),
         weight("p1", 61.5),
         "the original stays as it was"
     );
@@ -426,4 +426,53 @@ fn p4_9_no_records_after_withdrawal() {
         C::Submit(submission("r1", Origin::SelfEntered)),
         Refused("person.withdrawn", "P4.9"),
     );
+}
+
+/// P2(1): a record's resource is kept as the JSON text a parsed tree would
+/// write, so events stored before and after the change read the same, and the
+/// text survives an event's round trip unchanged.
+#[test]
+fn p2_1_a_resource_is_kept_as_the_text_its_tree_would_write() {
+    let tree = weight("p1", 61.5);
+    let resource = Resource::from_value(&tree);
+    assert_eq!(resource.json(), serde_json::to_string(&tree).unwrap());
+    assert_eq!(resource.value(), tree);
+    let event = RecordEvent::Added {
+        person: PersonId::new("p1").unwrap(),
+        entry: RecordEntry {
+            record: rid("r1"),
+            category: Category::Vitals,
+            vital: Some(VitalKind::Weight),
+            effective_at: Timestamp(1),
+            resource: resource.clone(),
+            provenance: Provenance {
+                origin: Origin::SelfEntered,
+                created_by: Party::Person {
+                    person: PersonId::new("p1").unwrap(),
+                },
+                delivered_by: Party::Person {
+                    person: PersonId::new("p1").unwrap(),
+                },
+                original_identifier: None,
+            },
+        },
+        at: Timestamp(2),
+    };
+    let text = serde_json::to_string(&event).unwrap();
+    let inline = format!(
+        r#""resource":{},"provenance""#,
+        serde_json::to_string(&tree).unwrap()
+    );
+    assert!(
+        text.contains(&inline),
+        "the stored text is the tree's: {text}"
+    );
+    let back: RecordEvent = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, event);
+    let back: RecordEvent = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+    assert_eq!(back, event);
+    // Text with spaces (as an export might pretty-print it) reads back compact.
+    let pretty: RecordEvent =
+        serde_json::from_str(&serde_json::to_string_pretty(&event).unwrap()).unwrap();
+    assert_eq!(pretty, event);
 }
