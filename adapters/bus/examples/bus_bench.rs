@@ -10,10 +10,9 @@
 //! system holds its FHIR resources (their data exists before it is submitted,
 //! and the clients share the machine's cores with the platform, which in a
 //! deployment they would not); signing, sending and reading each answer are
-//! timed. Uses its
-//! own subject prefix and an in-memory feed stream (deleted at the end), so it
-//! can share a server with other users. Clients run in the same process and sign
-//! every request; nothing is skipped on either side.
+//! timed. Uses its own subject prefix and an in-memory feed stream (deleted at
+//! the end), so it can share a server with other users. Clients run in the same
+//! process and sign every request; nothing is skipped on either side.
 
 // The allocator the `mebyo` binary runs with, so the figures are the product's.
 #[global_allocator]
