@@ -83,12 +83,9 @@ pub struct Resource(std::sync::Arc<serde_json::value::RawValue>);
 
 impl Resource {
     pub fn from_value(value: &serde_json::Value) -> Self {
-        let text = serde_json::to_string(value).expect("a JSON value always serialises");
-        Self(
-            serde_json::value::RawValue::from_string(text)
-                .expect("serialised JSON parses")
-                .into(),
-        )
+        // `to_raw_value` keeps the text it wrote without parsing it again.
+        let raw = serde_json::value::to_raw_value(value).expect("a JSON value always serialises");
+        Self(raw.into())
     }
 
     /// The resource's JSON text.
@@ -135,11 +132,8 @@ impl Serialize for Resource {
 impl<'de> Deserialize<'de> for Resource {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let mut text = Vec::with_capacity(1024);
-        serde_transcode::transcode(d, &mut serde_json::Serializer::new(&mut text))
+        let raw = serde_json::value::to_raw_value(&serde_transcode::Transcoder::new(d))
             .map_err(D::Error::custom)?;
-        let text = String::from_utf8(text).map_err(D::Error::custom)?;
-        let raw = serde_json::value::RawValue::from_string(text).map_err(D::Error::custom)?;
         Ok(Self(raw.into()))
     }
 }
