@@ -410,10 +410,10 @@ impl Platform {
         let stream = person.stream();
         let mut facts = self.actor_facts(actor).await?;
         if let PersonCommand::GrantConsent { provider, .. } = &cmd {
-            facts.provider = Some(self.provider_state(provider).await?);
+            facts.provider = Some(self.shared::<Provider>(&provider.stream()).await?);
         }
         if let PersonCommand::AcceptPolicy { .. } | PersonCommand::GrantConsent { .. } = &cmd {
-            facts.policy = self.policy_in_force().await?;
+            facts.policy = self.policy_in_force().await?.map(Arc::new);
         }
         self.execute::<Person>(&stream, actor, &cmd, &facts).await
     }
@@ -442,14 +442,14 @@ impl Platform {
         {
             match holder {
                 mebyo_domain::credential::Holder::Provider { provider, .. } => {
-                    facts.provider = Some(self.provider_state(provider).await?)
+                    facts.provider = Some(self.shared::<Provider>(&provider.stream()).await?)
                 }
                 mebyo_domain::credential::Holder::Individual { person } => {
-                    facts.person = Some(self.person_state(person).await?)
+                    facts.person = Some(self.shared::<Person>(&person.stream()).await?)
                 }
             }
             if let Some(old) = replaces {
-                facts.replaced = Some(self.credential_state(old).await?);
+                facts.replaced = Some(self.shared::<Credential>(&old.stream()).await?);
             }
         }
         self.execute::<Credential>(&credential.stream(), actor, &cmd, &facts)
@@ -484,7 +484,7 @@ impl Platform {
         cmd: RecordCommand,
     ) -> Outcome<Vec<mebyo_domain::records::RecordEvent>> {
         let mut facts = self.actor_facts(actor).await?;
-        facts.person = Some(self.person_state(person).await?);
+        facts.person = Some(self.shared::<Person>(&person.stream()).await?);
         self.execute::<Records>(&mebyo_domain::records::stream(person), actor, &cmd, &facts)
             .await
     }
@@ -506,7 +506,7 @@ impl Platform {
     ) -> Outcome<Vec<mebyo_domain::records::RecordEvent>> {
         use mebyo_domain::Decider;
         let mut facts = self.actor_facts(actor).await?;
-        facts.person = Some(self.person_state(person).await?);
+        facts.person = Some(self.shared::<Person>(&person.stream()).await?);
         let stream = mebyo_domain::records::stream(person);
         for _ in 0..APPEND_ATTEMPTS_MAX {
             let (revision, state) = self.load_shared::<Records>(&stream).await?;
@@ -666,8 +666,8 @@ impl Platform {
         let decision = decide_access(
             req,
             &person,
-            facts.provider.as_ref(),
-            facts.credential.as_ref(),
+            facts.provider.as_deref(),
+            facts.credential.as_deref(),
             now,
         );
         let event = access_recorded(req, &decision, now);
@@ -953,6 +953,11 @@ impl Platform {
         Ok((revision, (*state).clone()))
     }
 
+    /// The state of `stream`, shared with the cache (facts lent to a decision).
+    async fn shared<D: state::Cached>(&self, stream: &str) -> Result<Arc<D::State>, PlatformError> {
+        Ok(self.load_shared::<D>(stream).await?.1)
+    }
+
     /// As `load`, sharing the cached state instead of copying it (the read path).
     async fn load_shared<D: state::Cached>(
         &self,
@@ -988,16 +993,16 @@ impl Platform {
     async fn actor_facts(&self, actor: &Actor) -> Result<Facts, PlatformError> {
         let mut f = Facts::default();
         match actor {
-            Actor::Staff { staff } => f.staff = Some(self.load::<Staff>(&staff.stream()).await?.1),
+            Actor::Staff { staff } => f.staff = Some(self.shared::<Staff>(&staff.stream()).await?),
             Actor::Individual { credential, .. } => {
-                f.credential = Some(self.credential_state(credential).await?)
+                f.credential = Some(self.shared::<Credential>(&credential.stream()).await?)
             }
             Actor::Provider {
                 provider,
                 credential,
             } => {
-                f.credential = Some(self.credential_state(credential).await?);
-                f.provider = Some(self.provider_state(provider).await?);
+                f.credential = Some(self.shared::<Credential>(&credential.stream()).await?);
+                f.provider = Some(self.shared::<Provider>(&provider.stream()).await?);
             }
             Actor::Applicant | Actor::System => {}
         }
