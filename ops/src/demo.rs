@@ -188,8 +188,7 @@ async fn demo(a: Args) -> anyhow::Result<()> {
                 record,
                 category: Category::Vitals,
                 effective_at: at,
-                resource: world::body_weight(&me.id, rng.random_range(450..900) as f64 / 10.0, at)
-                    .into(),
+                resource: world::body_weight(&me.id, rng.random_range(450..900) as f64 / 10.0, at),
                 origin: Origin::SelfEntered,
                 created_by: None,
                 original_identifier: None,

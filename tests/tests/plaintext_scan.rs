@@ -183,7 +183,7 @@ async fn personal_data_is_found_in_no_file_and_erasure_makes_it_unrecoverable() 
             record: RecordId::new("rec-scan-1").unwrap(),
             category: Category::Vitals,
             effective_at: at,
-            resource: bp.into(),
+            resource: bp,
             origin: Origin::SelfEntered,
             created_by: None,
             original_identifier: None,

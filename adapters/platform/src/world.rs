@@ -343,7 +343,7 @@ pub async fn record_blood_pressure(
                 record: record.clone(),
                 category: Category::Vitals,
                 effective_at: at,
-                resource: blood_pressure(&who.id, systolic, diastolic, at).into(),
+                resource: blood_pressure(&who.id, systolic, diastolic, at),
                 origin: Origin::SelfEntered,
                 created_by: None,
                 original_identifier: None,

@@ -777,7 +777,7 @@ pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResul
                     record: record.clone(),
                     category: Category::Vitals,
                     effective_at,
-                    resource: resource.into(),
+                    resource,
                     origin: Origin::SelfEntered,
                     created_by: None,
                     original_identifier: None,

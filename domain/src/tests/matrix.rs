@@ -292,7 +292,7 @@ fn p4_6_2_authorization_matrix() {
                                     record: rid("r1"),
                                     category: Category::Vitals,
                                     effective_at: days(-200),
-                                    resource: super::records::weight("p1", 60.0).into(),
+                                    resource: super::records::weight("p1", 60.0),
                                     origin,
                                     created_by: None,
                                     original_identifier: Some("urn:oid:1.2|x".into()),

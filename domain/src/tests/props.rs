@@ -285,7 +285,7 @@ impl World {
                     record: rid(&format!("r{n}")),
                     category,
                     effective_at: now + Duration::days(*at),
-                    resource: super::records::weight("p1", 60.0).into(),
+                    resource: super::records::weight("p1", 60.0),
                     origin: if matches!(actor, Actor::Provider { .. }) {
                         Origin::MedicalInstitution
                     } else {

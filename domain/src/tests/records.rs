@@ -28,7 +28,7 @@ pub fn submission(record: &str, origin: Origin) -> Submission {
         record: rid(record),
         category: Category::Vitals,
         effective_at: days(-200),
-        resource: weight("p1", 61.5).into(),
+        resource: weight("p1", 61.5),
         origin,
         created_by: None,
         original_identifier: (origin == Origin::MedicalInstitution)
@@ -213,7 +213,7 @@ fn p4_6_2_provider_delivery_needs_a_covering_consent() {
     );
     let mut s = submission("r1", Origin::MedicalInstitution);
     s.category = Category::Allergy;
-    s.resource = json!({"resourceType": "AllergyIntolerance", "code": {"text": "egg"}, "patient": {"reference": "Patient/p1"}}).into();
+    s.resource = json!({"resourceType": "AllergyIntolerance", "code": {"text": "egg"}, "patient": {"reference": "Patient/p1"}});
     check::<Records>(
         &fx.ctx(),
         &[],
@@ -285,7 +285,7 @@ fn p2_1_records_are_validated_fhir_for_this_person() {
         "{refusal}"
     );
     let mut s = submission("r1", Origin::SelfEntered);
-    s.resource = weight("p2", 60.0).into();
+    s.resource = weight("p2", 60.0);
     check::<Records>(
         &fx.ctx(),
         &[],
@@ -323,7 +323,7 @@ fn p2_1_corrections_supersede_and_never_edit() {
     );
     let fixed = Submission {
         record: rid("r2"),
-        resource: weight("p1", 60.5).into(),
+        resource: weight("p1", 60.5),
         ..s.clone()
     };
     let correct = C::Correct {
