@@ -264,8 +264,14 @@ async fn demo(a: Args) -> anyhow::Result<()> {
 
     // A consent revoked (takes effect at once).
     if let Some(me) = people.first() {
-        let consents = p.person_state(&me.id).await?.consents;
-        if let Some(c) = consents.keys().next().cloned() {
+        let first = p
+            .person_state(&me.id)
+            .await?
+            .consents
+            .keys()
+            .next()
+            .cloned();
+        if let Some(c) = first {
             p.person(
                 &me.actor(),
                 &me.id,

@@ -148,9 +148,7 @@ pub async fn register_provider_key(
     key: &VerifyingKey,
 ) -> Outcome<()> {
     let mut facts = platform.facts_for(actor).await?;
-    facts.credential = Some(std::sync::Arc::new(
-        platform.credential_state(credential).await?,
-    ));
+    facts.credential = Some(platform.credential_state(credential).await?);
     let cmd = KeyCommand::Register {
         credential: credential.clone(),
         public_key: hex::encode(key.as_bytes()),

@@ -410,7 +410,7 @@ impl Platform {
         let stream = person.stream();
         let mut facts = self.actor_facts(actor).await?;
         if let PersonCommand::GrantConsent { provider, .. } = &cmd {
-            facts.provider = Some(self.shared::<Provider>(&provider.stream()).await?);
+            facts.provider = Some(self.provider_state(provider).await?);
         }
         if let PersonCommand::AcceptPolicy { .. } | PersonCommand::GrantConsent { .. } = &cmd {
             facts.policy = self.policy_in_force().await?.map(Arc::new);
@@ -442,14 +442,14 @@ impl Platform {
         {
             match holder {
                 mebyo_domain::credential::Holder::Provider { provider, .. } => {
-                    facts.provider = Some(self.shared::<Provider>(&provider.stream()).await?)
+                    facts.provider = Some(self.provider_state(provider).await?)
                 }
                 mebyo_domain::credential::Holder::Individual { person } => {
-                    facts.person = Some(self.shared::<Person>(&person.stream()).await?)
+                    facts.person = Some(self.person_state(person).await?)
                 }
             }
             if let Some(old) = replaces {
-                facts.replaced = Some(self.shared::<Credential>(&old.stream()).await?);
+                facts.replaced = Some(self.credential_state(old).await?);
             }
         }
         self.execute::<Credential>(&credential.stream(), actor, &cmd, &facts)
@@ -484,7 +484,7 @@ impl Platform {
         cmd: RecordCommand,
     ) -> Outcome<Vec<mebyo_domain::records::RecordEvent>> {
         let mut facts = self.actor_facts(actor).await?;
-        facts.person = Some(self.shared::<Person>(&person.stream()).await?);
+        facts.person = Some(self.person_state(person).await?);
         self.execute::<Records>(&mebyo_domain::records::stream(person), actor, &cmd, &facts)
             .await
     }
@@ -506,7 +506,7 @@ impl Platform {
     ) -> Outcome<Vec<mebyo_domain::records::RecordEvent>> {
         use mebyo_domain::Decider;
         let mut facts = self.actor_facts(actor).await?;
-        facts.person = Some(self.shared::<Person>(&person.stream()).await?);
+        facts.person = Some(self.person_state(person).await?);
         let stream = mebyo_domain::records::stream(person);
         for _ in 0..APPEND_ATTEMPTS_MAX {
             let (revision, state) = self.load_shared::<Records>(&stream).await?;
@@ -943,22 +943,13 @@ impl Platform {
         Err(PlatformError::Contention(stream.to_string()))
     }
 
-    /// An aggregate's state and last revision: the cached state, caught up with
-    /// anything appended since.
-    async fn load<D: state::Cached>(
-        &self,
-        stream: &str,
-    ) -> Result<(Option<u64>, D::State), PlatformError> {
-        let (revision, state) = self.load_shared::<D>(stream).await?;
-        Ok((revision, (*state).clone()))
-    }
-
-    /// The state of `stream`, shared with the cache (facts lent to a decision).
+    /// The state of `stream`, shared with the cache.
     async fn shared<D: state::Cached>(&self, stream: &str) -> Result<Arc<D::State>, PlatformError> {
         Ok(self.load_shared::<D>(stream).await?.1)
     }
 
-    /// As `load`, sharing the cached state instead of copying it (the read path).
+    /// An aggregate's state and last revision: the cached state, caught up with
+    /// anything appended since, shared with the cache (never copied here).
     async fn load_shared<D: state::Cached>(
         &self,
         stream: &str,
@@ -993,59 +984,59 @@ impl Platform {
     async fn actor_facts(&self, actor: &Actor) -> Result<Facts, PlatformError> {
         let mut f = Facts::default();
         match actor {
-            Actor::Staff { staff } => f.staff = Some(self.shared::<Staff>(&staff.stream()).await?),
+            Actor::Staff { staff } => f.staff = Some(self.staff_state(staff).await?),
             Actor::Individual { credential, .. } => {
-                f.credential = Some(self.shared::<Credential>(&credential.stream()).await?)
+                f.credential = Some(self.credential_state(credential).await?)
             }
             Actor::Provider {
                 provider,
                 credential,
             } => {
-                f.credential = Some(self.shared::<Credential>(&credential.stream()).await?);
-                f.provider = Some(self.shared::<Provider>(&provider.stream()).await?);
+                f.credential = Some(self.credential_state(credential).await?);
+                f.provider = Some(self.provider_state(provider).await?);
             }
             Actor::Applicant | Actor::System => {}
         }
         Ok(f)
     }
 
+    // The states below are the cache's own, shared (`Arc`): a caller that only
+    // looks must not pay for copying a person's consents or record history.
     pub async fn person_state(
         &self,
         person: &PersonId,
-    ) -> Result<mebyo_domain::PersonState, PlatformError> {
-        Ok(self.load::<Person>(&person.stream()).await?.1)
+    ) -> Result<Arc<mebyo_domain::PersonState>, PlatformError> {
+        self.shared::<Person>(&person.stream()).await
     }
     pub async fn provider_state(
         &self,
         provider: &ProviderId,
-    ) -> Result<mebyo_domain::ProviderState, PlatformError> {
-        Ok(self.load::<Provider>(&provider.stream()).await?.1)
+    ) -> Result<Arc<mebyo_domain::ProviderState>, PlatformError> {
+        self.shared::<Provider>(&provider.stream()).await
     }
     pub async fn credential_state(
         &self,
         credential: &CredentialId,
-    ) -> Result<mebyo_domain::CredentialState, PlatformError> {
-        Ok(self.load::<Credential>(&credential.stream()).await?.1)
+    ) -> Result<Arc<mebyo_domain::CredentialState>, PlatformError> {
+        self.shared::<Credential>(&credential.stream()).await
     }
     pub async fn staff_state(
         &self,
         staff: &StaffId,
-    ) -> Result<mebyo_domain::StaffState, PlatformError> {
-        Ok(self.load::<Staff>(&staff.stream()).await?.1)
+    ) -> Result<Arc<mebyo_domain::StaffState>, PlatformError> {
+        self.shared::<Staff>(&staff.stream()).await
     }
     pub async fn records_state(
         &self,
         person: &PersonId,
-    ) -> Result<mebyo_domain::records::RecordState, PlatformError> {
-        Ok(self
-            .load::<Records>(&mebyo_domain::records::stream(person))
-            .await?
-            .1)
+    ) -> Result<Arc<mebyo_domain::records::RecordState>, PlatformError> {
+        self.shared::<Records>(&mebyo_domain::records::stream(person))
+            .await
     }
     pub async fn policy_in_force(
         &self,
     ) -> Result<Option<mebyo_domain::PolicyVersion>, PlatformError> {
-        let s = self.load::<Policy>(state::POLICY_STREAM).await?.1;
+        let s = self.shared::<Policy>(state::POLICY_STREAM).await?;
         Ok(s.in_force_at(self.now()).cloned())
     }
 

@@ -548,6 +548,7 @@ async fn policy_page(State(st): State<AppState>, headers: HeaderMap) -> PageResu
                 .map_err(ApiError::from)
                 .page(l, "/")?
                 .accepted_policy
+                .as_ref()
                 .map(|p| p.to_string()),
         ),
         _ => None,

@@ -508,7 +508,7 @@ pub async fn me(st: &AppState, a: &Authed) -> ApiResult<Me> {
             (
                 person.to_string(),
                 name,
-                state.accepted_policy.map(|p| p.to_string()),
+                state.accepted_policy.as_ref().map(|p| p.to_string()),
             )
         }
         Principal::Staff { staff } => (staff.to_string(), None, None),
