@@ -152,10 +152,10 @@ impl<'p, 'a> At<'p, 'a> {
     }
 
     fn req(&'p self, key: &'p str) -> Check<At<'p, 'a>> {
-        self.get(key).ok_or_else(|| FhirError {
-            path: format!("{}.{key}", self.path()),
-            problem: "is required".into(),
-        })
+        match self.get(key) {
+            Some(at) => Ok(at),
+            None => self.err_at(key, "is required".into()),
+        }
     }
 
     /// Exactly one of the `choice[x]` variants, e.g. `effective[x]`.
