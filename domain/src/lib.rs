@@ -4,7 +4,7 @@
 //! Result<Vec<Event>, Refusal>` and `evolve(State, &Event) -> State`. Nothing here does
 //! IO, reads a clock or draws randomness: time, ids and the facts a decision needs from
 //! other streams arrive in the command or in [`Ctx`]. Each enforced rule cites its
-//! clause of `/work/shared/policy/REQUIREMENTS.md` (e.g. `P4.6(2)`) in code, test and
+//! clause of the catalogue, `docs/policy/catalogue.md` (e.g. `P4.6(2)`), in code, test and
 //! [`Refusal`].
 //!
 //! # Module map

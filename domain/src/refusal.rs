@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Clause ids of REQUIREMENTS.md that the domain may cite. A refusal citing anything
+/// Clause ids of the catalogue (`docs/policy/catalogue.md`) that the domain may cite. A refusal citing anything
 /// else is a bug (checked in debug builds and by the tests).
 pub const KNOWN_CLAUSES: &[&str] = &[
     "P2(1)", "P2(2)", "P2(3)", "P3.1", "P3.1(1)", "P3.1(2)", "P3.1(3)", "P3.1(4)", "P3.2", "P3.4",

@@ -49,3 +49,17 @@ fn every_cited_clause_is_in_the_catalogue() {
     }
     assert!(cited > 100, "{cited}");
 }
+
+/// The catalogue the refusals cite from is the repository's own
+/// (`docs/policy/catalogue.md`): every clause a refusal may name has its row there, so a
+/// fresh clone is complete and no refusal points at a clause nobody can read.
+#[test]
+fn every_known_clause_has_a_row_in_the_repository_catalogue() {
+    const CATALOGUE: &str = include_str!("../../../docs/policy/catalogue.md");
+    for clause in crate::refusal::KNOWN_CLAUSES {
+        assert!(
+            CATALOGUE.contains(&format!("| `{clause}` |")),
+            "{clause} has no row in docs/policy/catalogue.md"
+        );
+    }
+}
