@@ -187,6 +187,23 @@ impl DomainEvent for AccessEvent {
     }
 }
 
+/// The record a decided read leaves (P4.6(2)): every read of a person's data,
+/// granted or refused, is recorded in their `access-` stream. A read naming an id
+/// that was never registered concerns no one's data: it gets the same refusal as a
+/// real person's (so ids cannot be probed) but no record, so that made-up ids
+/// create no streams and put no input into the log (P4.8(3)). `registered` is
+/// whether the person's stream holds any event (erased people included: their
+/// reads are still recorded). A granted read is always recorded (fail closed),
+/// though no decision grants a read of a never-registered id.
+pub fn access_record(
+    req: &AccessRequest,
+    decision: &AccessDecision,
+    registered: bool,
+    at: Timestamp,
+) -> Option<AccessEvent> {
+    (registered || decision.is_granted()).then(|| access_recorded(req, decision, at))
+}
+
 /// The event recording `decision` on `req` (P4.6(2): every access and every refusal).
 pub fn access_recorded(
     req: &AccessRequest,

@@ -22,7 +22,8 @@
 //! | [`consent`] | (in `person-<id>`) | what one consent covers, evaluated against `now` (P4.6(2)) |
 //! | [`records`] | `records-<person id>` | health records with provenance and corrections (P2(1), P4.5(3), P5.1) |
 //! | [`fhir`] | — | FHIR R4 validation of the resources records accept |
-//! | [`access`] | `access-<person id>` | the read decision and its `access.recorded` event (P4.6(2)) |
+//! | [`access`] | `access-<person id>` | the read decision and its `access.recorded` event (P4.6(2)); no record for a never-registered id |
+//! | [`signin`] | — (memory of the web face) | sign-in attempts: reserved before hashing, locks per account and source, limits per account (P4.8(2), P4.4(1)) |
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -36,6 +37,7 @@ pub mod policy;
 pub mod provider;
 pub mod records;
 pub mod refusal;
+pub mod signin;
 pub mod staff;
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ async fn serve_creates_a_platform_speaks_https_and_stops_on_ctrl_c() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    assert_eq!(r.status(), 202, "{:?}", r.text().await);
     let summary: Value = http
         .get(format!("{}/api/v1/ops/summary", s.url))
         .bearer_auth(&token)

@@ -4,8 +4,11 @@
 //! and replicated to auditors and backups; a password hash there could never be
 //! replaced after a leak and would be copied everywhere the log goes.
 //!
-//! The file also keeps failed-attempt counts and lockouts, so a restart does not
-//! hand a guesser a fresh set of tries. Every change rewrites the whole file
+//! Failed attempts and locks are not kept here: they are counted per account and
+//! source by the web face, in memory (`mebyo_web::guard`, rule in
+//! `mebyo_domain::signin`), so a guess costs no write of this file. Entries written
+//! by earlier versions with `failures` and `locked_until` read as before (the
+//! fields are ignored). Every change rewrites the whole file
 //! atomically (temporary file, fsync, rename, fsync of the folder): a crash leaves
 //! either the old or the new file, never a torn one. Hashing itself happens in the
 //! caller (on the bounded argon2id pool of `mebyo_crypto::PasswordHasher`); this
@@ -45,10 +48,6 @@ pub struct AuthEntry {
     /// The connection information a session of this subject presents (P4.12):
     /// individuals and providers act with a credential, staff without.
     pub credential: Option<CredentialId>,
-    /// Consecutive failed attempts since the last success.
-    pub failures: u32,
-    /// Locked until this instant after too many failures.
-    pub locked_until: Option<Timestamp>,
     pub updated_at: Timestamp,
 }
 
@@ -71,32 +70,6 @@ pub enum AuthError {
     Corrupt { path: String, reason: String },
     #[error("password hash must be an argon2id PHC string (P4.8(2))")]
     NotArgon2id,
-}
-
-/// Lockout rule: `max_failures` wrong passwords in a row lock the account for
-/// `lock_for_us` (against guessing, P4.8(2), P4.4).
-#[derive(Debug, Clone, Copy)]
-pub struct Lockout {
-    pub max_failures: u32,
-    pub lock_for_us: i64,
-}
-
-impl Default for Lockout {
-    fn default() -> Self {
-        Self {
-            max_failures: 5,
-            lock_for_us: 15 * 60 * 1_000_000,
-        }
-    }
-}
-
-/// What a failed attempt did to the account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureOutcome {
-    /// Still open; this many attempts remain before a lock.
-    Counted { remaining: u32 },
-    /// Locked until this instant.
-    Locked { until: Timestamp },
 }
 
 pub struct AuthStore {
@@ -161,7 +134,7 @@ impl AuthStore {
     }
 
     /// Sets (or replaces) a password. Refuses anything but an argon2id PHC string,
-    /// so a plaintext can never be stored by mistake (P4.8(2)). Clears the lockout.
+    /// so a plaintext can never be stored by mistake (P4.8(2)).
     pub fn set_password(
         &self,
         subject: &Subject,
@@ -178,8 +151,6 @@ impl AuthStore {
                 AuthEntry {
                     phc: phc.to_string(),
                     credential,
-                    failures: 0,
-                    locked_until: None,
                     updated_at: now,
                 },
             );
@@ -203,69 +174,6 @@ impl AuthStore {
             }
         })?;
         Ok(found)
-    }
-
-    /// The instant the account is locked until, if it is locked at `now`.
-    pub fn locked(&self, subject: &Subject, now: Timestamp) -> Option<Timestamp> {
-        self.get(subject)
-            .and_then(|e| e.locked_until)
-            .filter(|until| now < *until)
-    }
-
-    /// Counts a wrong password; locks the account after `rule.max_failures`.
-    pub fn record_failure(
-        &self,
-        subject: &Subject,
-        now: Timestamp,
-        rule: Lockout,
-    ) -> Result<FailureOutcome, AuthError> {
-        let key = subject.key();
-        let mut outcome = FailureOutcome::Counted {
-            remaining: rule.max_failures,
-        };
-        self.update(|f| {
-            if let Some(e) = f.entries.get_mut(&key) {
-                // A lock that has run out starts a fresh count.
-                if e.locked_until.is_some_and(|u| now >= u) {
-                    e.locked_until = None;
-                    e.failures = 0;
-                }
-                e.failures = e.failures.saturating_add(1);
-                e.updated_at = now;
-                if e.failures >= rule.max_failures {
-                    let until = Timestamp(now.0 + rule.lock_for_us);
-                    e.locked_until = Some(until);
-                    outcome = FailureOutcome::Locked { until };
-                } else {
-                    outcome = FailureOutcome::Counted {
-                        remaining: rule.max_failures - e.failures,
-                    };
-                }
-            }
-        })?;
-        Ok(outcome)
-    }
-
-    /// A successful login clears the count (written only when there was one, so a
-    /// busy login path does not rewrite the file every time).
-    pub fn record_success(&self, subject: &Subject, now: Timestamp) -> Result<(), AuthError> {
-        let key = subject.key();
-        let dirty = self
-            .file
-            .lock()
-            .entries
-            .get(&key)
-            .is_some_and(|e| e.failures > 0 || e.locked_until.is_some());
-        if !dirty {
-            return Ok(());
-        }
-        self.update(|f| {
-            if let Some(e) = f.entries.get_mut(&key) {
-                e.failures = 0;
-                e.locked_until = None;
-                e.updated_at = now;
-            }
-        })
     }
 
     /// Applies `change` and rewrites the file durably; on a write failure the
@@ -313,52 +221,27 @@ mod tests {
     }
 
     #[test]
-    fn survives_reopen_and_locks_after_failures_p4_8_2() {
+    fn survives_reopen_and_reads_older_entries_p4_8_2() {
         let dir = tempfile::tempdir().unwrap();
-        let rule = Lockout {
-            max_failures: 3,
-            lock_for_us: 100,
-        };
         {
             let store = AuthStore::open(dir.path()).unwrap();
             store
                 .set_password(&subject(), PHC, None, Timestamp(0))
                 .unwrap();
-            assert_eq!(
-                store
-                    .record_failure(&subject(), Timestamp(1), rule)
-                    .unwrap(),
-                FailureOutcome::Counted { remaining: 2 }
-            );
-            store
-                .record_failure(&subject(), Timestamp(2), rule)
-                .unwrap();
         }
         let store = AuthStore::open(dir.path()).unwrap();
-        assert_eq!(
-            store
-                .record_failure(&subject(), Timestamp(3), rule)
-                .unwrap(),
-            FailureOutcome::Locked {
-                until: Timestamp(103)
-            }
-        );
-        assert_eq!(
-            store.locked(&subject(), Timestamp(50)),
-            Some(Timestamp(103))
-        );
-        assert_eq!(store.locked(&subject(), Timestamp(103)), None);
-        // After the lock runs out, counting starts again.
-        assert_eq!(
-            store
-                .record_failure(&subject(), Timestamp(200), rule)
-                .unwrap(),
-            FailureOutcome::Counted { remaining: 2 }
-        );
-        store.record_success(&subject(), Timestamp(201)).unwrap();
-        assert_eq!(store.get(&subject()).unwrap().failures, 0);
+        assert_eq!(store.get(&subject()).unwrap().phc, PHC);
         // The file holds no plaintext and no name: only the pseudonymous key.
-        let text = std::fs::read_to_string(dir.path().join("auth/passwords.json")).unwrap();
+        let path = dir.path().join("auth/passwords.json");
+        let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("person:p-1") && text.contains("$argon2id$"));
+        // A file of the version that kept lockouts here still opens.
+        let old = text.replace(
+            "\"updated_at\"",
+            "\"failures\":3,\"locked_until\":null,\"updated_at\"",
+        );
+        assert!(old.contains("failures"));
+        std::fs::write(&path, old).unwrap();
+        assert!(AuthStore::open(dir.path()).unwrap().contains(&subject()));
     }
 }

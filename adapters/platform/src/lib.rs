@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mebyo_crypto::{IdentityRecord, IdentityVault, Kek, KeyStore, Pseudonym};
-use mebyo_domain::access::{AccessDecision, AccessRequest, access_recorded, decide_access};
+use mebyo_domain::access::{AccessDecision, AccessRequest, access_record, decide_access};
 use mebyo_domain::credential::{Credential, CredentialCommand, CredentialEvent};
 use mebyo_domain::person::{Person, PersonCommand, PersonEvent, PersonStatus};
 use mebyo_domain::policy::{Policy, PolicyCommand};
@@ -174,6 +174,9 @@ pub struct Platform {
     settings: Settings,
     state: state::Caches,
     views: Mutex<Option<Arc<views::Views>>>,
+    /// Reads refused because the id was never registered: counted, not recorded
+    /// (`access_record`), so the noise is still visible to monitoring (P4.4).
+    unknown_person_reads: std::sync::atomic::AtomicU64,
 }
 
 fn load_kek(dir: &DataDir, source: &KekSource) -> Result<Kek, PlatformError> {
@@ -317,6 +320,7 @@ impl Platform {
             settings,
             state: state::Caches::default(),
             views: Mutex::new(None),
+            unknown_person_reads: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -647,6 +651,12 @@ impl Platform {
             .collect())
     }
 
+    /// Reads refused since start because the person id was never registered.
+    pub fn unknown_person_reads(&self) -> u64 {
+        self.unknown_person_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A consent-gated read (P4.6(2)). The decision and the `access.recorded` event
     /// come first; the event is durable before any record is returned, and a
     /// refusal returns nothing — the same refusal whether or not data exists.
@@ -662,7 +672,7 @@ impl Platform {
     pub async fn read_records_shared(&self, req: &AccessRequest) -> Outcome<SharedRecords> {
         let now = self.now();
         let facts = self.actor_facts(&req.actor).await?;
-        let person = self.load_shared::<Person>(&req.person.stream()).await?.1;
+        let (revision, person) = self.load_shared::<Person>(&req.person.stream()).await?;
         let decision = decide_access(
             req,
             &person,
@@ -670,10 +680,19 @@ impl Platform {
             facts.credential.as_deref(),
             now,
         );
-        let event = access_recorded(req, &decision, now);
-        // Fail closed (principle 2): the access is on disk before any data leaves.
-        self.append_one(&format!("access-{}", req.person), &req.actor, &event)
-            .await?;
+        // A never-registered id is refused (a default person grants nothing) and
+        // leaves no record: no stream per made-up id (P4.8(3)).
+        match access_record(req, &decision, revision.is_some(), now) {
+            // Fail closed (principle 2): the access is on disk before any data leaves.
+            Some(event) => {
+                self.append_one(&format!("access-{}", req.person), &req.actor, &event)
+                    .await?
+            }
+            None => {
+                self.unknown_person_reads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         match decision {
             AccessDecision::Refused(r) => Ok(Err(r)),
             AccessDecision::Granted {

@@ -275,3 +275,66 @@ async fn erasure_destroys_the_keys_and_keeps_the_chain_and_the_disclosures() {
         "{v:?}"
     );
 }
+
+/// P4.6(2), P4.8(3): reads naming made-up ids, by a person or a provider, get the
+/// same refusal as a real person who gave no consent, and leave the ledger as it
+/// was (no `access-<id>` stream per guess); a real person's refused read is still
+/// recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_made_up_ids_are_refused_and_append_nothing_p4_6_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_US);
+    let p = platform(tmp.path(), &clock).await;
+    let org = world::bootstrap_org(&p).await.unwrap();
+    let clinic = world::onboard_provider(&p, &org, "clinic-a", ConnectionClass::IpsecIkeVpn)
+        .await
+        .unwrap();
+    let hanako = world::enroll_individual(&p, &org, &identity(1))
+        .await
+        .unwrap();
+    let taro = world::enroll_individual(&p, &org, &identity(2))
+        .await
+        .unwrap();
+    let refusal = |r: mebyo_platform::Outcome<Vec<_>>| {
+        let r = r.unwrap().unwrap_err();
+        (r.code, r.clause)
+    };
+    // The answers on a real person, recorded.
+    let before = p.head().count;
+    let on_real_by_person = refusal(
+        p.read_records(&read(taro.actor(), &hanako.id, Channel::Portal))
+            .await,
+    );
+    let on_real_by_clinic = refusal(
+        p.read_records(&read(clinic.actor(), &hanako.id, Channel::ProviderGateway))
+            .await,
+    );
+    assert_eq!(on_real_by_person, ("access.not_own", "P4.6(2)"));
+    assert_eq!(on_real_by_clinic, ("consent.none", "P4.6(2)"));
+    assert_eq!(
+        p.head().count,
+        before + 2,
+        "a real person's refused reads are recorded"
+    );
+    // 300 made-up ids: the same answers, nothing appended.
+    let head = p.head();
+    for i in 0..300 {
+        let id = mebyo_domain::PersonId::new(format!("p-made-up-{i:04}")).unwrap();
+        assert_eq!(
+            refusal(
+                p.read_records(&read(taro.actor(), &id, Channel::Portal))
+                    .await
+            ),
+            on_real_by_person
+        );
+        assert_eq!(
+            refusal(
+                p.read_records(&read(clinic.actor(), &id, Channel::ProviderGateway))
+                    .await
+            ),
+            on_real_by_clinic
+        );
+    }
+    assert_eq!(p.head(), head, "made-up ids appended to the ledger");
+    assert_eq!(p.unknown_person_reads(), 600);
+}

@@ -132,19 +132,28 @@ pub struct Created {
     pub id: String,
 }
 
+/// The answer to a sign-up, the same whether or not the address was registered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignupReceived {
+    /// Always `received`.
+    pub status: String,
+    pub message: String,
+}
+
 #[utoipa::path(post, path = "/api/v1/signup", request_body = svc::SignupInput,
-    responses((status = 201, body = Created), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
-    description = "Self-service registration: identity into the vault (P4.8(3)), connection information issued (P4.12), password stored irreversibly (P4.8(2)).")]
+    responses((status = 202, body = SignupReceived), (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)),
+    description = "Self-service registration: identity into the vault (P4.8(3)), connection information issued (P4.12), password stored irreversibly (P4.8(2)). The answer is the same whether or not the e-mail address is registered already (then nothing is written): sign in to find out whether it worked.")]
 pub async fn signup(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(input): JsonBody<svc::SignupInput>,
-) -> ApiResult<(StatusCode, Json<Created>)> {
-    let person = svc::signup(&st, peer.ip(), input).await?;
+) -> ApiResult<(StatusCode, Json<SignupReceived>)> {
+    svc::signup(&st, peer.ip(), input).await?;
     Ok((
-        StatusCode::CREATED,
-        Json(Created {
-            id: person.to_string(),
+        StatusCode::ACCEPTED,
+        Json(SignupReceived {
+            status: "received".into(),
+            message: svc::SIGNUP_RECEIVED.into(),
         }),
     ))
 }
@@ -556,6 +565,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         LoginOutput,
         LoginKind,
         Created,
+        SignupReceived,
         svc::SignupInput,
         svc::PasswordChange,
         svc::PolicyView,

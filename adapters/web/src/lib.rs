@@ -4,7 +4,9 @@
 //!
 //! Transport and sessions (P4.5(3), P4.6(1), P4.8(2)): rustls only, HSTS and a
 //! strict CSP on every response; argon2id passwords in the platform's auth data
-//! area; per-client rate limits and per-account lockout; `__Host-` session cookies
+//! area; rate limits per source group and per account, attempts reserved before
+//! hashing and locks per account and source (`guard`); CSRF tokens for anonymous
+//! pages without any session (`session::AnonCsrf`); `__Host-` session cookies
 //! (Secure, HttpOnly, SameSite=Strict) with a CSRF token per session; sessions
 //! expire on the platform's injected clock. Every read of health data goes through
 //! `Platform::read_records`, which records the access before answering (P4.6(2)).
@@ -14,6 +16,7 @@
 
 pub mod api;
 pub mod error;
+pub mod guard;
 pub mod pages;
 pub mod session;
 pub mod svc;
@@ -30,9 +33,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use mebyo_crypto::{PasswordHasher, PasswordHasherConfig, Zeroizing};
+use mebyo_domain::signin::SigninRule;
 use mebyo_domain::{CredentialId, StaffId};
 use mebyo_platform::Platform;
-use mebyo_platform::auth::{AuthStore, Lockout, Subject};
+use mebyo_platform::auth::{AuthStore, Subject};
 
 pub use session::SessionLimits;
 pub use svc::Notice;
@@ -60,8 +64,10 @@ pub struct WebConfig {
     /// self-service sign-up (P4.12(1)); `None` disables self-service sign-up.
     pub signup_office: Option<StaffId>,
     pub sessions: SessionLimits,
-    pub lockout: Lockout,
-    /// Sign-in and sign-up attempts per client address: burst, then per minute.
+    /// Sign-in locks per account and source group, limits per account (P4.8(2)).
+    pub lockout: SigninRule,
+    /// Sign-in and sign-up attempts per source group (an IPv4 address or an IPv6
+    /// /64, `signin::source_group`): burst, then per minute (P4.4(1)).
     pub auth_burst: u32,
     pub auth_per_minute: u32,
     /// Largest request body accepted.
@@ -86,7 +92,7 @@ impl WebConfig {
             tls: TlsSource::in_data_dir(data_root),
             signup_office: None,
             sessions: SessionLimits::default(),
-            lockout: Lockout::default(),
+            lockout: SigninRule::default(),
             auth_burst: 10,
             auth_per_minute: 10,
             max_body_bytes: 64 * 1024,
@@ -107,6 +113,10 @@ pub struct Inner {
     pub hasher: PasswordHasher,
     pub sessions: session::Sessions,
     pub auth_limiter: session::RateLimiter,
+    /// Sign-in reservations and per-account limits.
+    pub guard: guard::SigninGuard,
+    /// CSRF tokens of the pages shown before sign-in (no session needed).
+    pub anon_csrf: session::AnonCsrf,
     pub views: Arc<mebyo_platform::views::Views>,
     pub cfg: WebConfig,
     /// A hash of a random password, verified against when the login is unknown so
@@ -174,6 +184,8 @@ impl AppState {
             hasher,
             sessions: session::Sessions::new(cfg.sessions),
             auth_limiter: session::RateLimiter::new(cfg.auth_burst, cfg.auth_per_minute, 100_000),
+            guard: guard::SigninGuard::new(cfg.lockout, 200_000),
+            anon_csrf: session::AnonCsrf::new(),
             views,
             dummy_phc,
             cfg,

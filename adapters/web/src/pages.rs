@@ -1,7 +1,8 @@
 //! The HTML face: the portal for individuals and the operator dashboard. Japanese
 //! first, English one click away (`lang` cookie). No JavaScript at all (the CSP
 //! forbids it): forms post and redirect, charts are inline SVG drawn on the
-//! server. Every form carries the session's CSRF token (P4.6(1)).
+//! server. Every form carries the session's CSRF token, or before sign-in one bound
+//! to the `__Host-mebyo-pre` cookie with nothing stored on the server (P4.6(1)).
 
 use std::net::SocketAddr;
 
@@ -21,7 +22,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::api::{clear_cookie, session_cookie};
 use crate::error::ApiError;
-use crate::session::Principal;
+use crate::session::{PRE_COOKIE, Principal, Session, random_token, well_formed};
 use crate::svc::{self, Authed, LoginKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,28 +271,69 @@ fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// The session for a form page, creating an anonymous one (for its CSRF token) if
-/// there is none yet.
+/// The session for a form page. Without a live one: a transient anonymous session,
+/// never stored, whose CSRF token is bound to the `__Host-mebyo-pre` cookie
+/// (`session::AnonCsrf`), which is set here if the browser has none yet. So
+/// showing `/login`, `/ops/login`, `/signup` or `/policy` stores nothing (issue 22
+/// §4).
 fn form_session(
     st: &AppState,
     headers: &HeaderMap,
 ) -> Result<(Authed, Option<HeaderValue>), ApiError> {
-    match svc::session(st, headers) {
-        Ok(a) => Ok((a, None)),
-        Err(_) => {
-            let (token, session) = st
-                .sessions
-                .create(Principal::Anonymous, st.platform.now())?;
-            let cookie = session_cookie(&token, st.cfg.sessions.idle_us / 1_000_000);
-            Ok((
-                Authed {
-                    token,
-                    session,
-                    via_cookie: true,
-                },
-                Some(cookie),
-            ))
+    if let Ok(a) = svc::session(st, headers) {
+        return Ok((a, None));
+    }
+    let (value, cookie) = match svc::cookie_value(headers, PRE_COOKIE).filter(|v| well_formed(v)) {
+        Some(v) => (v, None),
+        None => {
+            let v = random_token();
+            let c = pre_cookie(&v, st.cfg.sessions.absolute_us / 1_000_000);
+            (v, Some(c))
         }
+    };
+    let now = st.platform.now();
+    let session = Session {
+        principal: Principal::Anonymous,
+        csrf: st.anon_csrf.token(&value),
+        created: now,
+        last_seen: now,
+    };
+    Ok((
+        Authed {
+            token: String::new(),
+            session,
+            via_cookie: true,
+        },
+        cookie,
+    ))
+}
+
+fn pre_cookie(value: &str, max_age_s: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{PRE_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_s}"
+    ))
+    .expect("cookie is ASCII")
+}
+
+/// Checks the CSRF field of a form posted before sign-in (sign-in, sign-up): the
+/// live session's token, or the anonymous one bound to the `__Host-mebyo-pre`
+/// cookie (P4.6(1)).
+fn posted_before_sign_in(
+    st: &AppState,
+    headers: &HeaderMap,
+    f: &[(String, String)],
+) -> Result<(), ApiError> {
+    let presented = field(f, "csrf");
+    if let Ok(a) = svc::session(st, headers)
+        && svc::check_csrf(&a, Some(presented)).is_ok()
+    {
+        return Ok(());
+    }
+    let pre = svc::cookie_value(headers, PRE_COOKIE);
+    if st.anon_csrf.check(pre.as_deref(), presented) {
+        Ok(())
+    } else {
+        Err(ApiError::csrf())
     }
 }
 
@@ -411,14 +453,15 @@ async fn do_login(
     kind: LoginKind,
 ) -> Result<Response, ApiError> {
     let f = fields(body)?;
-    let a = posted(st, headers, &f)?;
+    posted_before_sign_in(st, headers, &f)?;
+    let previous = svc::cookie_token(headers);
     let (token, _) = svc::login(
         st,
         peer.ip(),
         kind,
         field(&f, "login"),
         Zeroizing::new(field(&f, "password").to_string()),
-        Some(&a.token),
+        previous.as_deref(),
     )
     .await?;
     let mut r = see_other(match kind {
@@ -504,7 +547,7 @@ async fn signup_post(
     let l = Lang::from_headers(&headers);
     let run = async {
         let f = fields(&body)?;
-        let a = posted(&st, &headers, &f)?;
+        posted_before_sign_in(&st, &headers, &f)?;
         let input = svc::SignupInput {
             name: field(&f, "name").into(),
             address: field(&f, "address").into(),
@@ -516,16 +559,32 @@ async fn signup_post(
         let email = input.email.clone();
         let password = Zeroizing::new(input.password.clone());
         svc::signup(&st, peer.ip(), input).await?;
-        // Signed in at once, then on to the policy (P8) before anything else.
-        let (token, _) = svc::login(
+        // Signed in at once, then on to the policy (P8) before anything else. If
+        // the address was registered already, sign-up wrote nothing and this fails
+        // as any sign-in with a wrong password would: the page says what to do,
+        // never that the address is taken (P4.8(3)).
+        let previous = svc::cookie_token(&headers);
+        let signed = svc::login(
             &st,
             peer.ip(),
             LoginKind::Individual,
             &email,
             password,
-            Some(&a.token),
+            previous.as_deref(),
         )
-        .await?;
+        .await;
+        let (token, _) = signed.map_err(|e| match e.body.code.as_str() {
+            "auth.failed" => ApiError::new(
+                e.status,
+                "auth.failed",
+                "P4.8(2)",
+                l.t(
+                    "この内容では登録を完了できませんでした。すでに登録済みの方は、そのパスワードでログインしてください。そうでない場合は運営事務局にお問い合わせください。",
+                    "Sign-up could not be completed with these details. If you are registered already, sign in with your password; otherwise, contact the operations office.",
+                ),
+            ),
+            _ => e,
+        })?;
         let mut r = see_other("/policy");
         r.headers_mut().insert(
             header::SET_COOKIE,

@@ -8,7 +8,6 @@
 //! state-changing request made with the cookie.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use base64::Engine;
 use mebyo_domain::{Actor, CredentialId, PersonId, ProviderId, StaffId, Timestamp};
@@ -192,30 +191,31 @@ impl Sessions {
     }
 }
 
-/// Token buckets per client address, against guessing and floods (P4.4, P4.8(2)).
-pub struct RateLimiter {
+/// Token buckets per key (a source group, an account), against guessing and
+/// floods (P4.4(1), P4.8(2)).
+pub struct RateLimiter<K = u128> {
     /// Tokens a client may hold (burst).
     capacity: f64,
     /// Tokens added per second.
     refill_per_s: f64,
     max_clients: usize,
-    buckets: Mutex<HashMap<IpAddr, (f64, Timestamp)>>,
+    buckets: Mutex<HashMap<K, (f64, Timestamp)>>,
 }
 
-impl RateLimiter {
+impl<K: std::hash::Hash + Eq + Copy> RateLimiter<K> {
     pub fn new(capacity: u32, per_minute: u32, max_clients: usize) -> Self {
         Self {
             capacity: capacity as f64,
-            refill_per_s: per_minute as f64 / 60.0,
+            refill_per_s: (per_minute as f64 / 60.0).max(1e-6),
             max_clients,
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes one token for `ip`, or says how many seconds until one is available.
-    pub fn check(&self, ip: IpAddr, now: Timestamp) -> Result<(), u64> {
+    /// Takes one token for `key`, or says how many seconds until one is available.
+    pub fn check(&self, key: K, now: Timestamp) -> Result<(), u64> {
         let mut m = self.buckets.lock();
-        if m.len() >= self.max_clients && !m.contains_key(&ip) {
+        if m.len() >= self.max_clients && !m.contains_key(&key) {
             // Forget clients whose buckets have refilled: they are indistinguishable
             // from new ones. If all are busy, refuse rather than grow without bound.
             let full_after = (self.capacity / self.refill_per_s * 1e6) as i64;
@@ -224,7 +224,7 @@ impl RateLimiter {
                 return Err(60);
             }
         }
-        let (tokens, last) = m.entry(ip).or_insert((self.capacity, now));
+        let (tokens, last) = m.entry(key).or_insert((self.capacity, now));
         let elapsed = ((now.0 - last.0).max(0)) as f64 / 1e6;
         *tokens = (*tokens + elapsed * self.refill_per_s).min(self.capacity);
         *last = now;
@@ -235,6 +235,57 @@ impl RateLimiter {
             Err(((1.0 - *tokens) / self.refill_per_s).ceil() as u64)
         }
     }
+}
+
+/// CSRF tokens for the pages shown before sign-in, with nothing stored on the
+/// server (the signed double-submit cookie of OWASP's CSRF cheat sheet): the
+/// browser keeps a random value in the `__Host-mebyo-pre` cookie, and the form
+/// carries a MAC of that value under a key only this process holds. A cross-site
+/// page can neither read the cookie nor compute the MAC, so a matching pair shows
+/// the form came from our page (P4.6(1)). Showing `/login` or `/signup` therefore
+/// costs no session, and anonymous visitors cannot fill the session table (issue
+/// 22 §4). A restart changes the key: a form left open since then is refused once
+/// and works after a reload.
+pub struct AnonCsrf {
+    key: [u8; 32],
+}
+
+pub const PRE_COOKIE: &str = "__Host-mebyo-pre";
+
+impl AnonCsrf {
+    pub fn new() -> Self {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Self { key }
+    }
+
+    /// The form token for a cookie value.
+    pub fn token(&self, cookie_value: &str) -> String {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(b"mebyo anonymous csrf v1\0");
+        h.update(cookie_value.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize().as_bytes())
+    }
+
+    /// Whether `presented` is the token of the cookie value (constant time).
+    pub fn check(&self, cookie_value: Option<&str>, presented: &str) -> bool {
+        cookie_value
+            .filter(|v| well_formed(v))
+            .is_some_and(|v| ct_eq(&self.token(v), presented))
+    }
+}
+
+impl Default for AnonCsrf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A value `random_token` could have made: 43 URL-safe base64 characters.
+pub fn well_formed(v: &str) -> bool {
+    v.len() == 43
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -281,11 +332,26 @@ mod tests {
     #[test]
     fn rate_limiter_refills_p4_4() {
         let r = RateLimiter::new(2, 60, 100);
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
         assert!(r.check(ip, Timestamp(0)).is_ok());
         assert!(r.check(ip, Timestamp(0)).is_ok());
         assert_eq!(r.check(ip, Timestamp(0)), Err(1));
         assert!(r.check(ip, Timestamp(1_000_000)).is_ok());
+    }
+
+    /// P4.6(1): the anonymous form token matches only its own, well-formed cookie.
+    #[test]
+    fn anonymous_csrf_tokens_are_bound_to_their_cookie_p4_6_1() {
+        let c = AnonCsrf::new();
+        let (v, w) = (random_token(), random_token());
+        assert!(well_formed(&v));
+        assert!(c.check(Some(&v), &c.token(&v)));
+        assert!(!c.check(Some(&w), &c.token(&v)));
+        assert!(!c.check(None, &c.token(&v)));
+        assert!(!c.check(Some(&v), ""));
+        assert!(!c.check(Some("short"), &c.token("short")));
+        // Another process's key makes other tokens.
+        assert!(!AnonCsrf::new().check(Some(&v), &c.token(&v)));
     }
 
     #[test]

@@ -14,11 +14,12 @@ use mebyo_domain::credential::{CredentialCommand, Holder};
 use mebyo_domain::fhir::VitalKind;
 use mebyo_domain::person::PersonCommand;
 use mebyo_domain::records::{Origin, Party, RecordCommand, RecordEntry, Resource, Submission};
+use mebyo_domain::signin::source_group;
 use mebyo_domain::{
     Actor, Category, Channel, ConsentId, CredentialId, Duration, PersonId, ProviderId, RecordId,
     Role, StaffId, Timestamp,
 };
-use mebyo_platform::auth::{AuthEntry, FailureOutcome, Subject};
+use mebyo_platform::auth::{AuthEntry, Subject};
 use mebyo_platform::world;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -43,13 +44,18 @@ pub struct Authed {
 }
 
 pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
+}
+
+/// The value of the cookie `name`, if the request carries it.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
@@ -135,6 +141,17 @@ pub enum LoginKind {
     Provider,
 }
 
+impl LoginKind {
+    /// The namespace of this kind's logins in the sign-in guard.
+    pub fn key(self) -> &'static str {
+        match self {
+            LoginKind::Individual => "individual",
+            LoginKind::Staff => "staff",
+            LoginKind::Provider => "provider",
+        }
+    }
+}
+
 fn resolve(st: &AppState, kind: LoginKind, login: &str) -> ApiResult<Option<Subject>> {
     let login = login.trim();
     if login.is_empty() || login.len() > 254 {
@@ -152,8 +169,12 @@ fn resolve(st: &AppState, kind: LoginKind, login: &str) -> ApiResult<Option<Subj
     })
 }
 
-/// Signs in: rate limit per client, lockout per account, argon2id verification on
-/// the bounded pool (P4.8(2)). Unknown logins cost the same hash as known ones.
+/// Signs in (P4.8(2), P4.4(1)): a rate limit per source group, then an attempt
+/// reserved for the (login, source group) pair and counted against the login's
+/// limit across sources — all before argon2 runs on the bounded pool, so
+/// concurrent guesses cannot outrun the lock. A login that names no account gets
+/// the same reservation, a hash against a dummy and the same answers, so no answer
+/// (status, body, or the work behind it) tells which accounts exist.
 pub async fn login(
     st: &AppState,
     ip: IpAddr,
@@ -164,15 +185,17 @@ pub async fn login(
 ) -> ApiResult<(String, Session)> {
     let now = st.platform.now();
     st.auth_limiter
-        .check(ip, now)
+        .check(source_group(ip), now)
         .map_err(ApiError::rate_limited)?;
+    let ticket = st.guard.reserve(kind.key(), login, ip, now)?;
     let subject = resolve(st, kind, login)?;
     let entry = subject.as_ref().and_then(|s| st.auth.get(s));
     let (Some(subject), Some(entry)) = (subject, entry) else {
         let _ = st.hasher.verify(password, st.dummy_phc.clone()).await;
-        return Err(ApiError::bad_credentials());
+        let refused = ticket.settle(false, st.platform.now()).err();
+        return Err(refused.unwrap_or_else(ApiError::bad_credentials));
     };
-    let needs_rehash = check_password(st, &subject, &entry, password.clone(), now).await?;
+    let needs_rehash = check_password(st, ticket, &entry, password.clone()).await?;
     if needs_rehash && let Ok(phc) = st.hasher.hash(password).await {
         st.auth
             .set_password(&subject, &phc, entry.credential.clone(), now)?;
@@ -200,37 +223,21 @@ pub async fn login(
     st.sessions.create(principal, now)
 }
 
-/// The one password check behind sign-in and password change (P4.8(2)): a locked
-/// account is refused, a wrong password counts toward the lockout, a right one
-/// clears the count. Returns whether the stored hash should be redone with the
-/// current parameters.
+/// The one password check behind sign-in and password change (P4.8(2)): the
+/// attempt was reserved before (`ticket`); a wrong password settles it as a failure
+/// (`auth.failed`, or `auth.locked` when it locks the pair), a right one clears the
+/// count. Returns whether the stored hash should be redone with the current
+/// parameters.
 async fn check_password(
     st: &AppState,
-    subject: &Subject,
+    ticket: crate::guard::Ticket<'_>,
     entry: &AuthEntry,
     password: Zeroizing<String>,
-    now: Timestamp,
 ) -> ApiResult<bool> {
-    let locked = |until: Timestamp| ApiError::locked(((until.0 - now.0) / 1_000_000) as u64);
-    if let Some(until) = st.auth.locked(subject, now) {
-        return Err(locked(until));
-    }
-    let verified = st
-        .hasher
-        .verify(password, entry.phc.clone())
-        .await
-        .map_err(|_| ApiError::internal())?;
-    if !verified.valid {
-        return match st.auth.record_failure(subject, now, st.cfg.lockout)? {
-            FailureOutcome::Locked { until } => {
-                tracing::warn!(subject = %subject.key(), "account locked after failed password checks");
-                Err(locked(until))
-            }
-            FailureOutcome::Counted { .. } => Err(ApiError::bad_credentials()),
-        };
-    }
-    st.auth.record_success(subject, now)?;
-    Ok(verified.needs_rehash)
+    let verified = st.hasher.verify(password, entry.phc.clone()).await;
+    let valid = verified.as_ref().is_ok_and(|v| v.valid);
+    ticket.settle(valid, st.platform.now())?;
+    Ok(verified.map_err(|_| ApiError::internal())?.needs_rehash)
 }
 
 fn no_credential() -> ApiError {
@@ -285,7 +292,12 @@ pub async fn change_password(st: &AppState, a: &Authed, input: PasswordChange) -
         .auth
         .get(&subject)
         .ok_or_else(ApiError::bad_credentials)?;
-    check_password(st, &subject, &entry, current.clone(), now).await?;
+    // Counted like sign-in attempts, under the account's own key and one source
+    // (only its own sessions reach this form): a stolen session cannot guess the
+    // password here either, and nobody else can lock it.
+    let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+    let ticket = st.guard.reserve("subject", &subject.key(), any, now)?;
+    check_password(st, ticket, &entry, current.clone()).await?;
     if *current == *new {
         return Err(ApiError::invalid(
             "P4.8(2)",
@@ -334,13 +346,23 @@ pub fn parse_date(s: &str) -> Option<time::Date> {
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
+/// What sign-up answers, registered or not (P4.8(3): no answer tells which e-mail
+/// addresses are registered). Nothing is sent anywhere: the platform holds no
+/// mail service, so the answer says what to do next instead.
+pub const SIGNUP_RECEIVED: &str = "Sign-up received. If these details could be registered, \
+     you can now sign in with this e-mail address and password. If sign-in fails, the \
+     address may already be registered: sign in with its password, or contact the \
+     operations office.";
+
 /// Registers an individual (identity into the vault, P4.8(3)), issues their
 /// connection information through the office's self-service desk (as
 /// `world::enroll_individual` does), and stores the password hash (P4.8(2)).
-pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<PersonId> {
+/// `None` when the e-mail address is registered already: callers answer the same
+/// either way (`SIGNUP_RECEIVED`).
+pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<Option<PersonId>> {
     let now = st.platform.now();
     st.auth_limiter
-        .check(ip, now)
+        .check(source_group(ip), now)
         .map_err(ApiError::rate_limited)?;
     check_len("name", input.name.trim(), 1, 100)?;
     check_len("address", input.address.trim(), 1, 200)?;
@@ -382,20 +404,20 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
             "self-service sign-up is not enabled here; register at the operations office",
         ));
     };
-    if !st.platform.find_by_email(email)?.is_empty() {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "person.email_taken",
-            "P2(1)",
-            "this e-mail address is already registered; sign in instead",
-        ));
-    }
-    // Hash first: the slowest step, and one that can refuse, before anything is written.
+    // Hash first, taken or not: the slowest step, and one that can refuse, before
+    // anything is written; and the same work whatever the address.
     let phc = st
         .hasher
         .hash(password)
         .await
         .map_err(|_| ApiError::invalid("P4.8(2)", "password not accepted"))?;
+    if !st.platform.find_by_email(email)?.is_empty() {
+        // The same answer as a registration (`SIGNUP_RECEIVED`): saying "taken"
+        // would tell anyone which addresses are registered. The owner signs in as
+        // before; someone else is told to check the details or ask the office.
+        tracing::info!("sign-up with an address already registered; nothing written");
+        return Ok(None);
+    }
     let identity = IdentityRecord {
         name: input.name.trim().to_string(),
         address: input.address.trim().to_string(),
@@ -430,7 +452,7 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
         Some(credential),
         now,
     )?;
-    Ok(person)
+    Ok(Some(person))
 }
 
 // ---- policy (P7, P8) -----------------------------------------------------------------

@@ -268,3 +268,19 @@ fn p4_6_2_every_access_and_refusal_is_recorded() {
         (Outcome::Granted, Some(kid("k1")), None)
     );
 }
+
+/// P4.6(2), P4.8(3): a read naming a never-registered id gets the same refusal as
+/// a real person's and leaves no record; a registered person's refused read does.
+#[test]
+fn p4_6_2_a_made_up_id_is_refused_like_a_real_one_and_not_recorded() {
+    let reader = credential("c2", person_holder("p2"), Cred::Valid);
+    let req = request(individual("p2", "c2"), Channel::Portal);
+    // p1 without p2 as a representative: a real person p2 may not read.
+    let real = Person::fold(&registered("p1"));
+    let on_real = decide_access(&req, &real, None, Some(&reader), T0);
+    let on_made_up = decide_access(&req, &PersonState::default(), None, Some(&reader), T0);
+    assert_eq!(on_real, on_made_up);
+    assert_eq!(refused(on_real.clone()), ("access.not_own", "P4.6(2)"));
+    assert!(crate::access::access_record(&req, &on_real, true, T0).is_some());
+    assert!(crate::access::access_record(&req, &on_made_up, false, T0).is_none());
+}

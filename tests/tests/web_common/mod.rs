@@ -167,7 +167,7 @@ impl Env {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201, "signup: {:?}", r.text().await);
+        assert_eq!(r.status(), 202, "signup: {:?}", r.text().await);
         let s = self.login("individual", email, PERSON_PASSWORD).await;
         let r = self
             .http
