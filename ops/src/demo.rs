@@ -3,7 +3,7 @@
 //! reads granted and refused, a revocation, a lost credential, an erasure.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use mebyo_crypto::IdentityRecord;
@@ -28,9 +28,28 @@ pub struct Args {
     /// How many individuals to simulate.
     #[arg(long, default_value_t = 20)]
     pub people: u32,
-    /// Seed for the simulation, so a demo can be replayed exactly.
+    /// Seed for the simulated people and their activity, so a demo's story can be
+    /// replayed. Key material never comes from it: every demo draws its KEK and keys
+    /// from the operating system, so two demo directories share no key.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// The file that marks a data directory made by `mebyo demo`; `serve` warns when
+/// it finds one (simulated people, made to be shown, not for real data).
+pub const DEMO_MARKER: &str = "DEMO";
+
+/// Whether `data` holds a demo installation.
+pub fn is_demo(data: &Path) -> bool {
+    data.join(DEMO_MARKER).exists()
+}
+
+fn mark_demo(data: &Path) -> std::io::Result<()> {
+    mebyo_store::fsio::write_atomic(
+        &data.join(DEMO_MARKER),
+        b"This data directory was made by `mebyo demo`: its people and records are\n\
+          simulated. Do not serve it to real users or put real data in it.\n",
+    )
 }
 
 const FAMILY: [&str; 12] = [
@@ -93,32 +112,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 async fn demo(a: Args) -> anyhow::Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let fresh = !mebyo_store::EmbeddedStore::exists(&a.data.join("ledger"));
+    // Options::default(): the KEK, keys and ids come from the operating system's
+    // randomness, never from --seed (issue 22: demos used to share their KEK).
     if fresh {
-        Platform::init(
-            &a.data,
-            Settings::default(),
-            Options {
-                seed: Some(rng.random()),
-                ..Default::default()
-            },
-        )
-        .await?;
+        Platform::init(&a.data, Settings::default(), Options::default()).await?;
         println!("created a new platform in {}", a.data.display());
     }
-    let p = Platform::open(
-        &a.data,
-        Options {
-            seed: Some(rng.random()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let p = Platform::open(&a.data, Options::default()).await?;
     let org = if fresh
         || p.staff_state(&mebyo_domain::StaffId::new("om-0001")?)
             .await?
             .roles
             .is_empty()
     {
+        mark_demo(&a.data)?;
         world::bootstrap_org(&p).await?
     } else {
         anyhow::bail!(

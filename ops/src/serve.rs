@@ -70,6 +70,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             Platform::init(&a.data, Settings::default(), Options::default()).await?;
         }
         let platform = Arc::new(Platform::open(&a.data, Options::default()).await?);
+        if crate::demo::is_demo(&a.data) {
+            // Printed as well as logged: whoever starts it must see it (issue 22).
+            let warning = format!(
+                "WARNING: {} is a `mebyo demo` directory (simulated people); do not serve it to real users",
+                a.data.display()
+            );
+            println!("{warning}");
+            tracing::warn!(data = %a.data.display(), "serving a demo directory (simulated people)");
+        }
         let org = if fresh {
             Some(world::bootstrap_org(&platform).await?)
         } else {
