@@ -26,8 +26,12 @@ pub enum Command {
     /// Merkle tree, every checkpoint in the ledger, and checkpoints kept elsewhere.
     ///
     /// Exit 0: intact (prints the event count, head hash and tree root). Exit 1:
-    /// broken (prints the first bad position and what is wrong). Exit 2: usage
-    /// error or unreadable input.
+    /// broken (prints the first bad position, its byte offset and what is wrong;
+    /// a damaged file header too). Exit 2: usage error or unreadable input.
+    ///
+    /// The chain alone cannot tell a log cut back at a frame boundary, or one
+    /// extended with correctly chained events, from the real one: unless a
+    /// `--checkpoint` kept outside the log covers its end, the output says so.
     Verify(VerifyArgs),
     /// Sign a checkpoint of the ledger now and store it in the ledger.
     ///
@@ -277,6 +281,7 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let r = run_verify(&path, vkey, external, a.require_signed_head)?;
     let secs = started.elapsed().as_secs_f64();
     let latest = r.checkpoints.last();
+    let unvouched = unvouched_end(&r);
     match &r.problem {
         None => {
             match a.format {
@@ -286,6 +291,9 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                         r.events,
                         hex::encode(r.head_hash)
                     );
+                    if let Some(why) = &unvouched {
+                        println!("WARNING: {why}");
+                    }
                     println!("tree root: {} (size {})", hex::encode(r.root()), r.events);
                     match latest {
                         Some(c) => println!(
@@ -332,6 +340,9 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                             "size": c.signed.checkpoint.size,
                         })),
                         "external_checkpoints": r.external.len(),
+                        "vouched_to": vouched_to(&r),
+                        "end_vouched": unvouched.is_none(),
+                        "unvouched_end": unvouched,
                         "unsigned_tail": r.unsigned_tail,
                         "first_unsigned": r.first_unsigned,
                         "seconds": secs,
@@ -371,6 +382,37 @@ fn verify_cmd(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// How many events checkpoints kept outside the log (`--checkpoint`) vouch for.
+fn vouched_to(r: &Report) -> u64 {
+    r.external.iter().map(|(_, c)| c.size).max().unwrap_or(0)
+}
+
+/// What the chain cannot tell (issue 19 §8): a log cut back at a frame boundary,
+/// or extended with correctly chained events, is still a chain, and checkpoints
+/// inside the log go with it. Only a checkpoint kept outside vouches for the end.
+/// Checkpoint events after the newest outside one are not counted against it:
+/// a checkpoint never covers itself, and it carries no record.
+fn unvouched_end(r: &Report) -> Option<String> {
+    let to = vouched_to(r);
+    let n = r.events;
+    let checkpoints_after = r.checkpoints.iter().filter(|c| c.position >= to).count() as u64;
+    if !r.external.is_empty() && n.saturating_sub(to) <= checkpoints_after {
+        return None;
+    }
+    let what = if r.external.is_empty() {
+        "nothing outside the log vouches for its end".to_owned()
+    } else {
+        format!(
+            "checkpoints kept outside the log vouch for the first {to} events only; nothing vouches for positions {to}..{n}"
+        )
+    };
+    Some(format!(
+        "{what}: a log cut back at a frame boundary (a restored older copy, lost writes), or extended with correctly chained forged events, verifies the same. \
+         To check it, pass --checkpoint FILE with the newest checkpoint kept outside it (a witness's copy, or one saved earlier by `mebyo audit checkpoint --out`), \
+         and --require-signed-head to refuse events no checkpoint signed"
+    ))
 }
 
 fn now_secs() -> u64 {
@@ -419,7 +461,8 @@ fn checkpoint_cmd(a: CheckpointArgs) -> anyhow::Result<ExitCode> {
             },
             r.tree,
             &r.checkpoints,
-        );
+        )
+        .publish_to(mebyo_audit::published_path(&a.data));
         let (note, what) = match c.checkpoint_now(now_secs()).await? {
             Now::Signed(s) => (
                 s.signed.note,

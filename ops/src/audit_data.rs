@@ -104,12 +104,31 @@ pub fn grant(a: GrantArgs) -> anyhow::Result<ExitCode> {
         let now = p.now();
         let by = p.staff_state(&StaffId::new(&a.by)?).await?;
         let auditor = p.staff_state(&StaffId::new(&a.auditor)?).await?;
-        if !by.roles.contains(&Role::BusinessAdministrator) || !by.training_current(now) {
-            eprintln!("refused (P3.4): {} is not the business administrator with current privacy training", a.by);
-            return Ok(ExitCode::from(1));
-        }
-        if !auditor.roles.contains(&Role::Auditor) {
-            eprintln!("refused (P4.6(2)): {} does not hold the Auditor role", a.auditor);
+        let refusal =
+            if !by.roles.contains(&Role::BusinessAdministrator) || !by.training_current(now) {
+                Some((
+                    "P3.4",
+                    format!(
+                        "{} is not the business administrator with current privacy training",
+                        a.by
+                    ),
+                ))
+            } else if !auditor.roles.contains(&Role::Auditor) {
+                Some((
+                    "P4.6(2)",
+                    format!("{} does not hold the Auditor role", a.auditor),
+                ))
+            } else {
+                None
+            };
+        if let Some((clause, why)) = refusal {
+            // A refused attempt is evidence too: it is recorded before the answer.
+            let body = serde_json::json!({
+                "auditor": a.auditor, "by": a.by, "days": a.days,
+                "clause": clause, "reason": why, "at_us": now.0,
+            });
+            record(&p, GRANTS_STREAM, GRANT_REFUSED, &a.by, &body).await?;
+            eprintln!("refused ({clause}): {why} (the refusal is recorded in {GRANTS_STREAM})");
             return Ok(ExitCode::from(1));
         }
         let g = Grant {
@@ -124,45 +143,83 @@ pub fn grant(a: GrantArgs) -> anyhow::Result<ExitCode> {
             .append(
                 GRANTS_STREAM,
                 ExpectedRevision::Any,
-                vec![NewEvent::plain("audit.key_granted", Actor::new("staff", &a.by), id, serde_json::to_vec(&g)?)],
+                vec![NewEvent::plain(
+                    GRANTED,
+                    Actor::new("staff", &a.by),
+                    id,
+                    serde_json::to_vec(&g)?,
+                )],
             )
             .await?;
-        println!("granted {} decryption for {} days (recorded in {GRANTS_STREAM})", a.auditor, a.days);
+        println!(
+            "granted {} decryption for {} days (recorded in {GRANTS_STREAM})",
+            a.auditor, a.days
+        );
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Checks the auditor holds a current grant, and records this use of it.
+/// Event types of the grant and its uses, granted or refused.
+pub const GRANTED: &str = "audit.key_granted";
+pub const GRANT_REFUSED: &str = "audit.grant_refused";
+pub const USED: &str = "audit.key_used";
+pub const USE_REFUSED: &str = "audit.key_use_refused";
+
+/// Appends one plaintext operational event by staff member `staff` (a
+/// pseudonymous id, checked by the store's alphabet) and waits until it is durable.
+async fn record(
+    p: &Platform,
+    stream: &str,
+    event_type: &str,
+    staff: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let id = p.with_rng(rand::Rng::random::<[u8; 16]>);
+    p.store()
+        .append(
+            stream,
+            ExpectedRevision::Any,
+            vec![NewEvent::plain(
+                event_type,
+                Actor::new("staff", staff),
+                id,
+                serde_json::to_vec(body)?,
+            )],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Checks the auditor holds a current grant, and records this use of it; a use
+/// refused for want of one is recorded too (P4.6(2)), before the refusal is told.
 async fn use_grant(p: &Platform, auditor: &str, purpose: &str) -> anyhow::Result<bool> {
+    StaffId::new(auditor)?;
     let now = p.now().0;
     let grants = p.store().read_stream(GRANTS_STREAM, 0, 100_000).await?;
     let current = grants
         .iter()
+        .filter(|e| e.event_type == GRANTED)
         .filter_map(|e| serde_json::from_slice::<Grant>(&e.payload).ok())
         .any(|g| g.auditor == auditor && g.from_us <= now && now < g.until_us);
-    if !current {
-        return Ok(false);
-    }
-    let id = p.with_rng(rand::Rng::random::<[u8; 16]>);
-    let body = serde_json::json!({ "auditor": auditor, "purpose": purpose, "at_us": now });
-    p.store()
-        .append(
-            USES_STREAM,
-            ExpectedRevision::Any,
-            vec![NewEvent::plain(
-                "audit.key_used",
-                Actor::new("staff", auditor),
-                id,
-                serde_json::to_vec(&body)?,
-            )],
+    let (event_type, body) = if current {
+        (
+            USED,
+            serde_json::json!({ "auditor": auditor, "purpose": purpose, "at_us": now }),
         )
-        .await?;
-    Ok(true)
+    } else {
+        let body = serde_json::json!({
+            "auditor": auditor, "purpose": purpose, "at_us": now,
+            "clause": "P4.6(2)", "reason": "no current auditor key grant",
+        });
+        (USE_REFUSED, body)
+    };
+    record(p, USES_STREAM, event_type, auditor, &body).await?;
+    Ok(current)
 }
 
 fn no_grant(auditor: &str) -> ExitCode {
     eprintln!(
-        "refused (P4.6(2)): {auditor} holds no current auditor key grant; decrypting needs one (`mebyo audit grant`). Verification needs none: `mebyo audit verify`"
+        "refused (P4.6(2)): {auditor} holds no current auditor key grant; decrypting needs one (`mebyo audit grant`). Verification needs none: `mebyo audit verify`. The refused attempt is recorded in {USES_STREAM}"
     );
     ExitCode::from(1)
 }

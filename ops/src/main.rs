@@ -25,6 +25,7 @@ mod paths;
 mod providers;
 mod serve;
 mod serve_ops;
+mod store;
 
 /// mebyo: personal health records for My ME-BYO Karte, event-sourced and audit-first.
 #[derive(Parser)]
@@ -59,6 +60,9 @@ enum Command {
     Providers(providers::Command),
     /// Cryptographically erase a withdrawn person's data, with a witness (P4.9).
     Erase(erase::Args),
+    /// The ledger itself: accept a loss the start refused (issue 19 §3).
+    #[command(subcommand)]
+    Store(store::Command),
     /// Developer tools used by the test suite (not for operators).
     #[command(subcommand, hide = true)]
     Debug(debug::Command),
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => keys::run(c),
         Command::Providers(c) => providers::run(c),
         Command::Erase(a) => erase::run(a),
+        Command::Store(c) => store::run(c),
         Command::Debug(c) => debug::run(c),
     };
     match result {

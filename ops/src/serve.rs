@@ -84,6 +84,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         } else {
             None
         };
+        // mebyo.json's business administrator must be the appointed one (issue 19 §7).
+        platform.check_business_administrator().await?;
         let mut cfg = mebyo_web::WebConfig::new(&a.data);
         cfg.bind = a.listen;
         if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
@@ -156,7 +158,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 every_leaves: a.checkpoint_every,
                 every_secs: a.checkpoint_secs,
             },
-        );
+        )
+        .publish_to(mebyo_audit::published_path(&a.data));
         {
             let (clock, stop, first) = (clock.clone(), stopped(), serving_first());
             tasks.push(tokio::spawn(async move {

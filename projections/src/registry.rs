@@ -92,6 +92,7 @@ impl Registry {
     pub fn apply(&mut self, e: &Applied) {
         match e.event {
             AnyEvent::Person(p) => self.person_event(p),
+            AnyEvent::Other { event_type } => self.unreadable(event_type, e),
             AnyEvent::Policy(PolicyEvent::VersionPublished { version, .. }) => {
                 let ix = self.policies.intern(version.id.as_str());
                 ensure_len(&mut self.accepting, ix, 0);
@@ -107,6 +108,45 @@ impl Registry {
         (ix, &mut self.rows[ix as usize])
     }
 
+    /// A person's own event sealed under a key the erasure destroyed (P4.9), met
+    /// by a replay from the start (`mebyo audit replay`, a rebuild without the
+    /// snapshot): its payload is gone, but its plaintext envelope still says what
+    /// happened, to whom and when. Counting it keeps the history whole: the 200
+    /// registrations of a log stay 200 after one of them is erased (issue 19 §8).
+    /// Whether the office registered them sat in the payload, so it is unknown.
+    fn unreadable(&mut self, event_type: &str, e: &Applied) {
+        let Some(person) = e.stream_id.strip_prefix("person-") else {
+            return;
+        };
+        let at = Timestamp(e.recorded_at_us);
+        match event_type {
+            "person.registered" => self.registered(person, at, false),
+            "person.withdrawn" => self.withdrawn(person, at),
+            _ => {}
+        }
+    }
+
+    fn registered(&mut self, person: &str, at: Timestamp, by_office: bool) {
+        let (_, row) = self.row(person);
+        if row.status != PersonStatus::Unregistered {
+            return; // the decider refuses a second registration (P2(1))
+        }
+        row.status = PersonStatus::Active;
+        row.registered_at = OptTs::some(at);
+        row.by_office = by_office;
+        self.registered += 1;
+        *self.registrations_per_day.entry(jst_day(at)).or_default() += 1;
+    }
+
+    fn withdrawn(&mut self, person: &str, at: Timestamp) {
+        let (_, row) = self.row(person);
+        if row.status == PersonStatus::Active {
+            row.status = PersonStatus::Withdrawn;
+            row.withdrawn_at = OptTs::some(at);
+            self.withdrawn += 1;
+        }
+    }
+
     fn person_event(&mut self, e: &PersonEvent) {
         match e {
             PersonEvent::Registered {
@@ -114,17 +154,11 @@ impl Registry {
                 registrar,
                 at,
                 ..
-            } => {
-                let (_, row) = self.row(person.as_str());
-                if row.status != PersonStatus::Unregistered {
-                    return; // the decider refuses a second registration (P2(1))
-                }
-                row.status = PersonStatus::Active;
-                row.registered_at = OptTs::some(*at);
-                row.by_office = matches!(registrar, Registrar::OperationsOffice { .. });
-                self.registered += 1;
-                *self.registrations_per_day.entry(jst_day(*at)).or_default() += 1;
-            }
+            } => self.registered(
+                person.as_str(),
+                *at,
+                matches!(registrar, Registrar::OperationsOffice { .. }),
+            ),
             PersonEvent::PolicyAccepted {
                 person, policy, at, ..
             } => {
@@ -173,14 +207,7 @@ impl Registry {
                 let (_, row) = self.row(person.as_str());
                 row.guidance = row.guidance.saturating_add(1);
             }
-            PersonEvent::Withdrawn { person, at } => {
-                let (_, row) = self.row(person.as_str());
-                if row.status == PersonStatus::Active {
-                    row.status = PersonStatus::Withdrawn;
-                    row.withdrawn_at = OptTs::some(*at);
-                    self.withdrawn += 1;
-                }
-            }
+            PersonEvent::Withdrawn { person, at } => self.withdrawn(person.as_str(), *at),
             PersonEvent::ErasureCompleted { person, at, .. } => {
                 let (ix, row) = self.row(person.as_str());
                 if row.status != PersonStatus::Withdrawn {
@@ -337,6 +364,46 @@ mod tests {
         );
         assert!(r.person("nobody").is_none());
         r.check().unwrap();
+    }
+
+    /// Issue 19 §8 (P4.9): a replay from the start after an erasure cannot read
+    /// the erased person's own events; their envelopes still count, and the
+    /// erasure record then erases: 3 registered stay 3, one of them erased.
+    #[test]
+    fn p4_9_an_erased_persons_unreadable_events_still_count() {
+        let mut log = Log::default();
+        log.person_registered("p1", days(0));
+        log.person_registered("p2", days(0));
+        log.person_registered("p3", days(1));
+        log.withdraw_and_erase("p3", days(2));
+        let record = serde_json::json!({
+            "person": "p3", "witness": "sysadm", "destroyed_keys": ["dek:h:p3:1"],
+            "kek_id": "00", "keystore_digest": "00", "at": days(2),
+        });
+        let record = AnyEvent::decode("erasure.completed", record.to_string().as_bytes()).unwrap();
+        log.push_on("ops-erasures", record);
+        let live = log.fold();
+        let mut replayed = crate::ReadModels::new();
+        for mut e in log.entries() {
+            if e.stream == "person-p3" {
+                // Sealed under p3's destroyed key: only the envelope is left.
+                let event_type = e.event.event_type().to_owned();
+                e.event = AnyEvent::Other { event_type };
+            }
+            replayed.apply(&e.applied()).unwrap();
+        }
+        let want = RegistryCounts {
+            registered: 3,
+            active: 2,
+            withdrawn: 0,
+            erased: 1,
+        };
+        assert_eq!(live.registry().counts(), want);
+        assert_eq!(replayed.registry().counts(), want, "the replay counts p3");
+        let p3 = replayed.registry().person("p3").unwrap();
+        assert_eq!(p3.status, PersonStatus::Erased);
+        assert!(p3.registered_at.is_some());
+        replayed.registry().check().unwrap();
     }
 
     #[test]

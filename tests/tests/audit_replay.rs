@@ -42,8 +42,13 @@ async fn replay_equals_live_projections_and_decryption_needs_a_grant() {
         assert!(views.failed().is_none());
         let digest = hex::encode(blake3::hash(&views.read().snapshot()).as_bytes());
         let person = views.read().registry().counts();
-        // The demo erases one of its 8 people: their events no longer decrypt (P4.9).
-        assert_eq!(person.registered, 7, "{person:?} at {p0}");
+        // The demo erases one of its 8 people: their events no longer decrypt
+        // (P4.9), but their envelopes still count (issue 19 §8).
+        assert_eq!(
+            (person.registered, person.erased),
+            (8, 1),
+            "{person:?} at {p0}"
+        );
         // More activity after p0: another person and a consent.
         let org = world::Org {
             business_administrator: mebyo_domain::StaffId::new("ba-0001").unwrap(),
@@ -148,6 +153,35 @@ async fn replay_equals_live_projections_and_decryption_needs_a_grant() {
         .code(),
         Some(1)
     );
+    // Issue 19 §8: every refused attempt above is itself an event.
+    {
+        let store = mebyo_store::EmbeddedStore::open(
+            &data.join("ledger"),
+            mebyo_store::OpenOptions::default(),
+        )
+        .unwrap()
+        .store;
+        use mebyo_store::EventStore;
+        let grants = store.read_stream("audit-grants", 0, 100).await.unwrap();
+        let refused: Vec<serde_json::Value> = grants
+            .iter()
+            .filter(|e| e.event_type == "audit.grant_refused")
+            .map(|e| serde_json::from_slice(&e.payload).unwrap())
+            .collect();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert_eq!(refused[0]["by"], "om-0001");
+        assert_eq!(refused[0]["clause"], "P3.4");
+        assert_eq!(refused[1]["auditor"], "office-0001");
+        assert_eq!(refused[1]["clause"], "P4.6(2)");
+        let uses = store.read_stream("audit-key-uses", 0, 100).await.unwrap();
+        let types: Vec<&str> = uses.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            types,
+            ["audit.key_use_refused"],
+            "the replay without a grant"
+        );
+        assert_eq!(uses[0].actor.id, "audit-0001");
+    }
     assert!(
         mebyo(&[
             "audit",
@@ -176,6 +210,9 @@ async fn replay_equals_live_projections_and_decryption_needs_a_grant() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let v = json(&r);
     assert_eq!(v["position"], p0);
+    // An erased person is part of what happened: counted, as erased.
+    assert_eq!(v["people"]["registered"], 8, "{v}");
+    assert_eq!(v["people"]["erased"], 1, "{v}");
     assert_eq!(
         v["models_blake3"], live_digest,
         "replay as of {p0} equals the live projections after {p0} events"

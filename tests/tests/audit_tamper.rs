@@ -194,6 +194,9 @@ fn every_kind_of_tampering_is_caught_and_named_by_position() {
     assert_eq!(v["latest_checkpoint"]["size"], fx.p2 as u64);
     assert_eq!(v["unsigned_tail"], 0);
     assert_eq!(v["external_checkpoints"], 2);
+    // cp2 covers every event but the checkpoint event that stores it.
+    assert_eq!(v["end_vouched"], true, "{v}");
+    assert_eq!(v["vouched_to"], fx.p2 as u64);
 
     let k = rng.random_range(1..fx.p1 - 1);
 
@@ -254,7 +257,23 @@ fn every_kind_of_tampering_is_caught_and_named_by_position() {
     let cut = rng.random_range(1..=(n - fx.p1 - 2));
     let frames = fx.frames[..n - cut].to_vec();
     fx.write(&frames);
-    assert_eq!(fx.verify(&[]).0, 0, "a truncated chain is still a chain");
+    let (code, v) = fx.verify(&[]);
+    assert_eq!(code, 0, "a truncated chain is still a chain");
+    // Issue 19 §8: but verify says plainly that nothing vouches for its end,
+    // and what to pass to make it check.
+    assert_eq!(v["end_vouched"], false, "{v}");
+    let why = v["unvouched_end"].as_str().unwrap();
+    assert!(
+        why.contains("nothing outside the log vouches for its end") && why.contains("--checkpoint"),
+        "{why}"
+    );
+    let text = String::from_utf8(mebyo(&["audit", "verify", "--data", path_str(&fx.data)]).stdout)
+        .unwrap();
+    assert!(
+        text.contains("WARNING: nothing outside the log vouches for its end")
+            && text.contains("--checkpoint FILE"),
+        "{text}"
+    );
     let v = broken(
         &fx,
         &["--checkpoint", &cp2],
@@ -284,6 +303,18 @@ fn every_kind_of_tampering_is_caught_and_named_by_position() {
     fx.write(&frames);
     let (code, v) = fx.verify(&["--checkpoint", &cp2]);
     assert_eq!(code, 0, "growth after a checkpoint is normal: {v}");
+    assert_eq!(
+        v["end_vouched"], false,
+        "the forged tail is vouched for by no one: {v}"
+    );
+    assert!(
+        v["unvouched_end"].as_str().unwrap().contains(&format!(
+            "nothing vouches for positions {}..{}",
+            fx.p2,
+            n + 3
+        )),
+        "{v}"
+    );
     assert_eq!(v["unsigned_tail"], 3);
     assert_eq!(v["first_unsigned"], n as u64);
     broken(&fx, &["--require-signed-head"], "extend", n, "UnsignedTail");

@@ -227,6 +227,104 @@ fn every_kind_of_tampering_is_reported_at_its_first_bad_position() {
     assert_eq!(fx.verify().0, 0);
 }
 
+/// What the store says about the ledger as it is now: `Some(position)` when it
+/// refuses to open it as corrupt.
+fn store_refuses(fx: &Fixture) -> Option<u64> {
+    use mebyo_store::embedded::OpenError;
+    use mebyo_store::{EmbeddedStore, OpenOptions, StoreError};
+    match EmbeddedStore::open(&fx.data.join("ledger"), OpenOptions::default()) {
+        Ok(_) => None,
+        Err(OpenError::Store(StoreError::Corrupt { position, .. })) => Some(position),
+        Err(e) => panic!("the store failed otherwise: {e}"),
+    }
+}
+
+/// Issue 19 §8: the verifier checks everything the store checks (one home,
+/// `mebyo_store::check`). The frame header's fields outside the hash (the
+/// previous position in stream, the reserved word), edited with the crc redone,
+/// are refused by both, at the same position.
+#[test]
+fn the_verifier_refuses_what_the_store_refuses_frame_fields_outside_the_hash() {
+    let fx = fixture();
+    let n = fx.frames.len();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed("tamper-outside-hash"));
+    for round in 0..6 {
+        let k = rng.random_range(1..n - 1);
+        let mut frames = fx.frames.clone();
+        let (at, kind) = if round % 2 == 0 {
+            // prev-in-stream: bytes 8..16; flip one bit.
+            (8 + rng.random_range(0..8), "StreamLinkBroken")
+        } else {
+            // reserved: bytes 16..20, zero as written.
+            (16 + rng.random_range(0..4), "DamagedFrame")
+        };
+        frames[k][at] ^= 1 << rng.random_range(0..8);
+        fix_crc(&mut frames[k]);
+        fx.write(&frames);
+        check(&fx, "a frame field outside the hash", k, kind, None, None);
+        assert_eq!(
+            store_refuses(&fx),
+            Some(k as u64),
+            "the store refuses the same frame (round {round}, byte {at})"
+        );
+    }
+    fx.write(&fx.frames);
+    assert_eq!(fx.verify().0, 0);
+    assert_eq!(store_refuses(&fx), None);
+}
+
+/// Issue 19 §8: damage to the file header is a break with its byte offset
+/// (exit 1), not unreadable input; a file that is no ledger at all stays exit 2.
+#[test]
+fn a_damaged_file_header_is_a_break_with_its_offset() {
+    let fx = fixture();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed("tamper-header"));
+    let cases: [(usize, u64); 4] = [
+        (rng.random_range(0..8), 0),    // magic
+        (rng.random_range(8..12), 8),   // format version
+        (rng.random_range(12..36), 12), // ledger id, creation time
+        (rng.random_range(60..64), 12), // the crc itself
+    ];
+    for (at, offset) in cases {
+        let mut header = fx.header.clone();
+        header[at] ^= 0x10;
+        let mut b = header;
+        for f in &fx.frames {
+            b.extend_from_slice(f);
+        }
+        std::fs::write(log_path(&fx.data), &b).unwrap();
+        let (code, v) = fx.verify();
+        assert_eq!(code, 1, "header byte {at}: {v}");
+        assert_eq!(v["kind"], "DamagedHeader", "header byte {at}: {v}");
+        assert_eq!(v["position"], 0);
+        assert_eq!(v["offset"], offset, "header byte {at}: {v}");
+        let text = mebyo(&["audit", "verify", "--data", path_str(&fx.data)]);
+        let stdout = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            stdout.contains(&format!("BROKEN at position 0 (byte offset {offset})")),
+            "{stdout}"
+        );
+    }
+    // A non-zero reserved byte is named exactly.
+    let mut b = fx.header.clone();
+    b[40] = 7;
+    let crc = crc32c::crc32c(&b[..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    b[41] = 1; // and the crc no longer matches
+    for f in &fx.frames {
+        b.extend_from_slice(f);
+    }
+    std::fs::write(log_path(&fx.data), &b).unwrap();
+    let (code, v) = fx.verify();
+    assert_eq!((code, v["offset"].as_u64()), (1, Some(40)), "{v}");
+    // Cut inside the header.
+    std::fs::write(log_path(&fx.data), &fx.header[..30]).unwrap();
+    let (code, v) = fx.verify();
+    assert_eq!((code, v["offset"].as_u64()), (1, Some(30)), "{v}");
+    fx.write(&fx.frames);
+    assert_eq!(fx.verify().0, 0);
+}
+
 #[test]
 fn unreadable_input_and_usage_errors_exit_2() {
     let tmp = tempfile::tempdir().unwrap();

@@ -12,7 +12,15 @@
 //! (`Checkpointer::resume`), so fork protection survives restarts. No signing
 //! happens before the stream has caught up with the head as of start, since a
 //! checkpoint still ahead in the log would otherwise be unknown to it.
+//!
+//! Published copy: with [`Checkpointing::publish_to`], each checkpoint, once
+//! durable in the log, is also written to a file outside it
+//! (`DATA/checkpoints/latest.note`, [`published_path`]). A log cut back at a frame
+//! boundary loses its checkpoints with it; that file does not, so the platform
+//! refuses to start on a log shorter than it (issue 19 §3), and no checkpoint
+//! smaller than it is ever signed.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +58,16 @@ pub enum CheckpointingError {
     Store(#[from] StoreError),
     #[error("the event stream ended")]
     StreamEnded,
+    /// The log is shorter than the checkpoint published outside it: signing it
+    /// would sign a history without events already vouched for.
+    #[error(
+        "the log holds {size} events but the checkpoint published at {path} covers {published}: refusing to sign a shorter history"
+    )]
+    BehindPublished {
+        path: PathBuf,
+        size: u64,
+        published: u64,
+    },
 }
 
 /// A checkpoint this signer signed and stored.
@@ -85,6 +103,37 @@ pub struct Checkpointing {
     content_size: u64,
     /// Head of the log when this started; no signing before the tree reaches it.
     start_head: u64,
+    /// Where each checkpoint is also written once durable ([`Self::publish_to`]).
+    published: Option<PathBuf>,
+}
+
+/// Where the newest checkpoint is published outside the log, in a data directory.
+pub fn published_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("checkpoints").join("latest.note")
+}
+
+/// The published checkpoint at `path`, if there is one that verifies with `vkey`.
+/// A file that is there but does not verify is an error: it is not evidence of
+/// anything, and it must not be mistaken for the absence of evidence silently.
+pub fn read_published(
+    path: &Path,
+    vkey: &NoteVerifier,
+) -> Result<Option<mebyo_tlog::Checkpoint>, String> {
+    let note = match std::fs::read(path) {
+        Ok(b) if b.len() <= mebyo_tlog::note::MAX_NOTE_BYTES => b,
+        Ok(_) => {
+            return Err(format!(
+                "{} is larger than a checkpoint can be",
+                path.display()
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    let note = String::from_utf8(note).map_err(|_| format!("{} is not UTF-8", path.display()))?;
+    mebyo_tlog::parse_and_verify_checkpoint_for_origin(&note, vkey, vkey.name())
+        .map(Some)
+        .map_err(|e| format!("{} does not verify: {e}", path.display()))
 }
 
 impl Checkpointing {
@@ -102,7 +151,15 @@ impl Checkpointing {
             latest_in_log: None,
             content_size: 0,
             start_head,
+            published: None,
         }
+    }
+
+    /// Also writes each checkpoint, once durable in the log, to `path` (see the
+    /// module doc), and refuses to sign a tree smaller than the one there.
+    pub fn publish_to(mut self, path: PathBuf) -> Self {
+        self.published = Some(path);
+        self
     }
 
     /// Starts from a tree already built by a scan of the same store's log (the
@@ -255,6 +312,16 @@ impl Checkpointing {
 
     async fn sign_and_store(&mut self, now_secs: u64) -> Result<Signed, CheckpointingError> {
         let size = self.tree.size();
+        if let Some(path) = &self.published
+            && let Ok(Some(p)) = read_published(path, &self.verifier)
+            && p.size > size
+        {
+            return Err(CheckpointingError::BehindPublished {
+                path: path.clone(),
+                size,
+                published: p.size,
+            });
+        }
         let tree = std::mem::take(&mut self.tree);
         // The Checkpointer records what it signed even if storing fails below:
         // a signed head exists from that moment on, and every later one must be
@@ -282,6 +349,13 @@ impl Checkpointing {
             position = out.first_position,
             "signed and stored a ledger checkpoint"
         );
+        if let Some(path) = &self.published {
+            // A copy: the checkpoint is durable in the log already. Failing to
+            // write it loses evidence, not data; say so and go on.
+            if let Err(e) = mebyo_store::fsio::write_atomic(path, signed.note.as_bytes()) {
+                tracing::warn!(error = %e, path = %path.display(), "publishing the checkpoint");
+            }
+        }
         Ok(Signed {
             signed,
             position: out.first_position,

@@ -26,7 +26,9 @@ pub mod scan;
 /// The transparency-log primitives, re-exported so the binary needs one dependency.
 pub use mebyo_tlog as tlog;
 
-pub use checkpointing::{Checkpointing, CheckpointingError, Signed};
+pub use checkpointing::{
+    Checkpointing, CheckpointingError, Signed, published_path, read_published,
+};
 pub use keys::{KeyError, checkpoint_origin, ensure_checkpoint_key, load_signer, load_vkey};
 pub use scan::{
     ExternalCheckpoint, LedgerCheckpoint, Problem, ProblemKind, Report, ScanError, TreeScan,

@@ -10,12 +10,12 @@
 //! report names the first problem by position; on a tie the chain's break wins,
 //! since a checkpoint cannot be judged over events whose hashes do not hold.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use mebyo_store::format::{Envelope, Hash, Id128, PayloadKind, chain_hash, genesis_hash};
-use mebyo_store::log::{FileHeader, FrameReader, HEADER_BYTES};
+use mebyo_store::check::{Chain, Checks};
+use mebyo_store::format::{Envelope, Hash, Id128, PayloadKind, chain_hash};
+use mebyo_store::log::{FileHeader, FrameReader, FrameRef, HEADER_BYTES};
 use mebyo_store::verify::{self, BreakKind, Outcome};
 use mebyo_tlog::checkpoint::CheckpointError;
 use mebyo_tlog::note::NoteError;
@@ -360,13 +360,7 @@ pub fn scan_tree(path: &Path, opts: ScanOptions<'_>) -> Result<TreeScan, ScanErr
         };
         let stored = frame.stored_hash();
         if let Some(c) = &mut chain
-            && !c.check(
-                position,
-                frame.body,
-                &frame.stored_prev_hash(),
-                &stored,
-                opts.person_related,
-            )
+            && !c.check(&frame, opts.person_related)
         {
             break;
         }
@@ -412,71 +406,39 @@ pub fn scan_tree(path: &Path, opts: ScanOptions<'_>) -> Result<TreeScan, ScanErr
     }
     scan.chain = chain.map(|c| ChainScan {
         clean: c.reached_end && scan.problem.is_none(),
-        head: c.head,
+        head: c.chain.head_hash,
     });
     Ok(scan)
 }
 
-/// The store verifier's sequential checks (see `mebyo_store::verify`), for the
-/// fast path. It only has to be right when it says "fine": any doubt sends the
-/// run to the store's own verifier, which then names the first bad position.
+/// The store's own frame checks (`mebyo_store::check`, shared with recovery and
+/// the store's verifier) but the hashes, for the fast path. It only has to be
+/// right when it says "fine": any fault sends the run to the store's verifier,
+/// which then names the first bad position.
 struct Sequential {
-    head: Hash,
-    last_time: i64,
-    streams: HashMap<Box<str>, u64>,
+    chain: Chain,
     reached_end: bool,
 }
 
 impl Sequential {
     fn new(ledger_id: &Id128) -> Self {
         Self {
-            head: genesis_hash(ledger_id),
-            last_time: i64::MIN,
-            streams: HashMap::new(),
+            chain: Chain::new(ledger_id),
             reached_end: false,
         }
     }
 
     fn check(
         &mut self,
-        position: u64,
-        body: &[u8],
-        prev: &Hash,
-        stored: &Hash,
+        frame: &FrameRef<'_>,
         person_related: Option<&(dyn Fn(&str) -> bool + Sync)>,
     ) -> bool {
-        if *prev != self.head || body.get(1..9) != Some(&position.to_le_bytes()[..]) {
-            return false;
-        }
-        // A person-related event in plaintext is a break: leave the fast path so the
-        // store's verifier reports it with its position (P4.8(1)).
-        let Some(fields) = mebyo_store::format::peek(body) else {
-            return false;
+        let checks = Checks {
+            // The hashes are checked by `hash_pass`, in parallel.
+            hashes: false,
+            person_related: person_related.map(|f| f as &dyn Fn(&str) -> bool),
         };
-        if let Some(related) = person_related
-            && fields.payload_kind == 0
-            && related(fields.event_type)
-        {
-            return false;
-        }
-        let (stream, revision, time) = (
-            fields.stream_id,
-            fields.stream_revision,
-            fields.recorded_at_us,
-        );
-        let want = self.streams.get(stream).map_or(0, |r| r + 1);
-        if revision != want || time < self.last_time {
-            return false;
-        }
-        match self.streams.get_mut(stream) {
-            Some(r) => *r = revision,
-            None => {
-                self.streams.insert(stream.into(), revision);
-            }
-        }
-        self.last_time = time;
-        self.head = *stored;
-        true
+        self.chain.check(frame, checks).is_ok()
     }
 }
 
@@ -585,6 +547,21 @@ pub fn verify_ledger(path: &Path, opts: VerifyOptions<'_>) -> Result<Report, Sca
         progress,
         person_related,
     } = opts;
+    // A damaged header is a break at its byte offset, not unreadable input.
+    if let Err(b) = verify::open_log(path)? {
+        return Ok(Report {
+            ledger_id: [0; 16],
+            events: 0,
+            head_hash: [0; 32],
+            torn_tail_bytes: 0,
+            tree: MerkleTree::new(),
+            checkpoints: Vec::new(),
+            external: Vec::new(),
+            unsigned_tail: 0,
+            first_unsigned: None,
+            problem: Some(chain_problem(b)),
+        });
+    }
     let external = match (&vkey, external.is_empty()) {
         (_, true) => Vec::new(),
         (Some(v), false) => parse_external(&external, v)?,
@@ -655,15 +632,7 @@ pub fn verify_ledger(path: &Path, opts: VerifyOptions<'_>) -> Result<Report, Sca
         }
         Outcome::Broken(b) => {
             report.events = b.verified;
-            Some(Problem {
-                position: b.position,
-                offset: Some(b.offset),
-                kind: ProblemKind::Chain(b.kind),
-                detail: b.detail,
-                expected: b.expected,
-                found: b.found,
-                verified: b.verified,
-            })
+            Some(chain_problem(b))
         }
     };
     // The first problem by position; a tie goes to the chain.
@@ -738,6 +707,18 @@ pub fn verify_ledger(path: &Path, opts: VerifyOptions<'_>) -> Result<Report, Sca
         });
     }
     Ok(report)
+}
+
+fn chain_problem(b: verify::Break) -> Problem {
+    Problem {
+        position: b.position,
+        offset: Some(b.offset),
+        kind: ProblemKind::Chain(b.kind),
+        detail: b.detail,
+        expected: b.expected,
+        found: b.found,
+        verified: b.verified,
+    }
 }
 
 /// The log (`n` verified events, tree `tree`) must extend an external checkpoint.

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod codec;
 pub mod dirs;
 pub mod keyring;
+pub mod loss;
 pub mod snapshot;
 mod state;
 pub mod views;
@@ -88,10 +89,24 @@ pub enum PlatformError {
     Settings(String),
     #[error("stream {0} kept changing under concurrent writers; gave up after retries")]
     Contention(String),
+    /// Files outside the log say it once held more events (issue 19 §3).
+    #[error("{0}")]
+    LogShorter(String),
+    /// `accept-loss --to` must name the log's end as it is now.
+    #[error(
+        "the ledger holds {head} events, not {to}: nothing accepted (pass --to {head} to accept that its log ends there)"
+    )]
+    AcceptLossMismatch { head: u64, to: u64 },
+    #[error("nothing to accept: no file says the log held more than its {0} events")]
+    NothingToAccept(u64),
 }
 
-/// Settings kept in `DATA/mebyo.json`, written once by `init`.
+/// Settings kept in `DATA/mebyo.json`, written once by `init`, checked at every
+/// load ([`Settings::load`], [`Settings::check`]): an error names the file and the
+/// field. An unknown field is refused too (a misspelt one would otherwise be
+/// silently replaced by its default).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub business_administrator: String,
     /// Longest consent, in days (P4.6(2)).
@@ -119,7 +134,61 @@ impl Default for Settings {
     }
 }
 
+/// Bounds of the settings (issue 19 §7). A consent lasts at least a day and at
+/// most ten years (P4.6(2)); connection information is renewed at least once in
+/// ten years and lasts at least a day (P4.12(1)). Zero would refuse every
+/// consent or expire every credential at once.
+pub const CONSENT_MAX_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
+pub const CREDENTIAL_RENEWAL_DAYS: std::ops::RangeInclusive<i64> = 1..=3650;
+
 impl Settings {
+    /// The settings file's name in the data directory.
+    pub const FILE: &'static str = "mebyo.json";
+
+    /// Reads and checks `root/mebyo.json`; every error names the file (and the
+    /// field, when one is at fault).
+    pub fn load(root: &Path) -> Result<Settings, PlatformError> {
+        let path = root.join(Self::FILE);
+        let at = |e: String| PlatformError::Settings(format!("{}: {e}", path.display()));
+        let bytes = std::fs::read(&path).map_err(|e| at(e.to_string()))?;
+        let settings: Settings = serde_json::from_slice(&bytes).map_err(|e| at(e.to_string()))?;
+        settings.check().map_err(at)?;
+        Ok(settings)
+    }
+
+    /// Checks every field against its bounds; the error names the field.
+    pub fn check(&self) -> Result<(), String> {
+        let days = |field: &str, v: i64, r: &std::ops::RangeInclusive<i64>, clause: &str| {
+            if r.contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{field} is {v}; it must be from {} to {} days ({clause})",
+                    r.start(),
+                    r.end()
+                ))
+            }
+        };
+        days(
+            "consent_max_days",
+            self.consent_max_days,
+            &CONSENT_MAX_DAYS,
+            "P4.6(2)",
+        )?;
+        days(
+            "credential_renewal_days",
+            self.credential_renewal_days,
+            &CREDENTIAL_RENEWAL_DAYS,
+            "P4.12(1)",
+        )?;
+        StaffId::new(&self.business_administrator)
+            .map_err(|e| format!("business_administrator: {e}"))?;
+        if self.backups.trim().is_empty() {
+            return Err("backups is empty; name a directory".into());
+        }
+        Ok(())
+    }
+
     fn domain(&self) -> Result<Config, PlatformError> {
         Ok(Config {
             consent_max: Duration::days(self.consent_max_days),
@@ -146,6 +215,9 @@ pub struct Options {
     /// pass a seed so a failure replays exactly (principle 6).
     pub seed: Option<u64>,
     pub kek: KekSource,
+    /// Open a log that lost its end, as the operator decided (`mebyo store
+    /// accept-loss`); the decision is recorded as an event ([`loss`]).
+    pub accept_loss: Option<loss::AcceptLoss>,
 }
 
 impl Default for Options {
@@ -154,6 +226,7 @@ impl Default for Options {
             clock: Arc::new(mebyo_store::SystemClock),
             seed: None,
             kek: KekSource::DataDir,
+            accept_loss: None,
         }
     }
 }
@@ -187,24 +260,78 @@ fn load_kek(dir: &DataDir, source: &KekSource) -> Result<Kek, PlatformError> {
     })
 }
 
-/// Opens the key store. If a KEK rotation was interrupted after the key store was
-/// rewrapped but before the new KEK file replaced the old one, `kek.new` is the
-/// right key: finish the rotation rather than refuse to start.
-fn open_keystore(dir: &DataDir, source: &KekSource) -> Result<KeyStore, PlatformError> {
+/// Opens the key store, resuming or rolling back a KEK rotation that a crash
+/// interrupted (issue 19 §6), and says which it did (recorded as an event once
+/// the ledger is open):
+/// - the key store opens only under `kek.new`: it was rewrapped, but the new KEK
+///   had not replaced the old one yet. Finish: `kek.new` becomes `kek`.
+/// - it opens under `kek`: the rotation stopped before the rewrapped key store
+///   replaced the old one. Roll back: `kek.new` goes (`keystore.tmp`, the
+///   unfinished rewrap, is removed by `KeyStore::open`). Without this every later
+///   rotation failed with "File exists".
+fn open_keystore(
+    dir: &DataDir,
+    source: &KekSource,
+) -> Result<(KeyStore, Option<serde_json::Value>), PlatformError> {
     let kek = load_kek(dir, source)?;
+    let ours = matches!(source, KekSource::DataDir) && dir.kek_new().exists();
     match KeyStore::open(dir.keystore(), &kek) {
-        Err(mebyo_crypto::CryptoError::WrongKek { .. })
-            if matches!(source, KekSource::DataDir) && dir.kek_new().exists() =>
-        {
+        Err(mebyo_crypto::CryptoError::WrongKek { .. }) if ours => {
             let new = Kek::load_file(dir.kek_new())?;
             let ks = KeyStore::open(dir.keystore(), &new)?;
             tracing::warn!("finishing an interrupted KEK rotation");
             std::fs::rename(dir.kek_new(), dir.kek())?;
             std::fs::File::open(dir.keys())?.sync_all()?;
-            Ok(ks)
+            let note = serde_json::json!({
+                "outcome": "finished",
+                "old_kek_id": kek.id().to_hex(),
+                "new_kek_id": new.id().to_hex(),
+            });
+            Ok((ks, Some(note)))
         }
-        other => Ok(other?),
+        Ok(ks) if ours => {
+            // A partly written kek.new does not load; it is abandoned all the same.
+            let abandoned = Kek::load_file(dir.kek_new()).ok().map(|k| k.id().to_hex());
+            tracing::warn!(
+                "rolling back an interrupted KEK rotation: the key store is still under the old KEK"
+            );
+            std::fs::remove_file(dir.kek_new())?;
+            std::fs::File::open(dir.keys())?.sync_all()?;
+            let note = serde_json::json!({
+                "outcome": "rolled_back",
+                "kek_id": kek.id().to_hex(),
+                "abandoned_kek_id": abandoned,
+            });
+            Ok((ks, Some(note)))
+        }
+        other => Ok((other?, None)),
     }
+}
+
+/// Records what [`open_keystore`] did about an interrupted rotation.
+async fn record_rotation_recovery(
+    store: &EmbeddedStore,
+    mut note: serde_json::Value,
+    now_us: i64,
+) -> Result<(), PlatformError> {
+    note["at"] = serde_json::json!(now_us);
+    let payload = serde_json::to_vec(&note).expect("json");
+    // No randomness yet at this point of the open: the record's bytes name it.
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&blake3::hash(&payload).as_bytes()[..16]);
+    store
+        .append(
+            "ops-keys",
+            ExpectedRevision::Any,
+            vec![mebyo_store::NewEvent::plain(
+                "keys.kek_rotation_recovered",
+                mebyo_store::Actor::system(),
+                id,
+                payload,
+            )],
+        )
+        .await?;
+    Ok(())
 }
 
 fn rng_from(seed: Option<u64>) -> rand_chacha::ChaCha20Rng {
@@ -230,6 +357,9 @@ impl Platform {
                 root.display().to_string(),
             ));
         }
+        settings
+            .check()
+            .map_err(|e| PlatformError::Settings(format!("{}: {e}", Settings::FILE)))?;
         let config = settings.domain()?;
         let mut rng = rng_from(opts.seed);
         std::fs::create_dir_all(dir.keys())?;
@@ -295,20 +425,64 @@ impl Platform {
         if !EmbeddedStore::exists(&dir.ledger()) {
             return Err(PlatformError::NotInitialised(root.display().to_string()));
         }
-        let settings: Settings = serde_json::from_slice(&std::fs::read(root.join("mebyo.json"))?)
-            .map_err(|e| PlatformError::Settings(e.to_string()))?;
+        let settings = Settings::load(root)?;
         let config = settings.domain()?;
-        let keystore = open_keystore(&dir, &opts.kek)?;
+        let (keystore, rotation) = open_keystore(&dir, &opts.kek)?;
         let vault = IdentityVault::open(dir.vault(), keystore.blind_index()?)?;
         let keys = Arc::new(KeyRing::new(keystore));
-        let store = EmbeddedStore::open(
+        let opened = EmbeddedStore::open(
             &dir.ledger(),
             mebyo_store::OpenOptions {
                 clock: opts.clock.clone(),
                 sealer: Some(keys.clone()),
+                accept_loss_to: opts.accept_loss.as_ref().map(|a| a.to),
             },
-        )?
-        .store;
+        );
+        let (store, mut evidence) = match opened {
+            Ok(o) => (
+                o.store,
+                o.accepted_loss_from
+                    .map(loss::clean_close)
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            ),
+            Err(mebyo_store::embedded::OpenError::Shorter {
+                count,
+                clean_close_count,
+                ..
+            }) => {
+                let mut evidence = vec![loss::clean_close(clean_close_count)];
+                evidence.extend(
+                    loss::platform_evidence(&dir, count).map_err(PlatformError::LogShorter)?,
+                );
+                return Err(match &opts.accept_loss {
+                    Some(a) if a.to != count => PlatformError::AcceptLossMismatch {
+                        head: count,
+                        to: a.to,
+                    },
+                    _ => PlatformError::LogShorter(loss::describe(root, count, &evidence)),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let head = store.head().count;
+        evidence.extend(loss::platform_evidence(&dir, head).map_err(PlatformError::LogShorter)?);
+        match &opts.accept_loss {
+            None if evidence.is_empty() => {}
+            None => {
+                return Err(PlatformError::LogShorter(loss::describe(
+                    root, head, &evidence,
+                )));
+            }
+            Some(a) if a.to != head => {
+                return Err(PlatformError::AcceptLossMismatch { head, to: a.to });
+            }
+            Some(_) if evidence.is_empty() => return Err(PlatformError::NothingToAccept(head)),
+            Some(a) => loss::accept(&store, &dir, a, &evidence, opts.clock.now_us()).await?,
+        }
+        if let Some(note) = rotation {
+            record_rotation_recovery(&store, note, opts.clock.now_us()).await?;
+        }
         Ok(Platform {
             dir,
             store,
@@ -367,6 +541,24 @@ impl Platform {
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }
+    /// The business administrator named in `mebyo.json` must be the one the
+    /// ledger appointed (P3.1(1)): a start with anyone else would refuse every
+    /// privileged act, or act for no one. Servers check this once set-up is done.
+    pub async fn check_business_administrator(&self) -> Result<(), PlatformError> {
+        let ba = &self.config.business_administrator;
+        let state = self.staff_state(ba).await?;
+        if state
+            .roles
+            .contains(&mebyo_domain::staff::Role::BusinessAdministrator)
+        {
+            return Ok(());
+        }
+        Err(PlatformError::Settings(format!(
+            "{}: business_administrator is {ba}, but no staff member of that id holds the business administrator role in the ledger (P3.1(1))",
+            self.dir.root.join(Settings::FILE).display()
+        )))
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -20,6 +20,7 @@ use futures::StreamExt;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
+use crate::check::{Chain, Checks, StreamTip};
 use crate::format::{self, Envelope, Hash, Id128, chain_hash, genesis_hash};
 use crate::log::{self, Damage, FileHeader, FrameReader, HEADER_BYTES, NO_PREVIOUS};
 use crate::{
@@ -42,6 +43,11 @@ pub struct OpenOptions {
     pub clock: Arc<dyn Clock>,
     /// Encrypts payloads marked `seal`; without one, such appends are refused.
     pub sealer: Option<Arc<dyn Sealer>>,
+    /// Open even though the clean-close record says the log once held more
+    /// events, if it now holds exactly this many: an operator's explicit
+    /// decision to accept the loss (`mebyo store accept-loss`), which the caller
+    /// records as an event. Anything else refuses ([`OpenError::Shorter`]).
+    pub accept_loss_to: Option<u64>,
 }
 
 impl Default for OpenOptions {
@@ -49,14 +55,9 @@ impl Default for OpenOptions {
         Self {
             clock: Arc::new(SystemClock),
             sealer: None,
+            accept_loss_to: None,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct StreamTip {
-    last_revision: u64,
-    last_position: u64,
 }
 
 /// What readers need, published by the writer after each durable commit.
@@ -176,6 +177,18 @@ pub enum OpenError {
     },
     #[error("the ledger at {0} is in use by another process")]
     Locked(PathBuf),
+    /// The log ends before what its clean-close record says was written: frames
+    /// cut off at a boundary (a restored older volume, lost writes). Nothing is
+    /// changed and the record is kept, so every later open refuses too until an
+    /// operator accepts the loss ([`OpenOptions::accept_loss_to`]).
+    #[error(
+        "the ledger at {dir} holds {count} events (the log ends at position {count}), but its clean-close record (events.clean) says {clean_close_count} were written: acknowledged events are missing"
+    )]
+    Shorter {
+        dir: PathBuf,
+        count: u64,
+        clean_close_count: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -188,6 +201,9 @@ pub struct Opened {
     /// True when the open trusted the clean-close record instead of scanning every
     /// frame (the log provably untouched since a clean close; see `clean.rs`).
     pub from_clean_close: bool,
+    /// Events the clean-close record said the log held, when that was more than
+    /// it holds and the loss was accepted ([`OpenOptions::accept_loss_to`]).
+    pub accepted_loss_from: Option<u64>,
 }
 
 impl EmbeddedStore {
@@ -260,11 +276,9 @@ impl EmbeddedStore {
                 .open(dir.join(OFFSETS_FILE_NAME))
                 .map_err(StoreError::Io)?,
         };
-        let fast = from_clean_close(dir, &file, &header, &offsets);
-        // The record describes the ledger as it was closed; before anything can
-        // change it, it goes (a stale record is also refused by the log identity
-        // check, this is belt and braces).
-        crate::clean::remove(dir).map_err(StoreError::Io)?;
+        let clean = crate::clean::read(dir).filter(|c| c.ledger_id == header.ledger_id);
+        let said = clean.as_ref().map(|c| c.count);
+        let fast = clean.and_then(|c| from_clean_close(c, &file, &header, &offsets));
         let from_clean_close = fast.is_some();
         let (index, torn_tail_bytes) = match fast {
             Some(index) => (index, 0),
@@ -273,6 +287,31 @@ impl EmbeddedStore {
                 recover(&file, &header, &offsets)?
             }
         };
+        // The record is evidence of how far the log went: a log that ends before
+        // it lost acknowledged events, and is never served as if nothing happened
+        // (issue 19 §3). Kept, so the next open refuses too.
+        let accepted_loss_from = match said {
+            Some(said) if said > index.count => {
+                if opts.accept_loss_to != Some(index.count) {
+                    return Err(OpenError::Shorter {
+                        dir: dir.into(),
+                        count: index.count,
+                        clean_close_count: said,
+                    });
+                }
+                tracing::warn!(
+                    count = index.count,
+                    clean_close_count = said,
+                    "opening a ledger shorter than its clean-close record: the operator accepted the loss"
+                );
+                Some(said)
+            }
+            _ => None,
+        };
+        // The record describes the ledger as it was closed; before anything can
+        // change it, it goes (a stale record is also refused by the log identity
+        // check, this is belt and braces).
+        crate::clean::remove(dir).map_err(StoreError::Io)?;
         let count = index.count;
         let (committed, _) = watch::channel(count);
         let write_file = file.try_clone().map_err(StoreError::Io)?;
@@ -305,6 +344,7 @@ impl EmbeddedStore {
             },
             torn_tail_bytes,
             from_clean_close,
+            accepted_loss_from,
         })
     }
 
@@ -333,20 +373,16 @@ fn corrupt(position: u64, offset: u64, reason: impl Into<String>) -> StoreError 
     }
 }
 
-/// Scans the whole log, rebuilding the index, checking frame checksums, positions,
-/// chain links and stream revisions. Damage at the end that a crash can leave is
-/// truncated; any other damage stops the open with its position.
 /// The index from the clean-close record, if it may be trusted: it checks, names
 /// this ledger, the log is untouched since (device, inode, length, mtime, ctime),
 /// the offsets file matches its digest, and the head event's full hash is the
 /// recorded head. Anything else: `None`, and the caller scans.
 fn from_clean_close(
-    dir: &Path,
+    c: crate::clean::Clean,
     file: &File,
     header: &FileHeader,
     offsets: &Offsets,
 ) -> Option<Index> {
-    let c = crate::clean::read(dir)?;
     let why_not = |reason: &str| {
         tracing::info!(reason, "clean-close record not used; scanning the log");
     };
@@ -435,6 +471,10 @@ fn write_clean_close(shared: &Shared) -> std::io::Result<()> {
     crate::clean::write(dir, &clean)
 }
 
+/// Scans the whole log, rebuilding the index, checking frame checksums and every
+/// frame as `audit verify` does (`check.rs`; hashes: the head's only). Damage at
+/// the end that a crash can leave is truncated; any other damage stops the open
+/// with its position.
 fn recover(
     file: &File,
     header: &FileHeader,
@@ -443,17 +483,12 @@ fn recover(
     let file_len = file.metadata()?.len();
     let mut pending: Vec<u64> = Vec::with_capacity(1 << 16);
     let mut last_offset = 0u64;
-    let mut index = Index {
-        count: 0,
-        streams: HashMap::default(),
-        head_hash: genesis_hash(&header.ledger_id),
-        end: HEADER_BYTES,
-        last_recorded_at_us: i64::MIN,
-    };
+    let mut end = HEADER_BYTES;
+    // The same checks as `audit verify` (check.rs), but the hash of the head only.
+    let mut chain = Chain::new(&header.ledger_id);
     let mut reader = FrameReader::new(file, HEADER_BYTES, file_len);
-    let mut last_body: Option<Vec<u8>> = None;
     let damage_at = loop {
-        let position = index.count;
+        let position = chain.count;
         if pending.len() == pending.capacity() {
             offsets.put(position - pending.len() as u64, &pending)?;
             pending.clear();
@@ -467,63 +502,36 @@ fn recover(
             }
             Some(Ok(frame)) => {
                 let offset = frame.offset;
-                if frame.position() != position {
-                    return Err(corrupt(
-                        position,
-                        offset,
-                        format!("frame claims position {}", frame.position()),
-                    ));
-                }
-                if frame.stored_prev_hash() != index.head_hash {
-                    return Err(corrupt(
-                        position,
-                        offset,
-                        "previous hash does not link to the chain",
-                    ));
-                }
-                let fields = format::peek(frame.body)
-                    .ok_or_else(|| corrupt(position, offset, "unparsable fields"))?;
-                let (sid, rev, recorded) = (
-                    fields.stream_id,
-                    fields.stream_revision,
-                    fields.recorded_at_us,
-                );
-                let tip = index.streams.get(sid).copied();
-                let (want_rev, want_prev) =
-                    tip.map_or((0, NO_PREVIOUS), |t| (t.last_revision + 1, t.last_position));
-                if rev != want_rev || frame.prev_in_stream != want_prev {
-                    return Err(corrupt(
-                        position,
-                        offset,
-                        format!("stream revision {rev} out of order (expected {want_rev})"),
-                    ));
-                }
-                let tip = StreamTip {
-                    last_revision: rev,
-                    last_position: position,
-                };
-                match index.streams.get_mut(sid) {
-                    Some(t) => *t = tip,
-                    None => {
-                        index.streams.insert(sid.into(), tip);
-                    }
-                }
-                index.head_hash = frame.stored_hash();
+                chain.check(&frame, Checks::default()).map_err(|f| {
+                    corrupt(position, offset, format!("{:?}: {}", f.kind, f.detail))
+                })?;
                 pending.push(offset);
                 last_offset = offset;
-                index.count += 1;
-                index.end = offset + frame.len();
-                index.last_recorded_at_us = index.last_recorded_at_us.max(recorded);
-                if index.end == file_len {
-                    last_body = Some(frame.body.to_vec());
-                }
+                end = offset + frame.len();
             }
         }
+    };
+    let index = Index {
+        count: chain.count,
+        streams: chain.streams,
+        head_hash: chain.head_hash,
+        end,
+        last_recorded_at_us: chain.last_recorded_at_us,
     };
     // The head is what the next append chains to: check its full hash, not only its
     // checksum, so an edited last event cannot become the base of new history.
     offsets.put(index.count - pending.len() as u64, &pending)?;
-    if let Some(body) = last_body {
+    if index.count > 0 {
+        let body = match log::read_frame_at(file, last_offset, end)? {
+            Ok((_, body, true)) => body,
+            _ => {
+                return Err(corrupt(
+                    index.count - 1,
+                    last_offset,
+                    "the head frame changed",
+                ));
+            }
+        };
         let canonical = &body[..body.len() - 32];
         if chain_hash(canonical) != index.head_hash {
             let position = index.count - 1;

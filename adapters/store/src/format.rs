@@ -277,62 +277,116 @@ impl Envelope {
     /// Decodes canonical bytes followed by the 32-byte hash (the frame body).
     /// Does not check the hash: callers decide what a mismatch means.
     pub fn decode_body(body: &[u8]) -> Result<(Envelope, usize), FormatError> {
-        let mut r = Reader { buf: body, at: 0 };
-        let version = r.u8("encoding version")?;
-        if version != ENCODING_VERSION {
-            return Err(FormatError::UnknownVersion(version));
-        }
-        let position = r.u64("position")?;
-        let stream_id = r.str16("stream id", STREAM_ID_BYTES_MAX)?;
-        let stream_revision = r.u64("stream revision")?;
-        let event_type = r.str16("event type", EVENT_TYPE_BYTES_MAX)?;
-        let schema_version = r.u16("schema version")?;
-        let recorded_at_us = r.u64("recorded at")? as i64;
-        let role = r.str16("actor role", ACTOR_ROLE_BYTES_MAX)?;
-        let id = r.str16("actor id", ACTOR_ID_BYTES_MAX)?;
-        let event_id = r.id128("event id")?;
-        let correlation_id = r.id128("correlation id")?;
-        let causation_id = r.id128("causation id")?;
-        let kind = r.u8("payload kind")?;
-        let payload_kind =
-            PayloadKind::from_u8(kind).ok_or(FormatError::UnknownPayloadKind(kind))?;
-        let key_ref = r.str16("key ref", KEY_REF_BYTES_MAX)?;
-        let payload_len = r.u32("payload length")? as usize;
-        if payload_len > PAYLOAD_BYTES_MAX {
-            return Err(FormatError::TooLong {
-                field: "payload",
-                len: payload_len,
-                max: PAYLOAD_BYTES_MAX,
-            });
-        }
-        let payload = r.bytes("payload", payload_len)?.to_vec();
-        let prev_hash = r.hash("previous hash")?;
-        let canonical_len = r.at;
-        let hash = r.hash("hash")?;
-        if r.at != body.len() {
-            return Err(FormatError::TrailingBytes(body.len() - r.at));
-        }
+        let (b, canonical_len) = parse_body(body)?;
         let env = Envelope {
-            position,
-            stream_id,
-            stream_revision,
-            event_type,
-            schema_version,
-            recorded_at_us,
-            actor: Actor { role, id },
-            event_id,
-            correlation_id,
-            causation_id,
-            payload_kind,
-            key_ref,
-            payload,
-            prev_hash,
-            hash,
+            position: b.position,
+            stream_id: b.stream_id.to_owned(),
+            stream_revision: b.stream_revision,
+            event_type: b.event_type.to_owned(),
+            schema_version: b.schema_version,
+            recorded_at_us: b.recorded_at_us,
+            actor: Actor {
+                role: b.actor_role.to_owned(),
+                id: b.actor_id.to_owned(),
+            },
+            event_id: b.event_id,
+            correlation_id: b.correlation_id,
+            causation_id: b.causation_id,
+            payload_kind: b.payload_kind,
+            key_ref: b.key_ref.to_owned(),
+            payload: b.payload.to_vec(),
+            prev_hash: b.prev_hash,
+            hash: b.hash,
         };
-        // Assert after reading: a decoded envelope obeys the same rules as a written one.
-        env.validate()?;
         Ok((env, canonical_len))
     }
+}
+
+/// Every field of a frame body, borrowed in place: what [`parse_body`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyRef<'a> {
+    pub position: u64,
+    pub stream_id: &'a str,
+    pub stream_revision: u64,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub recorded_at_us: i64,
+    pub actor_role: &'a str,
+    pub actor_id: &'a str,
+    pub event_id: Id128,
+    pub correlation_id: Id128,
+    pub causation_id: Id128,
+    pub payload_kind: PayloadKind,
+    pub key_ref: &'a str,
+    pub payload: &'a [u8],
+    pub prev_hash: Hash,
+    pub hash: Hash,
+}
+
+/// Parses a frame body (canonical bytes + hash) without allocating, and checks
+/// every limit and alphabet a written envelope obeys (assert after reading).
+/// The one decoder: [`Envelope::decode_body`] owns its result, and the store's
+/// recovery and the verifiers check every frame with it (`check.rs`). Returns the
+/// fields and the length of the canonical part. Does not check the hash.
+pub fn parse_body(body: &[u8]) -> Result<(BodyRef<'_>, usize), FormatError> {
+    let mut r = Reader { buf: body, at: 0 };
+    let version = r.u8("encoding version")?;
+    if version != ENCODING_VERSION {
+        return Err(FormatError::UnknownVersion(version));
+    }
+    let position = r.u64("position")?;
+    let stream_id = r.str16("stream id", STREAM_ID_BYTES_MAX)?;
+    let stream_revision = r.u64("stream revision")?;
+    let event_type = r.str16("event type", EVENT_TYPE_BYTES_MAX)?;
+    let schema_version = r.u16("schema version")?;
+    let recorded_at_us = r.u64("recorded at")? as i64;
+    let actor_role = r.str16("actor role", ACTOR_ROLE_BYTES_MAX)?;
+    let actor_id = r.str16("actor id", ACTOR_ID_BYTES_MAX)?;
+    let event_id = r.id128("event id")?;
+    let correlation_id = r.id128("correlation id")?;
+    let causation_id = r.id128("causation id")?;
+    let kind = r.u8("payload kind")?;
+    let payload_kind = PayloadKind::from_u8(kind).ok_or(FormatError::UnknownPayloadKind(kind))?;
+    let key_ref = r.str16("key ref", KEY_REF_BYTES_MAX)?;
+    let payload_len = r.u32("payload length")? as usize;
+    if payload_len > PAYLOAD_BYTES_MAX {
+        return Err(FormatError::TooLong {
+            field: "payload",
+            len: payload_len,
+            max: PAYLOAD_BYTES_MAX,
+        });
+    }
+    let payload = r.bytes("payload", payload_len)?;
+    let prev_hash = r.hash("previous hash")?;
+    let canonical_len = r.at;
+    let hash = r.hash("hash")?;
+    if r.at != body.len() {
+        return Err(FormatError::TrailingBytes(body.len() - r.at));
+    }
+    check_identifier("stream id", stream_id, STREAM_ID_BYTES_MAX)?;
+    check_identifier("event type", event_type, EVENT_TYPE_BYTES_MAX)?;
+    check_identifier("actor role", actor_role, ACTOR_ROLE_BYTES_MAX)?;
+    check_identifier("actor id", actor_id, ACTOR_ID_BYTES_MAX)?;
+    check_payload(payload_kind, key_ref, payload.len())?;
+    let b = BodyRef {
+        position,
+        stream_id,
+        stream_revision,
+        event_type,
+        schema_version,
+        recorded_at_us,
+        actor_role,
+        actor_id,
+        event_id,
+        correlation_id,
+        causation_id,
+        payload_kind,
+        key_ref,
+        payload,
+        prev_hash,
+        hash,
+    };
+    Ok((b, canonical_len))
 }
 
 /// Borrowed fields of an event, in canonical order: the one encoder that both
@@ -497,13 +551,13 @@ impl<'a> Reader<'a> {
     fn hash(&mut self, field: &'static str) -> Result<Hash, FormatError> {
         Ok(self.bytes(field, 32)?.try_into().unwrap())
     }
-    fn str16(&mut self, field: &'static str, max: usize) -> Result<String, FormatError> {
+    fn str16(&mut self, field: &'static str, max: usize) -> Result<&'a str, FormatError> {
         let len = self.u16(field)? as usize;
         if len > max {
             return Err(FormatError::TooLong { field, len, max });
         }
         let b = self.bytes(field, len)?;
-        String::from_utf8(b.to_vec()).map_err(|_| FormatError::NotUtf8 { field })
+        std::str::from_utf8(b).map_err(|_| FormatError::NotUtf8 { field })
     }
 }
 

@@ -3,6 +3,7 @@
 //! - [`format`]: the canonical, versioned encoding of an event and its hash (pure).
 //! - [`log`]: the log file's frames, and crash recovery's torn-tail rule.
 //! - [`embedded`]: the embedded default store (no server needed), with group commit.
+//! - [`check`]: the checks every frame must pass, shared by recovery and the verifiers.
 //! - [`verify`]: recomputes the whole chain from genesis without any key.
 //! - [`contract`]: the behaviour every [`EventStore`] backend must show, as tests.
 //!
@@ -10,6 +11,7 @@
 // No unsafe code but one syscall without a safe wrapper (`zeros::write_out`).
 #![deny(unsafe_code)]
 
+pub mod check;
 mod clean;
 pub mod contract;
 pub mod embedded;

@@ -33,15 +33,17 @@ pub struct FileHeader {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HeaderError {
-    #[error("not a mebyo ledger (bad magic)")]
+    #[error("not a mebyo ledger (bad magic at byte offset 0)")]
     BadMagic,
     #[error(
-        "ledger file format version {0} is not supported by this build (supports {FILE_FORMAT_VERSION})"
+        "ledger file format version {0} (byte offset 8) is not supported by this build (supports {FILE_FORMAT_VERSION})"
     )]
     UnknownVersion(u32),
-    #[error("the ledger header is damaged (checksum mismatch)")]
+    #[error(
+        "the ledger header is damaged: bytes 0..60 do not match their crc32c at byte offset 60"
+    )]
     Checksum,
-    #[error("the ledger file is shorter than its header")]
+    #[error("the ledger file is shorter than its 64-byte header")]
     Short,
 }
 
@@ -128,6 +130,9 @@ fn frame_crc(header_fields: &[u8], body: &[u8]) -> u32 {
 pub struct FrameRef<'a> {
     pub offset: u64,
     pub prev_in_stream: u64,
+    /// The frame header's reserved field (zero as written; `check.rs` refuses
+    /// anything else).
+    pub reserved: u32,
     pub body: &'a [u8],
     pub crc_ok: bool,
 }
@@ -239,6 +244,7 @@ impl<'f> FrameReader<'f> {
         let at = (self.next - self.buf_offset) as usize;
         let h = &self.buf[at..at + FRAME_HEADER_BYTES];
         let prev_in_stream = u64::from_le_bytes(h[8..16].try_into().unwrap());
+        let reserved = u32::from_le_bytes(h[16..20].try_into().unwrap());
         let crc = u32::from_le_bytes(h[20..24].try_into().unwrap());
         let body = &self.buf[at + FRAME_HEADER_BYTES..at + total];
         let crc_ok = frame_crc(&h[4..20], body) == crc;
@@ -247,6 +253,7 @@ impl<'f> FrameReader<'f> {
         Ok(Some(Ok(FrameRef {
             offset,
             prev_in_stream,
+            reserved,
             body,
             crc_ok,
         })))

@@ -1,19 +1,23 @@
 //! Recomputes the whole chain from genesis, with no key and without opening the
 //! store for writing: what an auditor runs on a ledger or a backup.
 //!
-//! Checks, for every frame in order: it is a whole frame; its blake3 hash
-//! recomputed over the canonical bytes equals the stored hash; its previous hash
-//! links to the hash before it (genesis for position 0); its position is the next
-//! one; its stream revision follows its stream's last; its recorded-at does not go
-//! back in time. The first failure stops the run and names its position with the
-//! expected and found hash.
+//! Checks the file header, then every frame in order: it is a whole frame whose
+//! crc holds (or a torn tail a crash explains), and it passes every check the
+//! store's own recovery makes, with the same code (`check.rs`), plus its blake3
+//! hash recomputed and, when asked, the plaintext rule. The first failure stops
+//! the run and names its position and byte offset, with the expected and found
+//! hash where there are hashes to compare.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::format::{Hash, Id128, chain_hash, genesis_hash};
-use crate::log::{self, Damage, FileHeader, FrameReader, HEADER_BYTES};
+pub use crate::check::BreakKind;
+use crate::check::{Chain, Checks};
+use crate::format::{Hash, Id128, chain_hash};
+use crate::log::{
+    self, Damage, FILE_MAGIC, FRAME_MAGIC, FileHeader, FrameReader, HEADER_BYTES, HeaderError,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intact {
@@ -23,25 +27,6 @@ pub struct Intact {
     /// Bytes of an interrupted, unacknowledged write at the end (repaired at the
     /// next open). Zero after a clean shutdown.
     pub torn_tail_bytes: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakKind {
-    /// The stored hash is not the hash of the event's bytes: the event was changed.
-    HashMismatch,
-    /// The event's previous hash is not the hash of the event before it: an event
-    /// was deleted, inserted or moved.
-    BrokenLink,
-    /// The frame claims another position than its place in the log.
-    PositionOutOfOrder,
-    /// The event's stream revision does not follow its stream's previous one.
-    RevisionOutOfOrder,
-    /// Recorded-at goes back in time.
-    TimeGoesBack,
-    /// The bytes are not a frame and a crash cannot explain them.
-    DamagedFrame,
-    /// A person-related event type stored in plaintext (P4.8(1)).
-    Plaintext,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,18 +89,64 @@ pub struct Options<'a> {
     pub person_related: Option<&'a dyn Fn(&str) -> bool>,
 }
 
+/// Opens the log file and reads its header. A file that is plainly not a
+/// ledger (no magic, and no frame where the first one would be) is an error;
+/// a ledger whose header is damaged is a [`Break`] at position 0 with the byte
+/// offset of the damage (`Ok(Err(_))`).
+pub fn open_log(path: &Path) -> Result<Result<(File, FileHeader, u64), Break>, VerifyError> {
+    let p = || path.display().to_string();
+    let io = |source| VerifyError::Io { path: p(), source };
+    let file = File::open(path).map_err(io)?;
+    let file_len = file.metadata().map_err(io)?.len();
+    let e = match FileHeader::read_from(&file) {
+        Ok(h) => return Ok(Ok((file, h, file_len))),
+        Err(log::ReadHeaderError::Io(e)) => return Err(io(e)),
+        Err(log::ReadHeaderError::Header(e)) => e,
+    };
+    let mut head = [0u8; HEADER_BYTES as usize + 4];
+    let n = (file_len as usize).min(head.len());
+    file.read_exact_at(&mut head[..n], 0).map_err(io)?;
+    let head = &head[..n];
+    let magic_ok = head.get(..8) == Some(&FILE_MAGIC[..]);
+    let frame_follows = head.get(HEADER_BYTES as usize..) == Some(&FRAME_MAGIC[..]);
+    let offset = match e {
+        _ if !magic_ok && !frame_follows => {
+            return Err(VerifyError::Header {
+                path: p(),
+                source: e.into(),
+            });
+        }
+        HeaderError::BadMagic => 0,
+        HeaderError::UnknownVersion(_) => 8,
+        HeaderError::Short => file_len,
+        // The reserved bytes must be zero; otherwise the damage is somewhere in
+        // the ledger id, the creation time or the crc itself.
+        HeaderError::Checksum => head[36..60]
+            .iter()
+            .position(|&b| b != 0)
+            .map_or(12, |i| 36 + i as u64),
+    };
+    Ok(Err(Break {
+        position: 0,
+        offset,
+        kind: BreakKind::DamagedHeader,
+        expected: None,
+        found: None,
+        detail: format!("the file header: {e}"),
+        verified: 0,
+    }))
+}
+
 /// Verifies the log file at `path`.
 pub fn verify_file(path: &Path, opts: Options<'_>) -> Result<Outcome, VerifyError> {
-    let p = || path.display().to_string();
-    let file = File::open(path).map_err(|source| VerifyError::Io { path: p(), source })?;
-    let header =
-        FileHeader::read_from(&file).map_err(|source| VerifyError::Header { path: p(), source })?;
-    let file_len = file
-        .metadata()
-        .map_err(|source| VerifyError::Io { path: p(), source })?
-        .len();
-    verify_open_file(&file, &header, file_len, opts)
-        .map_err(|source| VerifyError::Io { path: p(), source })
+    let (file, header, file_len) = match open_log(path)? {
+        Ok(opened) => opened,
+        Err(b) => return Ok(Outcome::Broken(b)),
+    };
+    verify_open_file(&file, &header, file_len, opts).map_err(|source| VerifyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn verify_open_file(
@@ -125,10 +156,11 @@ fn verify_open_file(
     opts: Options<'_>,
 ) -> std::io::Result<Outcome> {
     let mut reader = FrameReader::new(file, HEADER_BYTES, file_len);
-    let mut head = genesis_hash(&header.ledger_id);
-    let mut position = 0u64;
-    let mut last_time = i64::MIN;
-    let mut streams: HashMap<Box<str>, u64> = HashMap::default();
+    let mut chain = Chain::new(&header.ledger_id);
+    let checks = Checks {
+        hashes: true,
+        person_related: opts.person_related,
+    };
     let broken = |position, offset, kind, expected, found, detail: String| {
         Ok(Outcome::Broken(Break {
             position,
@@ -141,6 +173,7 @@ fn verify_open_file(
         }))
     };
     loop {
+        let position = chain.count;
         if position.is_multiple_of(65_536) {
             (opts.progress)(reader.offset(), file_len);
         }
@@ -150,7 +183,7 @@ fn verify_open_file(
             Some(Ok(f)) => f,
             Some(Err(fault)) => {
                 return match log::classify_damage(file, offset, file_len, None)? {
-                    Damage::TornTail => Ok(intact(header, position, head, file_len - offset)),
+                    Damage::TornTail => Ok(intact(header, &chain, file_len - offset)),
                     Damage::Corrupt => broken(
                         position,
                         offset,
@@ -162,13 +195,12 @@ fn verify_open_file(
                 };
             }
         };
-        let stored = frame.stored_hash();
-        let computed = chain_hash(frame.canonical());
         if !frame.crc_ok {
             let end = frame.offset + frame.len();
             if log::classify_damage(file, offset, file_len, Some(end))? == Damage::TornTail {
-                return Ok(intact(header, position, head, file_len - offset));
+                return Ok(intact(header, &chain, file_len - offset));
             }
+            let (stored, computed) = (frame.stored_hash(), chain_hash(frame.canonical()));
             if computed == stored {
                 return broken(
                     position,
@@ -179,8 +211,6 @@ fn verify_open_file(
                     "frame checksum mismatch (frame header damaged)".into(),
                 );
             }
-        }
-        if computed != stored {
             return broken(
                 position,
                 offset,
@@ -190,96 +220,19 @@ fn verify_open_file(
                 "the event's bytes do not match its hash".into(),
             );
         }
-        let prev = frame.stored_prev_hash();
-        if prev != head {
-            return broken(
-                position,
-                offset,
-                BreakKind::BrokenLink,
-                Some(head),
-                Some(prev),
-                "previous hash does not link to the event before".into(),
-            );
+        if let Err(f) = chain.check(&frame, checks) {
+            return broken(position, offset, f.kind, f.expected, f.found, f.detail);
         }
-        if frame.position() != position {
-            return broken(
-                position,
-                offset,
-                BreakKind::PositionOutOfOrder,
-                None,
-                None,
-                format!("frame claims position {}", frame.position()),
-            );
-        }
-        let Some(fields) = crate::format::peek(frame.body) else {
-            return broken(
-                position,
-                offset,
-                BreakKind::DamagedFrame,
-                None,
-                None,
-                "unparsable fields".into(),
-            );
-        };
-        let want = streams.get(fields.stream_id).map_or(0, |r| r + 1);
-        if fields.stream_revision != want {
-            return broken(
-                position,
-                offset,
-                BreakKind::RevisionOutOfOrder,
-                None,
-                None,
-                format!(
-                    "stream revision {} where {want} was due",
-                    fields.stream_revision
-                ),
-            );
-        }
-        match streams.get_mut(fields.stream_id) {
-            Some(r) => *r = fields.stream_revision,
-            None => {
-                streams.insert(fields.stream_id.into(), fields.stream_revision);
-            }
-        }
-        if fields.recorded_at_us < last_time {
-            return broken(
-                position,
-                offset,
-                BreakKind::TimeGoesBack,
-                None,
-                None,
-                "recorded-at goes back in time".into(),
-            );
-        }
-        last_time = fields.recorded_at_us;
-        if let Some(person_related) = opts.person_related
-            && fields.payload_kind == 0
-            && person_related(fields.event_type)
-        {
-            return broken(
-                position,
-                offset,
-                BreakKind::Plaintext,
-                None,
-                None,
-                format!(
-                    "person-related event type {} stored in plaintext (P4.8(1))",
-                    fields.event_type
-                ),
-            );
-        }
-        head = stored;
-        position += 1;
     }
     (opts.progress)(file_len, file_len);
-    Ok(intact(header, position, head, 0))
+    Ok(intact(header, &chain, 0))
 }
 
-fn intact(header: &FileHeader, count: u64, head_hash: Hash, torn_tail_bytes: u64) -> Outcome {
+fn intact(header: &FileHeader, chain: &Chain, torn_tail_bytes: u64) -> Outcome {
     Outcome::Intact(Intact {
         ledger_id: header.ledger_id,
-        count,
-        head_hash,
+        count: chain.count,
+        head_hash: chain.head_hash,
         torn_tail_bytes,
     })
 }

@@ -190,3 +190,216 @@ fn docs_example_is_current() {
     assert!(docs.contains(&inc), "docs inclusion example out of date");
     assert!(docs.contains(&con), "docs consistency example out of date");
 }
+
+/// The reference script must refuse what the Rust verifier refuses, under
+/// `python3 -O` too (which strips `assert`: issue 19 §8). Every case is one
+/// corruption of a valid bundle; the valid ones must still pass.
+#[test]
+fn the_reference_script_refuses_corrupted_bundles_even_under_python_dash_o() {
+    use serde_json::{Value, json};
+    let f = fixture();
+    let vkey = f.vkey.to_vkey();
+    let inc: Value = serde_json::from_str(&f.inclusion.to_json()).unwrap();
+    let con: Value = serde_json::from_str(&f.consistency.to_json()).unwrap();
+    let edit = |base: &Value, change: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut v = base.clone();
+        change(v.as_object_mut().unwrap());
+        v.to_string()
+    };
+    let note = inc["checkpoint"].as_str().unwrap().to_owned();
+    let with_note = |n: String| edit(&inc, &move |o| _ = o.insert("checkpoint".into(), json!(n)));
+    let sig_at = note.rfind(' ').unwrap() + 10;
+    let mut bad_sig = note.clone().into_bytes();
+    bad_sig[sig_at] = if bad_sig[sig_at] == b'A' { b'B' } else { b'A' };
+    let upper = |s: &str| s.to_uppercase();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "leaf index",
+            edit(&inc, &|o| _ = o.insert("leaf_index".into(), json!(5))),
+        ),
+        (
+            "leaf index past the tree",
+            edit(&inc, &|o| _ = o.insert("leaf_index".into(), json!(9))),
+        ),
+        (
+            "leaf index negative",
+            edit(&inc, &|o| _ = o.insert("leaf_index".into(), json!(-1))),
+        ),
+        (
+            "leaf index a string",
+            edit(&inc, &|o| _ = o.insert("leaf_index".into(), json!("6"))),
+        ),
+        (
+            "leaf index a bool",
+            edit(&inc, &|o| _ = o.insert("leaf_index".into(), json!(true))),
+        ),
+        (
+            "leaf index a float",
+            edit(&inc, &|o| _ = o.insert("leaf_index".into(), json!(6.0))),
+        ),
+        (
+            "event hash",
+            edit(&inc, &|o| {
+                _ = o.insert("event_hash".into(), json!(hex::encode(event(5))))
+            }),
+        ),
+        (
+            "event hash upper-case",
+            edit(&inc, &|o| {
+                let h = upper(o["event_hash"].as_str().unwrap());
+                o.insert("event_hash".into(), json!(h));
+            }),
+        ),
+        (
+            "event hash short",
+            edit(&inc, &|o| _ = o.insert("event_hash".into(), json!("00"))),
+        ),
+        (
+            "tree size",
+            edit(&inc, &|o| _ = o.insert("tree_size".into(), json!(10))),
+        ),
+        (
+            "proof hash",
+            edit(&inc, &|o| o["proof"][1] = json!(hex::encode([0u8; 32]))),
+        ),
+        (
+            "proof hash upper-case",
+            edit(&inc, &|o| {
+                let h = upper(o["proof"][0].as_str().unwrap());
+                o["proof"][0] = json!(h);
+            }),
+        ),
+        (
+            "proof truncated",
+            edit(&inc, &|o| _ = o["proof"].as_array_mut().unwrap().pop()),
+        ),
+        (
+            "proof extended",
+            edit(&inc, &|o| {
+                o["proof"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(hex::encode([1u8; 32])))
+            }),
+        ),
+        (
+            "proof too long",
+            edit(&inc, &|o| {
+                let h = o["proof"][0].clone();
+                o.insert("proof".into(), json!(vec![h; 65]));
+            }),
+        ),
+        (
+            "proof not a list",
+            edit(&inc, &|o| _ = o.insert("proof".into(), json!("x"))),
+        ),
+        (
+            "unknown field",
+            edit(&inc, &|o| _ = o.insert("extra".into(), json!(1))),
+        ),
+        ("missing field", edit(&inc, &|o| _ = o.remove("tree_size"))),
+        (
+            "unknown format",
+            edit(&inc, &|o| {
+                _ = o.insert("format".into(), json!("mebyo-tlog-inclusion-v2"))
+            }),
+        ),
+        (
+            "duplicate field",
+            f.inclusion
+                .to_json()
+                .replacen('{', "{\"leaf_index\": 5,", 1),
+        ),
+        (
+            "checkpoint size",
+            with_note(note.replacen("\n9\n", "\n10\n", 1)),
+        ),
+        (
+            "checkpoint size with a leading zero",
+            with_note(note.replacen("\n9\n", "\n09\n", 1)),
+        ),
+        (
+            "checkpoint signature",
+            with_note(String::from_utf8(bad_sig).unwrap()),
+        ),
+        (
+            "checkpoint without signatures",
+            with_note(note[..note.rfind("\n\n").unwrap() + 2].to_owned()),
+        ),
+        (
+            "checkpoint with a control character",
+            with_note(note.replacen("\n9\n", "\n9\r\n", 1)),
+        ),
+        (
+            "checkpoint over 16 KiB",
+            with_note(format!("{}{}", "x".repeat(16_400), note)),
+        ),
+        ("not JSON", "{\"format\": ".to_owned()),
+        (
+            "consistency: checkpoints swapped",
+            edit(&con, &|o| {
+                let (a, b) = (o["old_checkpoint"].clone(), o["new_checkpoint"].clone());
+                o.insert("old_checkpoint".into(), b);
+                o.insert("new_checkpoint".into(), a);
+            }),
+        ),
+        (
+            "consistency: proof hash",
+            edit(&con, &|o| o["proof"][0] = json!(hex::encode([1u8; 32]))),
+        ),
+        (
+            "consistency: proof empty",
+            edit(&con, &|o| _ = o.insert("proof".into(), json!([]))),
+        ),
+        (
+            "consistency: proof upper-case",
+            edit(&con, &|o| {
+                let h = upper(o["proof"][2].as_str().unwrap());
+                o["proof"][2] = json!(h);
+            }),
+        ),
+        (
+            "consistency: unknown field",
+            edit(&con, &|o| _ = o.insert("note".into(), json!("hi"))),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/verify_bundle.py");
+    let run = |name: &str, text: &str| {
+        let path = dir
+            .path()
+            .join(format!("{}.json", name.replace([' ', ':'], "_")));
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new("python3")
+            .arg("-O")
+            .arg(script)
+            .arg(&vkey)
+            .arg(&path)
+            .output()
+            .expect("python3 must be installed to run the reference verifier (proofs.md)");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (name, text) in [
+        ("valid inclusion", inc.to_string()),
+        ("valid consistency", con.to_string()),
+    ] {
+        let (code, stdout, stderr) = run(name, &text);
+        assert_eq!(code, Some(0), "{name}: {stdout}{stderr}");
+        assert!(stdout.starts_with("OK:"), "{name}: {stdout}");
+    }
+    assert!(cases.len() >= 29, "{} cases", cases.len());
+    for (name, text) in &cases {
+        let (code, stdout, stderr) = run(name, text);
+        assert_eq!(code, Some(1), "{name}: the script said {stdout}{stderr}");
+        assert!(stderr.starts_with("INVALID: "), "{name}: {stderr}");
+        assert!(!stdout.contains("OK"), "{name}: {stdout}");
+        // The Rust verifier agrees.
+        let rust =
+            ProofBundle::from_json(text).and_then(|b| verify_bundle(&b, &f.vkey).map(|_| ()));
+        assert!(rust.is_err(), "{name}: the Rust verifier accepted it");
+    }
+}
