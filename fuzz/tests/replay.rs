@@ -73,9 +73,14 @@ fn every_target_has_seeds() {
 }
 
 /// The committed seeds are exactly what the real APIs make today: they are real
-/// inputs, and a format change that makes them stale shows here.
+/// inputs, and a format change that makes them stale shows here. With
+/// `MEBYO_WRITE_SEEDS=1` the test writes them instead (what `scripts/fuzz
+/// --seeds` does through the `fuzz-seeds` binary).
 #[test]
 fn seeds_are_current() {
+    if std::env::var_os("MEBYO_WRITE_SEEDS").is_some_and(|v| v == "1") {
+        mebyo_fuzz::seeds::write_all(&root().join("seeds")).unwrap();
+    }
     for (target, name, bytes) in mebyo_fuzz::seeds::all() {
         let p = root().join("seeds").join(target).join(&name);
         let found = std::fs::read(&p).unwrap_or_default();
