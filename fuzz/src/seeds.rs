@@ -208,7 +208,7 @@ pub fn ledger_seed() -> LedgerSeed {
         &paths.ledger(),
         mebyo_store::OpenOptions {
             clock: std::sync::Arc::new(clock.clone()),
-            sealer: None,
+            ..Default::default()
         },
     )
     .expect("open ledger")
