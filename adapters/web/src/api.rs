@@ -69,7 +69,7 @@ pub struct LoginOutput {
 }
 
 #[utoipa::path(post, path = "/api/v1/session", request_body = LoginInput,
-    responses((status = 200, body = LoginOutput), (status = 401, description = "Wrong login or password", body = body = ErrorEnvelope), (status = 403, description = "No connection information issued yet", body = body = ErrorEnvelope), (status = 429, description = "Rate limited or locked out; see Retry-After", body = body = ErrorEnvelope), (status = 503, description = "No room for another session", body = body = ErrorEnvelope)),
+    responses((status = 200, body = LoginOutput), (status = 401, description = "Wrong login or password", body = ErrorEnvelope), (status = 403, description = "No connection information issued yet", body = ErrorEnvelope), (status = 429, description = "Rate limited or locked out; see Retry-After", body = ErrorEnvelope), (status = 503, description = "No room for another session", body = ErrorEnvelope)),
     description = "Sign in (argon2id, rate limited, lockout after repeated failures; P4.8(2)).")]
 pub async fn login(
     State(st): State<AppState>,
@@ -158,7 +158,7 @@ pub async fn signup(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, body = svc::PolicyView), (status = 404, description = "No policy version is in force", body = body = ErrorEnvelope)),
+#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, body = svc::PolicyView), (status = 404, description = "No policy version is in force", body = ErrorEnvelope)),
     description = "The security policy version in force (P7).")]
 pub async fn policy(State(st): State<AppState>) -> ApiResult<Json<svc::PolicyView>> {
     svc::policy(&st).await?.map(Json).ok_or_else(|| {
@@ -171,7 +171,7 @@ pub async fn policy(State(st): State<AppState>) -> ApiResult<Json<svc::PolicyVie
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/me/policy", responses((status = 200, body = Created), (status = 404, description = "No policy version is in force", body = body = ErrorEnvelope), (status = 409, description = "Already accepted", body = body = ErrorEnvelope)),
+#[utoipa::path(post, path = "/api/v1/me/policy", responses((status = 200, body = Created), (status = 404, description = "No policy version is in force", body = ErrorEnvelope), (status = 409, description = "Already accepted", body = ErrorEnvelope)),
     description = "Accept the policy version in force (P8).")]
 pub async fn accept_policy(
     State(st): State<AppState>,
@@ -184,7 +184,7 @@ pub async fn accept_policy(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/me/records", responses((status = 200, body = Vec<svc::RecordView>), (status = 403, description = "Not an individual user", body = body = ErrorEnvelope)),
+#[utoipa::path(get, path = "/api/v1/me/records", responses((status = 200, body = Vec<svc::RecordView>), (status = 403, description = "Not an individual user", body = ErrorEnvelope)),
     description = "My own records with provenance (P5.1); the read is recorded (P4.6(2)).")]
 pub async fn my_records(
     State(st): State<AppState>,
@@ -196,7 +196,7 @@ pub async fn my_records(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/password", request_body = svc::PasswordChange,
-    responses((status = 204, description = "Changed; every session of the account has ended"), (status = 401, description = "Wrong current password", body = body = ErrorEnvelope), (status = 422, description = "The new password breaks the rule", body = body = ErrorEnvelope), (status = 429, description = "Locked out; see Retry-After", body = body = ErrorEnvelope)),
+    responses((status = 204, description = "Changed; every session of the account has ended"), (status = 401, description = "Wrong current password", body = ErrorEnvelope), (status = 422, description = "The new password breaks the rule", body = ErrorEnvelope), (status = 429, description = "Locked out; see Retry-After", body = ErrorEnvelope)),
     description = "Change the signed-in account's password; every session of the account ends (P4.8(2)).")]
 pub async fn change_password(
     State(st): State<AppState>,
@@ -210,7 +210,7 @@ pub async fn change_password(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/vitals", request_body = svc::VitalInput,
-    responses((status = 201, body = Created), (status = 403, description = "Not an individual user, or refused by the rules", body = body = ErrorEnvelope), (status = 422, description = "A value out of range, or diastolic not below systolic", body = body = ErrorEnvelope)),
+    responses((status = 201, body = Created), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 422, description = "A value out of range, or diastolic not below systolic", body = ErrorEnvelope)),
     description = "Enter a vital sign (blood pressure, body weight) as a self-entered FHIR Observation.")]
 pub async fn add_vital(
     State(st): State<AppState>,
@@ -223,7 +223,7 @@ pub async fn add_vital(
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
 
-#[utoipa::path(get, path = "/api/v1/me/consents", responses((status = 200, body = Vec<svc::ConsentView>), (status = 403, description = "Not an individual user", body = body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/api/v1/me/consents", responses((status = 200, body = Vec<svc::ConsentView>), (status = 403, description = "Not an individual user", body = ErrorEnvelope)))]
 pub async fn my_consents(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -233,7 +233,7 @@ pub async fn my_consents(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/consents", request_body = svc::ConsentInput,
-    responses((status = 201, body = Created), (status = 403, description = "Not an individual user, or refused by the rules", body = body = ErrorEnvelope), (status = 404, description = "No such provider", body = body = ErrorEnvelope), (status = 409, description = "In conflict with an existing consent", body = body = ErrorEnvelope), (status = 422, description = "A field breaks its rule", body = body = ErrorEnvelope)),
+    responses((status = 201, body = Created), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 404, description = "No such provider", body = ErrorEnvelope), (status = 409, description = "In conflict with an existing consent", body = ErrorEnvelope), (status = 422, description = "A field breaks its rule", body = ErrorEnvelope)),
     description = "Grant a provider a consent: categories, purpose, expiry (P4.6(2)).")]
 pub async fn grant_consent(
     State(st): State<AppState>,
@@ -247,7 +247,7 @@ pub async fn grant_consent(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/consents/{consent}/revoke", params(("consent" = String, Path)),
-    responses((status = 204, description = "Revoked"), (status = 403, description = "Not an individual user, or refused by the rules", body = body = ErrorEnvelope), (status = 404, description = "No such consent", body = body = ErrorEnvelope), (status = 409, description = "Already revoked", body = body = ErrorEnvelope), (status = 422, description = "The consent id is malformed", body = body = ErrorEnvelope)),
+    responses((status = 204, description = "Revoked"), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 404, description = "No such consent", body = ErrorEnvelope), (status = 409, description = "Already revoked", body = ErrorEnvelope), (status = 422, description = "The consent id is malformed", body = ErrorEnvelope)),
     description = "Revoke a consent; it stops covering reads at once (P4.6(2)).")]
 pub async fn revoke_consent(
     State(st): State<AppState>,
@@ -267,7 +267,7 @@ pub struct LimitQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/me/access-log", params(LimitQuery),
-    responses((status = 200, body = Vec<svc::AccessLine>), (status = 403, description = "Not an individual user", body = body = ErrorEnvelope), (status = 422, description = "limit out of range", body = body = ErrorEnvelope)),
+    responses((status = 200, body = Vec<svc::AccessLine>), (status = 403, description = "Not an individual user", body = ErrorEnvelope), (status = 422, description = "limit out of range", body = ErrorEnvelope)),
     description = "Who accessed my data: every access and refusal, newest first (P4.6(2)).")]
 pub async fn my_access_log(
     State(st): State<AppState>,
@@ -310,7 +310,7 @@ pub struct ReadQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/persons/{person}/records", params(("person" = String, Path), ReadQuery),
-    responses((status = 200, body = Vec<svc::RecordView>), (status = 403, description = "Refused: no consent covers the read, or not the person", body = body = ErrorEnvelope), (status = 404, description = "No such person", body = body = ErrorEnvelope), (status = 422, description = "A malformed id, category, purpose or period", body = body = ErrorEnvelope)),
+    responses((status = 200, body = Vec<svc::RecordView>), (status = 403, description = "Refused: no consent covers the read, or not the person", body = ErrorEnvelope), (status = 404, description = "No such person", body = ErrorEnvelope), (status = 422, description = "A malformed id, category, purpose or period", body = ErrorEnvelope)),
     description = "Consent-gated read (P4.6(2)): a provider sees only what an active consent covers; an individual only their own. The access event is durable before the answer.")]
 pub async fn read_person(
     State(st): State<AppState>,
@@ -325,7 +325,7 @@ pub async fn read_person(
     Ok(Json(r))
 }
 
-#[utoipa::path(get, path = "/api/v1/ops/summary", responses((status = 200, body = svc::OpsSummary), (status = 403, description = "Not platform staff", body = body = ErrorEnvelope)),
+#[utoipa::path(get, path = "/api/v1/ops/summary", responses((status = 200, body = svc::OpsSummary), (status = 403, description = "Not platform staff", body = ErrorEnvelope)),
     description = "Operator dashboard data from the read models, the panels of the caller's staff roles (P3.1); no health content (P4.6(2)).")]
 pub async fn ops_summary(
     State(st): State<AppState>,

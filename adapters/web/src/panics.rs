@@ -38,7 +38,7 @@ pub fn panics_counted(interface: &str) -> u64 {
 /// Adds `panics_total` to a `/metrics` registry (prefix `mebyo`), with the web's
 /// own series present from the start so that an alert can rely on it.
 pub(crate) fn register(registry: &mut Registry) {
-    PANICS.get_or_create(&labels("web"));
+    let _ = PANICS.get_or_create(&labels("web"));
     registry.register(
         "panics",
         "Panics caught and answered instead of ending the process (issue 22)",
