@@ -54,7 +54,7 @@ async fn individual_token(http: &reqwest::Client, url: &str) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201, "signup: {:?}", r.text().await);
+    assert_eq!(r.status(), 202, "signup: {:?}", r.text().await);
     let r = http
         .post(format!("{url}/api/v1/session"))
         .json(&json!({"kind": "individual", "login": email, "password": password}))
