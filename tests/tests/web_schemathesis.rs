@@ -117,7 +117,13 @@ async fn the_openapi_document_describes_the_server() {
     let demo = mebyo(&["demo", "--data", path_str(&data), "--people", "3"]);
     assert!(demo.status.success(), "{demo:?}");
     let mut child = Command::new(mebyo_bin())
-        .args(["serve", "--data", path_str(&data), "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--data",
+            path_str(&data),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("MEBYO_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

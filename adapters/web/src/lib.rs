@@ -511,11 +511,7 @@ fn layered(routes: Router<AppState>, state: AppState) -> Router {
 /// error answers: 413 and 408 everywhere, and every error of `/api/` (a query or
 /// path that does not parse, a method the route lacks), so the API answers only
 /// what its OpenAPI document describes.
-async fn edge(
-    State(timeout): State<std::time::Duration>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn edge(State(timeout): State<std::time::Duration>, req: Request, next: Next) -> Response {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     let api = req.uri().path().starts_with("/api/");

@@ -77,25 +77,49 @@ fn body_limits() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("SignupInput", "name", text(100, "name")),
         ("SignupInput", "address", text(200, "address")),
-        ("SignupInput", "birth_date", json!({
+        (
+            "SignupInput",
+            "birth_date",
+            json!({
             "pattern": format!("^{WS}*{PAST_DATE}{WS}*$"),
-            "description": "YYYY-MM-DD, a real date from 1900-01-01 up to today (the pattern admits those up to 2025-12-28)"})),
-        ("SignupInput", "email", json!({
+            "description": "YYYY-MM-DD, a real date from 1900-01-01 up to today (the pattern admits those up to 2025-12-28)"}),
+        ),
+        (
+            "SignupInput",
+            "email",
+            json!({
             "minLength": 3, "maxLength": mebyo_crypto::MAX_EMAIL_CHARS,
             "pattern": format!("^{VISIBLE}+@{VISIBLE_NO_AT}+$"),
-            "description": "local@domain, no whitespace or control characters, at most 254 characters"})),
-        ("SignupInput", "phone", json!({
+            "description": "local@domain, no whitespace or control characters, at most 254 characters"}),
+        ),
+        (
+            "SignupInput",
+            "phone",
+            json!({
             "pattern": format!(r"^{WS}*(\+?[0-9]([ -]?[0-9]){{5,14}})?{WS}*$"),
-            "description": "An optional + and 6 to 15 digits, single spaces or hyphens between them; empty for none"})),
+            "description": "An optional + and 6 to 15 digits, single spaces or hyphens between them; empty for none"}),
+        ),
         ("SignupInput", "password", password.clone()),
         ("PasswordChange", "new_password", password),
         ("ConsentInput", "provider", json!({"pattern": ID})),
-        ("ConsentInput", "categories", json!({
+        (
+            "ConsentInput",
+            "categories",
+            json!({
             "items": {"type": "string", "enum": categories()},
-            "minItems": 1, "maxItems": mebyo_domain::Category::ALL.len()})),
+            "minItems": 1, "maxItems": mebyo_domain::Category::ALL.len()}),
+        ),
         ("ConsentInput", "purpose", json!({"enum": purposes()})),
-        ("ConsentInput", "days", json!({"minimum": 1, "maximum": 3650})),
-        ("ConsentInput", "years_back", json!({"minimum": 0, "maximum": 120})),
+        (
+            "ConsentInput",
+            "days",
+            json!({"minimum": 1, "maximum": 3650}),
+        ),
+        (
+            "ConsentInput",
+            "years_back",
+            json!({"minimum": 0, "maximum": 120}),
+        ),
     ]
 }
 
@@ -108,10 +132,18 @@ fn vital_limits() -> Vec<(&'static str, &'static str, Value)> {
             "^{WS}*({PAST_DATE}T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{{1,9}})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?)?{WS}*$"),
         "description": "RFC 3339, or YYYY-MM-DDTHH:MM read as JST; in the past, at most 120 years ago; empty or absent for now"});
     vec![
-        ("blood_pressure", "systolic", json!({"minimum": 50, "maximum": 300,
-            "description": "mmHg; above the diastolic value"})),
-        ("blood_pressure", "diastolic", json!({"minimum": 20, "maximum": 200,
-            "description": "mmHg; below the systolic value"})),
+        (
+            "blood_pressure",
+            "systolic",
+            json!({"minimum": 50, "maximum": 300,
+            "description": "mmHg; above the diastolic value"}),
+        ),
+        (
+            "blood_pressure",
+            "diastolic",
+            json!({"minimum": 20, "maximum": 200,
+            "description": "mmHg; below the systolic value"}),
+        ),
         ("blood_pressure", "at", at.clone()),
         ("body_weight", "kg", json!({"minimum": 1, "maximum": 500})),
         ("body_weight", "at", at),
@@ -125,14 +157,26 @@ fn parameter_limits() -> Vec<(&'static str, Value)> {
         ("person", json!({"type": "string", "pattern": ID})),
         ("consent", json!({"type": "string", "pattern": ID})),
         ("id", json!({"type": "string", "pattern": ID})),
-        ("categories", json!({"type": "string",
+        (
+            "categories",
+            json!({"type": "string",
             // `svc::parse_categories`: comma-separated, each piece trimmed, empty
             // pieces skipped, at least one category.
-            "pattern": format!("^{SEP}*{cats}({WS}*,{SEP}*{cats})*{SEP}*$")})),
-        ("purpose", json!({"type": "string",
-            "pattern": format!("^{WS}*{}{WS}*$", alternation(&purposes()))})),
-        ("days", json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 36500})),
-        ("limit", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+            "pattern": format!("^{SEP}*{cats}({WS}*,{SEP}*{cats})*{SEP}*$")}),
+        ),
+        (
+            "purpose",
+            json!({"type": "string",
+            "pattern": format!("^{WS}*{}{WS}*$", alternation(&purposes()))}),
+        ),
+        (
+            "days",
+            json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": 36500}),
+        ),
+        (
+            "limit",
+            json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
     ]
 }
 
@@ -173,13 +217,25 @@ fn answer(op: &mut Value, status: &str, description: &str) {
 }
 
 fn complete_operation(method: &str, path: &str, op: &mut Value) {
-    answer(op, "408", "The request took longer than the server's limit (P4.4)");
+    answer(
+        op,
+        "408",
+        "The request took longer than the server's limit (P4.4)",
+    );
     answer(op, "500", "A failure of the server; no detail (P4.4)");
     if op.get("requestBody").is_some() {
         answer(op, "400", "The body is not JSON");
-        answer(op, "413", "The body is larger than the server's limit (P4.4)");
+        answer(
+            op,
+            "413",
+            "The body is larger than the server's limit (P4.4)",
+        );
         answer(op, "415", "The body is not sent as application/json");
-        answer(op, "422", "The body does not fit the schema, or breaks a rule");
+        answer(
+            op,
+            "422",
+            "The body does not fit the schema, or breaks a rule",
+        );
     }
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
     if params.iter().any(|p| p["in"] == "query") {
@@ -195,7 +251,10 @@ fn complete_operation(method: &str, path: &str, op: &mut Value) {
             json!([{"bearer": []}, {"session_cookie": [], "csrf": []}]),
             &[
                 ("401", "No session, or it has ended"),
-                ("403", "The cookie came without the session's CSRF token, or the role may not do this"),
+                (
+                    "403",
+                    "The cookie came without the session's CSRF token, or the role may not do this",
+                ),
             ],
         ),
         Access::Monitoring => (

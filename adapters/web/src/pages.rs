@@ -1482,7 +1482,13 @@ mod tests {
     /// Inputs as the query decoder hands them over (percent-decoded).
     #[test]
     fn lang_back_is_a_path_on_this_site_only() {
-        for ok in ["/", "/portal", "/ops/incidents/inc-2025-0001", "/a/b?c=d", "/%2F"] {
+        for ok in [
+            "/",
+            "/portal",
+            "/ops/incidents/inc-2025-0001",
+            "/a/b?c=d",
+            "/%2F",
+        ] {
             assert!(same_origin_path(ok), "{ok:?} should be accepted");
         }
         for bad in [
