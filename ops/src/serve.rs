@@ -61,7 +61,25 @@ fn one_time_password() -> String {
     hex::encode(b)
 }
 
+/// The bearer token of `/metrics`, under the data directory.
+const METRICS_TOKEN: &str = "auth/metrics-token";
+
+/// Reads the metrics token, or makes one (mode 0600) on the first start.
+fn metrics_token(data: &std::path::Path) -> anyhow::Result<String> {
+    let path = data.join(METRICS_TOKEN);
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_private(&path, &format!("{}\n", one_time_password()))?;
+    }
+    Ok(std::fs::read_to_string(&path)?.trim().to_string())
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    // A request's panic is answered and counted (the release profile unwinds);
+    // its message, which may hold the input, stays out of the log.
+    mebyo_web::panics::install_location_only_hook();
     runtime()?.block_on(async move {
         let fresh =
             !mebyo_store::EmbeddedStore::exists(&mebyo_platform::DataDir::new(&a.data).ledger());
@@ -91,6 +109,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
             cfg.tls = mebyo_web::TlsSource::Pem { cert, key };
         }
+        // `/metrics` needs this bearer token (issue 22 §7), kept beside the
+        // passwords; Prometheus reads it with `authorization.credentials_file`.
+        cfg.metrics_token = Some(metrics_token(&a.data)?);
         // The office desk that issues connection information at self-service sign-up.
         cfg.signup_office = Some(mebyo_domain::StaffId::new("office-0001")?);
         let web = mebyo_web::serve(platform.clone(), cfg).await?;
@@ -121,6 +142,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         println!("listening on {}", web.url());
         println!("certificate: {}", a.data.join("tls/cert.pem").display());
+        println!("metrics token: {}", a.data.join(METRICS_TOKEN).display());
 
         // The rest of the platform runs beside the web server until shutdown.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -244,8 +244,11 @@ async fn p4_4_2_the_probe_runs_each_tick_and_shows_in_readyz_and_metrics() {
     assert!(ops["probe"]["latency_us"].as_i64().unwrap() >= 0);
     // Never reviewed: the firewall-log review is overdue at once (P4.4(3)).
     assert_eq!(ops["firewall_review_overdue"], true);
+    // `serve` made the monitoring token on its first start (issue 22 §7).
+    let token = std::fs::read_to_string(data.join("auth/metrics-token")).unwrap();
     let metrics = http
         .get(format!("{}/metrics", server.url))
+        .bearer_auth(token.trim())
         .send()
         .await
         .unwrap()

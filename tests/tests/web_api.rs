@@ -661,7 +661,13 @@ async fn openapi_health_and_policy_are_served_p7_p4_4() {
     let r = env.http.get(env.url("/livez")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // Prometheus metrics (P4.4): the ledger head and the read models' state.
-    let m = env.http.get(env.url("/metrics")).send().await.unwrap();
+    let m = env
+        .http
+        .get(env.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(m.status(), 200);
     let text = m.text().await.unwrap();
     for name in [

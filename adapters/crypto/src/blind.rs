@@ -15,7 +15,8 @@ pub const BLIND_KEY_LEN: usize = 32;
 const EMAIL_CONTEXT: &str = "mebyo-crypto 2025-01 blind index email v1";
 const PHONE_CONTEXT: &str = "mebyo-crypto 2025-01 blind index phone v1";
 const KEY_ID_CONTEXT: &str = "mebyo-crypto 2025-01 blind index key id v1";
-const MAX_EMAIL_LEN: usize = 254;
+/// RFC 5321's 254, in characters (see [`normalize_email`]).
+pub const MAX_EMAIL_CHARS: usize = 254;
 
 /// A blind-index token (32-byte keyed blake3). Not secret on its own, but only
 /// meaningful together with the key.
@@ -82,14 +83,18 @@ impl BlindIndex {
 /// treat the local part case-insensitively, and a lookup that misses is worse
 /// than one that merges two case-variants of one address).
 pub fn normalize_email(email: &str) -> Result<Zeroizing<String>> {
+    // Characters of the address as given, as the web and the API's schema count
+    // them (JSON Schema's `maxLength` counts characters): a byte limit here made a
+    // long multibyte address that the web accepted fail as a 500 (issue 22 §7).
+    // Counted before lowercasing, which may lengthen an address.
+    if email.trim().chars().count() > MAX_EMAIL_CHARS {
+        return Err(CryptoError::InvalidEmail {
+            reason: "longer than 254 characters",
+        });
+    }
     let n = Zeroizing::new(email.trim().to_lowercase());
     if n.is_empty() {
         return Err(CryptoError::InvalidEmail { reason: "empty" });
-    }
-    if n.len() > MAX_EMAIL_LEN {
-        return Err(CryptoError::InvalidEmail {
-            reason: "longer than 254 bytes",
-        });
     }
     match n.rsplit_once('@') {
         Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {}
@@ -184,6 +189,18 @@ mod tests {
         assert!(b.index_email("").is_err());
         assert!(b.index_email("no-at-sign").is_err());
         assert!(b.index_email("a b@example.jp").is_err());
+    }
+
+    /// Issue 22 §7: the limit counts characters, as the web and the API schema do;
+    /// a 254-character address of 3-byte characters is an address, 255 is not.
+    #[test]
+    fn email_limit_counts_characters_not_bytes() {
+        let b = bi();
+        let at = |n: usize| format!("{}@例.jp", "あ".repeat(n - 4));
+        assert!(b.index_email(&at(MAX_EMAIL_CHARS)).is_ok());
+        assert!(b.index_email(&at(MAX_EMAIL_CHARS + 1)).is_err());
+        // Lowercasing may lengthen an address (İ is two characters lowercased).
+        assert!(b.index_email(&format!("{}@x.jp", "İ".repeat(249))).is_ok());
     }
 
     #[test]

@@ -28,7 +28,9 @@ mod vault;
 #[cfg(test)]
 mod tests;
 
-pub use blind::{BLIND_KEY_LEN, BlindIndex, BlindToken, normalize_email, normalize_phone};
+pub use blind::{
+    BLIND_KEY_LEN, BlindIndex, BlindToken, MAX_EMAIL_CHARS, normalize_email, normalize_phone,
+};
 pub use error::{CryptoError, Result};
 pub use ids::{DekKind, KeyRef, MAX_PSEUDONYM_LEN, Pseudonym};
 pub use kek::{KEY_LEN, Kek, KeyId};

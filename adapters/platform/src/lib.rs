@@ -834,6 +834,11 @@ impl Platform {
 
     /// Finds people by e-mail through the blind index, never the plaintext.
     pub fn find_by_email(&self, email: &str) -> Result<Vec<PersonId>, PlatformError> {
+        // Text that is no e-mail address is nobody's, not a failure: a sign-in
+        // with it was a 500 (issue 22 §7).
+        if mebyo_crypto::normalize_email(email).is_err() {
+            return Ok(Vec::new());
+        }
         Ok(self
             .vault
             .lock()

@@ -69,7 +69,7 @@ pub struct LoginOutput {
 }
 
 #[utoipa::path(post, path = "/api/v1/session", request_body = LoginInput,
-    responses((status = 200, body = LoginOutput), (status = 401, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)),
+    responses((status = 200, body = LoginOutput), (status = 401, description = "Wrong login or password", body = ErrorEnvelope), (status = 403, description = "No connection information issued yet", body = ErrorEnvelope), (status = 429, description = "Rate limited or locked out; see Retry-After", body = ErrorEnvelope), (status = 503, description = "No room for another session", body = ErrorEnvelope)),
     description = "Sign in (argon2id, rate limited, lockout after repeated failures; P4.8(2)).")]
 pub async fn login(
     State(st): State<AppState>,
@@ -110,7 +110,7 @@ pub async fn login(
     Ok(res)
 }
 
-#[utoipa::path(delete, path = "/api/v1/session", responses((status = 204), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+#[utoipa::path(delete, path = "/api/v1/session", responses((status = 204, description = "Signed out")),
     description = "Sign out: the session ends at once.")]
 pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let a = svc::session(&st, &headers)?;
@@ -121,7 +121,7 @@ pub async fn logout(State(st): State<AppState>, headers: HeaderMap) -> ApiResult
     Ok(res)
 }
 
-#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = svc::Me), (status = 401, body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = svc::Me)))]
 pub async fn me(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<svc::Me>> {
     let a = svc::signed_in(&st, &headers)?;
     Ok(Json(svc::me(&st, &a).await?))
@@ -141,7 +141,7 @@ pub struct SignupReceived {
 }
 
 #[utoipa::path(post, path = "/api/v1/signup", request_body = svc::SignupInput,
-    responses((status = 202, body = SignupReceived), (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)),
+    responses((status = 202, body = SignupReceived), (status = 403, description = "Registration refused by the rules", body = ErrorEnvelope), (status = 422, description = "A field breaks its rule", body = ErrorEnvelope), (status = 429, description = "Rate limited; see Retry-After", body = ErrorEnvelope), (status = 503, description = "Self-service sign-up is off here", body = ErrorEnvelope)),
     description = "Self-service registration: identity into the vault (P4.8(3)), connection information issued (P4.12), password stored irreversibly (P4.8(2)). The answer is the same whether or not the e-mail address is registered already (then nothing is written): sign in to find out whether it worked.")]
 pub async fn signup(
     State(st): State<AppState>,
@@ -158,7 +158,7 @@ pub async fn signup(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, body = svc::PolicyView), (status = 404, body = ErrorEnvelope)),
+#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, body = svc::PolicyView), (status = 404, description = "No policy version is in force", body = ErrorEnvelope)),
     description = "The security policy version in force (P7).")]
 pub async fn policy(State(st): State<AppState>) -> ApiResult<Json<svc::PolicyView>> {
     svc::policy(&st).await?.map(Json).ok_or_else(|| {
@@ -171,7 +171,7 @@ pub async fn policy(State(st): State<AppState>) -> ApiResult<Json<svc::PolicyVie
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/me/policy", responses((status = 200, body = Created), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+#[utoipa::path(post, path = "/api/v1/me/policy", responses((status = 200, body = Created), (status = 404, description = "No policy version is in force", body = ErrorEnvelope), (status = 409, description = "Already accepted", body = ErrorEnvelope)),
     description = "Accept the policy version in force (P8).")]
 pub async fn accept_policy(
     State(st): State<AppState>,
@@ -184,7 +184,7 @@ pub async fn accept_policy(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/me/records", responses((status = 200, body = Vec<svc::RecordView>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+#[utoipa::path(get, path = "/api/v1/me/records", responses((status = 200, body = Vec<svc::RecordView>), (status = 403, description = "Not an individual user", body = ErrorEnvelope)),
     description = "My own records with provenance (P5.1); the read is recorded (P4.6(2)).")]
 pub async fn my_records(
     State(st): State<AppState>,
@@ -196,8 +196,7 @@ pub async fn my_records(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/password", request_body = svc::PasswordChange,
-    responses((status = 204), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)),
+    responses((status = 204, description = "Changed; every session of the account has ended"), (status = 401, description = "Wrong current password", body = ErrorEnvelope), (status = 422, description = "The new password breaks the rule", body = ErrorEnvelope), (status = 429, description = "Locked out; see Retry-After", body = ErrorEnvelope)),
     description = "Change the signed-in account's password; every session of the account ends (P4.8(2)).")]
 pub async fn change_password(
     State(st): State<AppState>,
@@ -211,7 +210,7 @@ pub async fn change_password(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/vitals", request_body = svc::VitalInput,
-    responses((status = 201, body = Created), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    responses((status = 201, body = Created), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 422, description = "A value out of range, or diastolic not below systolic", body = ErrorEnvelope)),
     description = "Enter a vital sign (blood pressure, body weight) as a self-entered FHIR Observation.")]
 pub async fn add_vital(
     State(st): State<AppState>,
@@ -224,7 +223,7 @@ pub async fn add_vital(
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
 
-#[utoipa::path(get, path = "/api/v1/me/consents", responses((status = 200, body = Vec<svc::ConsentView>), (status = 401, body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/api/v1/me/consents", responses((status = 200, body = Vec<svc::ConsentView>), (status = 403, description = "Not an individual user", body = ErrorEnvelope)))]
 pub async fn my_consents(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -234,7 +233,7 @@ pub async fn my_consents(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/consents", request_body = svc::ConsentInput,
-    responses((status = 201, body = Created), (status = 403, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    responses((status = 201, body = Created), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 404, description = "No such provider", body = ErrorEnvelope), (status = 409, description = "In conflict with an existing consent", body = ErrorEnvelope), (status = 422, description = "A field breaks its rule", body = ErrorEnvelope)),
     description = "Grant a provider a consent: categories, purpose, expiry (P4.6(2)).")]
 pub async fn grant_consent(
     State(st): State<AppState>,
@@ -248,7 +247,7 @@ pub async fn grant_consent(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/consents/{consent}/revoke", params(("consent" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorEnvelope)),
+    responses((status = 204, description = "Revoked"), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 404, description = "No such consent", body = ErrorEnvelope), (status = 409, description = "Already revoked", body = ErrorEnvelope), (status = 422, description = "The consent id is malformed", body = ErrorEnvelope)),
     description = "Revoke a consent; it stops covering reads at once (P4.6(2)).")]
 pub async fn revoke_consent(
     State(st): State<AppState>,
@@ -263,12 +262,12 @@ pub async fn revoke_consent(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct LimitQuery {
-    /// At most this many lines (default 100, max 1000).
+    /// At most this many lines, 1 to 1000 (default 100).
     pub limit: Option<usize>,
 }
 
 #[utoipa::path(get, path = "/api/v1/me/access-log", params(LimitQuery),
-    responses((status = 200, body = Vec<svc::AccessLine>), (status = 401, body = ErrorEnvelope)),
+    responses((status = 200, body = Vec<svc::AccessLine>), (status = 403, description = "Not an individual user", body = ErrorEnvelope), (status = 422, description = "limit out of range", body = ErrorEnvelope)),
     description = "Who accessed my data: every access and refusal, newest first (P4.6(2)).")]
 pub async fn my_access_log(
     State(st): State<AppState>,
@@ -276,7 +275,11 @@ pub async fn my_access_log(
     Query(q): Query<LimitQuery>,
 ) -> ApiResult<Json<Vec<svc::AccessLine>>> {
     let a = svc::signed_in(&st, &headers)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    // Refused rather than clamped, so the schema's bounds are the server's.
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("P4.6(2)", "limit must be 1 to 1000"));
+    }
     Ok(Json(svc::my_access_log(&st, &a, limit).await?))
 }
 
@@ -286,7 +289,7 @@ pub async fn notices(State(st): State<AppState>) -> Json<Vec<svc::Notice>> {
     Json(st.cfg.notices.clone())
 }
 
-#[utoipa::path(get, path = "/api/v1/providers", responses((status = 200, body = Vec<svc::ProviderLine>), (status = 401, body = ErrorEnvelope)),
+#[utoipa::path(get, path = "/api/v1/providers", responses((status = 200, body = Vec<svc::ProviderLine>)),
     description = "Approved providers a person may consent to (P2(3)).")]
 pub async fn providers(
     State(st): State<AppState>,
@@ -307,7 +310,7 @@ pub struct ReadQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/persons/{person}/records", params(("person" = String, Path), ReadQuery),
-    responses((status = 200, body = Vec<svc::RecordView>), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    responses((status = 200, body = Vec<svc::RecordView>), (status = 403, description = "Refused: no consent covers the read, or not the person", body = ErrorEnvelope), (status = 404, description = "No such person", body = ErrorEnvelope), (status = 422, description = "A malformed id, category, purpose or period", body = ErrorEnvelope)),
     description = "Consent-gated read (P4.6(2)): a provider sees only what an active consent covers; an individual only their own. The access event is durable before the answer.")]
 pub async fn read_person(
     State(st): State<AppState>,
@@ -322,7 +325,7 @@ pub async fn read_person(
     Ok(Json(r))
 }
 
-#[utoipa::path(get, path = "/api/v1/ops/summary", responses((status = 200, body = svc::OpsSummary), (status = 403, body = ErrorEnvelope)),
+#[utoipa::path(get, path = "/api/v1/ops/summary", responses((status = 200, body = svc::OpsSummary), (status = 403, description = "Not platform staff", body = ErrorEnvelope)),
     description = "Operator dashboard data from the read models, the panels of the caller's staff roles (P3.1); no health content (P4.6(2)).")]
 pub async fn ops_summary(
     State(st): State<AppState>,
@@ -379,6 +382,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     use prometheus_client::registry::Registry;
 
     let mut registry = Registry::with_prefix("mebyo");
+    crate::panics::register(&mut registry);
     let gauge = |registry: &mut Registry, name: &str, help: &str, value: u64| {
         let g: Gauge = Gauge::default();
         g.set(value as i64);
@@ -478,18 +482,31 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     }
 }
 
+/// A probe file of its own for each `/readyz` call: concurrent calls sharing one
+/// name removed each other's file and reported the directory unwritable (issue
+/// 22 §5). The process id keeps two servers on one directory apart too.
+fn readyz_probe_path(root: &std::path::Path) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    root.join(format!(".readyz-probe-{}-{n}", std::process::id()))
+}
+
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Health)),
     description = "Ready: the data directory is writable and the read models have caught up (P4.4).")]
 pub async fn readyz(State(st): State<AppState>) -> Response {
     let head = st.platform.head().count;
     let projected = st.views.position();
-    let probe = st.platform.dir.root.join(".readyz-probe");
+    let probe = readyz_probe_path(&st.platform.dir.root);
     let writable = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         use std::io::Write;
-        let mut f = std::fs::File::create(&probe)?;
-        f.write_all(b"ok")?;
-        f.sync_all()?;
-        std::fs::remove_file(&probe)
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)?;
+        let written = f.write_all(b"ok").and_then(|()| f.sync_all());
+        // Removed even when the write failed, so probes leave nothing behind.
+        let removed = std::fs::remove_file(&probe);
+        written.and(removed)
     })
     .await
     .map(|r| r.is_ok())
@@ -556,7 +573,8 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         ops_summary,
         incident_report,
         livez,
-        readyz
+        readyz,
+        openapi
     ),
     components(schemas(
         ErrorEnvelope,
@@ -596,10 +614,10 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 )]
 pub struct ApiDoc;
 
+#[utoipa::path(get, path = "/api/openapi.json", responses((status = 200, description = "This document", content_type = "application/json")),
+    description = "The OpenAPI document of this server, completed by `openapi::document`.")]
 pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        ApiDoc::openapi().to_json().unwrap_or_default(),
-    )
-        .into_response()
+    static DOC: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| crate::openapi::document().to_string());
+    ([(header::CONTENT_TYPE, "application/json")], DOC.as_str()).into_response()
 }

@@ -134,6 +134,42 @@ impl ApiError {
             "internal error; it has been logged",
         )
     }
+    /// The body is larger than the configured limit (P4.4: bounded work per request).
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too_large",
+            "P4.4",
+            "the request body is too large",
+        )
+    }
+    /// The request took longer than the configured limit (P4.4).
+    pub fn timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request.timeout",
+            "P4.4",
+            "the request took too long",
+        )
+    }
+    /// The JSON shape for a bare error answer of the framework (a query or path
+    /// that does not parse, a method the route lacks, a wrong media type).
+    pub fn from_status(status: StatusCode, message: &str) -> Self {
+        let (code, clause) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => return Self::too_large(),
+            StatusCode::REQUEST_TIMEOUT => return Self::timeout(),
+            StatusCode::NOT_FOUND => return Self::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => ("request.method", "P4.5(1)(2)"),
+            s if s.is_server_error() => return Self::internal(),
+            _ => ("request.invalid", "P4.5(1)(2)"),
+        };
+        let message = if message.trim().is_empty() {
+            status.canonical_reason().unwrap_or("refused")
+        } else {
+            message
+        };
+        Self::new(status, code, clause, message)
+    }
     pub fn unavailable(message: &str) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

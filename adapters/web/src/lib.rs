@@ -17,7 +17,9 @@
 pub mod api;
 pub mod error;
 pub mod guard;
+pub mod openapi;
 pub mod pages;
+pub mod panics;
 pub mod session;
 pub mod svc;
 pub mod tls;
@@ -81,6 +83,10 @@ pub struct WebConfig {
     pub max_projection_lag: u64,
     /// Maintenance notices shown on the portal (P4.3); fed by operations later.
     pub notices: Vec<Notice>,
+    /// The bearer token `/metrics` requires (P4.4); `None` turns `/metrics` off.
+    /// A token rather than a second listener: one TLS port to open and watch,
+    /// and Prometheus sends it with `authorization.credentials_file`.
+    pub metrics_token: Option<String>,
 }
 
 impl WebConfig {
@@ -103,6 +109,7 @@ impl WebConfig {
                 .unwrap_or(1),
             max_projection_lag: 10_000,
             notices: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -322,8 +329,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 /// `/metrics` followed by the operations tick's gauges (P4.4), in the same
 /// OpenMetrics document (one `# EOF`, at the end).
-async fn metrics(State(st): State<AppState>) -> Response {
+async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     use axum::response::IntoResponse;
+    if let Err(e) = metrics_allowed(&st, &headers) {
+        return e.into_response();
+    }
     let res = api::metrics(State(st.clone())).await;
     let Some(ops) = st.ops_health() else {
         return res;
@@ -343,6 +353,33 @@ async fn metrics(State(st): State<AppState>) -> Response {
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     Response::from_parts(parts, axum::body::Body::from(out))
+}
+
+/// `/metrics` is for the monitoring system only (P4.4): it needs the configured
+/// bearer token, compared in constant time; without one configured it is off.
+fn metrics_allowed(st: &AppState, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+    use axum::response::IntoResponse;
+    let Some(want) = st.cfg.metrics_token.as_deref() else {
+        return Err(error::ApiError::not_found().into_response());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if session::ct_eq(given, want) {
+        return Ok(());
+    }
+    let mut res = error::ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "auth.required",
+        "P4.4",
+        "metrics need the monitoring token",
+    )
+    .into_response();
+    res.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Err(res)
 }
 
 fn ops_registry(ops: &OpsHealth) -> prometheus_client::registry::Registry {
@@ -413,9 +450,10 @@ async fn fallback(State(_): State<AppState>, req: Request) -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
-    let max_body = state.cfg.max_body_bytes;
-    let timeout = state.cfg.request_timeout;
-    let concurrency = state.cfg.max_concurrent_requests;
+    layered(routes(), state)
+}
+
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/livez", get(api::livez))
         .route("/readyz", get(readyz))
@@ -444,18 +482,66 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ops/summary", get(api::ops_summary))
         .route("/api/v1/ops/incidents/{id}", get(api::incident_report))
         .merge(pages::routes())
+}
+
+/// The layers every route sits in, innermost first. A panic is caught innermost,
+/// so its 500 still passes the edge and the security headers; the edge answers
+/// the body limit and the timeout in the JSON error shape, inside the security
+/// headers, so no answer of this server goes without them (issue 22 §1, §7).
+fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    let max_body = state.cfg.max_body_bytes;
+    let timeout = state.cfg.request_timeout;
+    let concurrency = state.cfg.max_concurrent_requests;
+    routes
         // Per route, so the log sees the matched template (never the concrete path).
         .route_layer(axum::middleware::from_fn(request_log))
         .fallback(fallback)
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panics::answer,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(axum::middleware::from_fn_with_state(timeout, edge))
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(concurrency))
         .with_state(state)
+}
+
+/// The request timeout, and the JSON error shape for the framework's own bare
+/// error answers: 413 and 408 everywhere, and every error of `/api/` (a query or
+/// path that does not parse, a method the route lacks), so the API answers only
+/// what its OpenAPI document describes.
+async fn edge(State(timeout): State<std::time::Duration>, req: Request, next: Next) -> Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let api = req.uri().path().starts_with("/api/");
+    let Ok(res) = tokio::time::timeout(timeout, next.run(req)).await else {
+        return error::ApiError::timeout().into_response();
+    };
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let edge_status = matches!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    );
+    if is_json || !(edge_status || (api && status.is_client_error())) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    // The framework's rejection text says what did not parse; bounded.
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let message: String = String::from_utf8_lossy(&text).chars().take(200).collect();
+    let mut shaped = error::ApiError::from_status(status, &message).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            shaped.headers_mut().insert(name, v.clone());
+        }
+    }
+    shaped
 }
 
 /// A running server.
@@ -537,4 +623,72 @@ pub async fn serve(platform: Arc<Platform>, cfg: WebConfig) -> Result<WebHandle,
         state,
         cert_pem: material.cert_pem,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    async fn state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = mebyo_platform::Options::default;
+        Platform::init(dir.path(), mebyo_platform::Settings::default(), opts())
+            .await
+            .unwrap();
+        let platform = Arc::new(Platform::open(dir.path(), opts()).await.unwrap());
+        let mut cfg = WebConfig::new(dir.path());
+        cfg.metrics_token = Some("t".into());
+        (dir, AppState::new(platform, cfg).await.unwrap())
+    }
+
+    async fn call(app: &Router, path: &str) -> (Response, String) {
+        let req = Request::get(path)
+            .header(header::AUTHORIZATION, "Bearer t")
+            .body(Body::empty())
+            .unwrap();
+        let (parts, body) = app.clone().oneshot(req).await.unwrap().into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        (Response::from_parts(parts, Body::empty()), text)
+    }
+
+    /// Issue 22 §1: a handler's panic is one request's 500, in the API's error
+    /// shape with the security headers, counted in `mebyo_panics_total`; the same
+    /// server answers the next request. The panicking route exists only here.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_panic_is_a_counted_500_and_the_server_goes_on() {
+        let (_dir, st) = state().await;
+        async fn panics() -> &'static str {
+            panic!("an input the message must not show: 山田");
+        }
+        let routes = routes().route("/api/v1/test/panic", get(panics));
+        let app = layered(routes, st);
+        let before = panics::panics_counted("web");
+
+        let (res, body) = call(&app, "/api/v1/test/panic").await;
+        assert_eq!(res.status(), 500, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "internal", "{body}");
+        assert_eq!(v["error"]["clause"], "P4.4", "{body}");
+        assert!(!body.contains("山田"), "{body}");
+        let h = res.headers();
+        assert_eq!(h[header::CONTENT_TYPE], "application/json");
+        assert!(h.contains_key(header::STRICT_TRANSPORT_SECURITY));
+        assert!(h.contains_key(header::CONTENT_SECURITY_POLICY));
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert!(panics::panics_counted("web") > before);
+
+        let (res, body) = call(&app, "/livez").await;
+        assert_eq!(res.status(), 200, "{body}");
+        let (res, metrics) = call(&app, "/metrics").await;
+        assert_eq!(res.status(), 200, "{metrics}");
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("mebyo_panics_total{interface=\"web\"}"))
+            .unwrap_or_else(|| panic!("no panic counter in:\n{metrics}"));
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n > before, "{line}");
+    }
 }

@@ -366,14 +366,24 @@ struct Back {
     back: Option<String>,
 }
 
+/// Whether `back` (already percent-decoded) is a path on this site and nothing
+/// else: a single `/`, then no `/` or `\\` (which browsers read as a host), and
+/// only visible ASCII throughout, since browsers drop tabs, newlines and spaces
+/// before parsing (`/\t/evil.example` is `//evil.example`). Never an open
+/// redirect (issue 22 §7).
+fn same_origin_path(back: &str) -> bool {
+    let mut chars = back.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && back.len() <= 200
+        && back.chars().all(|c| c.is_ascii_graphic() && c != '\\')
+}
+
 async fn set_lang(Path(to): Path<String>, Query(q): Query<Back>) -> Response {
     let to = if to == "en" { "en" } else { "ja" };
-    // Only same-site paths: never an open redirect.
     let back = q
         .back
-        .filter(|b| {
-            b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') && b.len() < 200
-        })
+        .filter(|b| same_origin_path(b))
         .unwrap_or_else(|| "/".into());
     let mut r = see_other(&back);
     r.headers_mut().insert(
@@ -1462,4 +1472,46 @@ pub fn routes() -> Router<AppState> {
         .route("/ops", get(dashboard))
         .route("/account/password", get(password_page).post(password_post))
         .route("/ops/incidents/{id}", get(incident_page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin_path;
+
+    /// Issue 22 §7: `/lang/en?back=/%09/evil.example` redirected off the site.
+    /// Inputs as the query decoder hands them over (percent-decoded).
+    #[test]
+    fn lang_back_is_a_path_on_this_site_only() {
+        for ok in [
+            "/",
+            "/portal",
+            "/ops/incidents/inc-2025-0001",
+            "/a/b?c=d",
+            "/%2F",
+        ] {
+            assert!(same_origin_path(ok), "{ok:?} should be accepted");
+        }
+        for bad in [
+            "",
+            "portal",
+            "//evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/ /evil.example",
+            "/\u{0}/evil.example",
+            "/\u{7f}/evil.example",
+            "/\u{a0}/evil.example",
+            "/\u{3000}/evil.example",
+            "/p\\..\\evil",
+            "https://evil.example/",
+            "/\u{2028}/evil.example",
+            "/ポータル",
+            &format!("/{}", "a".repeat(200)),
+        ] {
+            assert!(!same_origin_path(bad), "{bad:?} should be refused");
+        }
+    }
 }

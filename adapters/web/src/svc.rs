@@ -154,7 +154,8 @@ impl LoginKind {
 
 fn resolve(st: &AppState, kind: LoginKind, login: &str) -> ApiResult<Option<Subject>> {
     let login = login.trim();
-    if login.is_empty() || login.len() > 254 {
+    // Characters, as sign-up counts them (issue 22 §7).
+    if login.is_empty() || login.chars().count() > mebyo_crypto::MAX_EMAIL_CHARS {
         return Ok(None);
     }
     Ok(match kind {
@@ -251,13 +252,14 @@ fn no_credential() -> ApiError {
 
 /// The rule for a password being set (sign-up, change): long enough to resist
 /// guessing with the lockout in place, short enough to bound the hashing (P4.8(2)).
+/// Counted in characters, as the API schema's `minLength`/`maxLength` count them;
+/// the maximum keeps any password within the hasher's byte limit (issue 22 §7).
 fn check_new_password(password: &str) -> ApiResult<()> {
-    if password.chars().count() < MIN_PASSWORD_CHARS
-        || password.len() > mebyo_crypto::MAX_PASSWORD_LEN
-    {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
         return Err(ApiError::invalid(
             "P4.8(2)",
-            format!("password must be {MIN_PASSWORD_CHARS} to 1024 characters"),
+            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
         ));
     }
     Ok(())
@@ -340,11 +342,33 @@ fn check_len(field: &str, v: &str, min: usize, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
+/// A phone number as the API schema's pattern states it (`crate::openapi`): an
+/// optional `+`, then 6 to 15 digits with single spaces or hyphens between them;
+/// and one the identity vault can index (its rule, one home), which a 500 told
+/// before (issue 22 §7).
+fn phone_ok(p: &str) -> bool {
+    let mut digits = 0;
+    let mut after_digit = false;
+    for c in p.strip_prefix('+').unwrap_or(p).chars() {
+        match c {
+            '0'..='9' => {
+                digits += 1;
+                after_digit = true;
+            }
+            ' ' | '-' if after_digit => after_digit = false,
+            _ => return false,
+        }
+    }
+    after_digit && (6..=15).contains(&digits) && mebyo_crypto::normalize_phone(p).is_ok()
+}
+
 pub fn parse_date(s: &str) -> Option<time::Date> {
     time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
 }
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Four bytes at most per character: within `mebyo_crypto::MAX_PASSWORD_LEN`.
+pub const MAX_PASSWORD_CHARS: usize = mebyo_crypto::MAX_PASSWORD_LEN / 4;
 
 /// What sign-up answers, registered or not (P4.8(3): no answer tells which e-mail
 /// addresses are registered). Nothing is sent anywhere: the platform holds no
@@ -366,9 +390,13 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
         .map_err(ApiError::rate_limited)?;
     check_len("name", input.name.trim(), 1, 100)?;
     check_len("address", input.address.trim(), 1, 200)?;
-    let email = input.email.trim();
-    check_len("email", email, 3, 254)?;
-    if !email.contains('@') || email.contains(char::is_whitespace) {
+    // Taken as given (a browser's e-mail field strips spaces itself), so that the
+    // API schema's pattern and length say exactly what is accepted.
+    let email = input.email.as_str();
+    check_len("email", email, 3, mebyo_crypto::MAX_EMAIL_CHARS)?;
+    // The identity vault's own rule (one home): what it cannot index it refuses,
+    // and that refusal must come here, as a 422, not from the vault as a 500.
+    if email.contains(char::is_whitespace) || mebyo_crypto::normalize_email(email).is_err() {
         return Err(ApiError::invalid("P2(1)", "email is not an e-mail address"));
     }
     let today = time::OffsetDateTime::from_unix_timestamp(now.0 / 1_000_000)
@@ -390,11 +418,11 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
         .filter(|p| !p.is_empty())
         .map(str::to_string);
     if let Some(p) = &phone
-        && (p.len() > 20 || !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)))
+        && !phone_ok(p)
     {
         return Err(ApiError::invalid(
             "P2(1)",
-            "phone must be up to 20 digits, spaces, + or -",
+            "phone must be an optional + and 6 to 15 digits, single spaces or hyphens between them",
         ));
     }
     let password = Zeroizing::new(input.password);
@@ -868,7 +896,7 @@ pub struct ConsentInput {
 
 pub async fn grant_consent(st: &AppState, a: &Authed, input: ConsentInput) -> ApiResult<ConsentId> {
     let (person, actor) = individual(a)?;
-    let provider = ProviderId::new(input.provider.trim())
+    let provider = ProviderId::new(input.provider.as_str())
         .map_err(|_| ApiError::invalid("P4.6(2)", "provider id is malformed"))?;
     if !(1..=3650).contains(&input.days) {
         return Err(ApiError::invalid("P4.6(2)", "days must be 1 to 3650"));

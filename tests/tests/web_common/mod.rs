@@ -18,6 +18,8 @@ pub const START_US: i64 = 1_743_465_600_000_000;
 pub const STAFF_PASSWORD: &str = "staff-password-1";
 pub const PROVIDER_PASSWORD: &str = "provider-password-1";
 pub const PERSON_PASSWORD: &str = "person-password-1";
+/// The bearer token `/metrics` needs in these tests (issue 22 §7).
+pub const METRICS_TOKEN: &str = "metrics-token-for-tests";
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -58,6 +60,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut WebConfig)) -> Env {
     let mut cfg = WebConfig::new(dir.path());
     cfg.bind = "127.0.0.1:0".parse().unwrap();
     cfg.signup_office = Some(org.office.clone());
+    cfg.metrics_token = Some(METRICS_TOKEN.into());
     tweak(&mut cfg);
     let web = mebyo_web::serve(platform.clone(), cfg)
         .await
