@@ -280,11 +280,21 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
     // A signed request with a bad body is the provider's: recorded, from
     // validated fields only.
     let mut recorded = 0;
-    for (b, code) in [
-        (&b"{not json"[..], "request.malformed"),
-        (&b"{\"items\":[]}"[..], "request.malformed"),
+    for (b, idem, code) in [
+        (&b"{not json"[..], "k-2", "request.malformed"),
+        (&b"{\"items\":[]}"[..], "k-3", "request.malformed"),
     ] {
-        let h = signed(now, &nonce(), b, &key);
+        let h = sign_headers(
+            &key,
+            &subject,
+            &reply,
+            clinic.id.as_str(),
+            clinic.credential.as_str(),
+            now,
+            &nonce(),
+            Some(idem),
+            b,
+        );
         let a = c
             .send(subject.clone(), reply.clone(), h, b.to_vec())
             .await
