@@ -126,7 +126,9 @@ fn bus_line(service: wire::Service, nonce: &str, idem: &str, body: &[u8], sign: 
     let subject = wire::service_subject(wire::DEFAULT_PREFIX, PROVIDER, service);
     let ts = (NOW_US / 1000).to_string();
     let sig = if sign {
-        let s = wire::signing_string(&subject, PROVIDER, CREDENTIAL, &ts, nonce, idem, body);
+        let s = wire::signing_string(
+            &subject, REPLY, PROVIDER, CREDENTIAL, &ts, nonce, idem, body,
+        );
         hex::encode(provider_key().sign(s.as_bytes()).to_bytes())
     } else {
         SIGN_HERE.into()

@@ -15,6 +15,9 @@ pub const PERSON: &str = "p1";
 /// The bus harness's provider and credential, whose key signs the seeds.
 pub const PROVIDER: &str = "clinic-fuzz";
 pub const CREDENTIAL: &str = "cred-fuzz";
+/// The reply subject every fuzzed request is signed for and "sent" with (the
+/// signed string covers it, docs/bus.md §3).
+pub const REPLY: &str = "_INBOX.clinic-fuzz.0001";
 /// The bus harness's clock: 2026-11-26T00:00:00Z, in microseconds.
 pub const NOW_US: i64 = 1_795_651_200_000_000;
 /// The bus's default freshness window.
@@ -91,7 +94,7 @@ pub fn bus_request(data: &[u8]) {
     let signature;
     let sig = if sig == SIGN_HERE {
         use ed25519_dalek::Signer;
-        let s = wire::signing_string(subject, pv, cr, ts, nonce, idem, body);
+        let s = wire::signing_string(subject, REPLY, pv, cr, ts, nonce, idem, body);
         signature = hex::encode(provider_key().sign(s.as_bytes()).to_bytes());
         signature.as_str()
     } else {
@@ -127,6 +130,7 @@ pub fn bus_request(data: &[u8]) {
     let verify = || {
         mebyo_bus::auth::verify(
             subject,
+            REPLY,
             provider,
             &claimed,
             body,

@@ -293,6 +293,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             let web_state = web.state().clone();
             let slow_after_us = ops_settings.probe_slow_ms * 1000;
             let published = std::sync::atomic::AtomicU64::new(0);
+            let bus_stats = bus.clone();
             tokio::spawn(async move {
                 let clock = p.clone();
                 mebyo_operations_service::background::run_periodic(
@@ -305,12 +306,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                         use std::sync::atomic::Ordering;
                         let n = h.as_ref().map_or(0, |h| h.notices_published as u64);
                         let total = published.fetch_add(n, Ordering::Relaxed) + n;
-                        web_state.set_ops_health(serve_ops::web_health(
-                            &h,
-                            clock.now().0,
-                            slow_after_us,
-                            total,
-                        ));
+                        let mut health =
+                            serve_ops::web_health(&h, clock.now().0, slow_after_us, total);
+                        // Unauthenticated bus messages are counted, not recorded
+                        // (issue 22 §2): their counters go to /metrics.
+                        health.bus_metrics = bus_stats.as_ref().map(|b| b.stats().openmetrics());
+                        web_state.set_ops_health(health);
                     },
                     stop,
                 )

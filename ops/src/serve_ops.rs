@@ -76,6 +76,7 @@ pub fn web_health(
             firewall_review_overdue: Some(h.firewall_review.overdue),
             notices_published: published,
             access_records_past_retention: h.access_records_past_retention,
+            bus_metrics: None,
         },
         Err(e) => OpsHealth {
             at_us,
@@ -85,6 +86,7 @@ pub fn web_health(
             firewall_review_overdue: None,
             notices_published: published,
             access_records_past_retention: None,
+            bus_metrics: None,
         },
     }
 }

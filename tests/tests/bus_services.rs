@@ -143,6 +143,8 @@ async fn submit_query_and_list_consents_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
+    // Unauthenticated input is counted, not written (issue 22 §2); a signed
+    // request's refusal is written.
     let w = World::new("bad_input_gets_a_clear_error_and_writes_only_a_refusal").await;
     let nats = NatsServer::start();
     let (clinic, key) = w.provider("clinic-a", ConnectionClass::ClosedIpVpn).await;
@@ -156,10 +158,13 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
     let body = serde_json::to_vec(&json!({"items": [fhir_item(person, "vitals", &when, "x-1", blood_pressure(person, 120, 80, &when))]})).unwrap();
     let now = c.now_ms();
     let nonce = || mebyo_provider::fresh_nonce();
+    // Every case is signed for (and sent with) this reply subject.
+    let reply = c.inbox();
     let signed = |ts: u64, n: &str, b: &[u8], k: &mebyo_provider::SigningKey| {
         sign_headers(
             k,
             &subject,
+            &reply,
             clinic.id.as_str(),
             clinic.credential.as_str(),
             ts,
@@ -213,20 +218,6 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
             "P4.11(4)",
         ),
         (
-            "malformed JSON",
-            signed(now, &nonce(), b"{not json", &key),
-            b"{not json".to_vec(),
-            "request.malformed",
-            "P4.4",
-        ),
-        (
-            "no items",
-            signed(now, &nonce(), b"{\"items\":[]}", &key),
-            b"{\"items\":[]}".to_vec(),
-            "request.malformed",
-            "P4.4",
-        ),
-        (
             "oversized",
             mebyo_bus::testkit::async_nats::HeaderMap::new(),
             vec![b' '; 600 * 1024],
@@ -237,7 +228,10 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
     let head = w.head();
     let mut n = 0;
     for (what, headers, b, code, clause) in cases {
-        let a = c.send(subject.clone(), headers, b).await.unwrap();
+        let a = c
+            .send(subject.clone(), reply.clone(), headers, b)
+            .await
+            .unwrap();
         let (got_code, got_clause, message) =
             a.error().unwrap_or_else(|| panic!("{what}: {:?}", a.body));
         assert_eq!((got_code, got_clause), (code, clause), "{what}: {message}");
@@ -247,11 +241,14 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
     // A nonce used once is refused the second time (replay).
     let h = signed(now, &replayed_nonce, &body, &key);
     let ok = c
-        .send(subject.clone(), h.clone(), body.clone())
+        .send(subject.clone(), reply.clone(), h.clone(), body.clone())
         .await
         .unwrap();
     assert!(ok.is_ok(), "{:?}", ok.body);
-    let a = c.send(subject.clone(), h, body.clone()).await.unwrap();
+    let a = c
+        .send(subject.clone(), reply.clone(), h, body.clone())
+        .await
+        .unwrap();
     assert_eq!(a.error().unwrap().0, "request.replayed");
     n += 1;
     // Unknown service.
@@ -259,9 +256,11 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
     let a = c
         .send(
             bad_subject.clone(),
+            reply.clone(),
             sign_headers(
                 &key,
                 &bad_subject,
+                &reply,
                 clinic.id.as_str(),
                 clinic.credential.as_str(),
                 now,
@@ -275,10 +274,39 @@ async fn bad_input_gets_a_clear_error_and_writes_only_a_refusal() {
         .unwrap();
     assert_eq!(a.error().unwrap().0, "request.unknown_service");
     n += 1;
-    // Exactly: the one good request's record and outcome, and one refusal per bad one.
-    assert_eq!(w.count("bus.request_refused").await, n);
+    // None of these authenticated (issue 22 §2): each is counted, none recorded.
+    let stats = bus.stats();
+    assert_eq!(stats.unauthenticated_total(), n as u64, "{stats:?}");
+    // A signed request with a bad body is the provider's: recorded, from
+    // validated fields only.
+    let mut recorded = 0;
+    for (b, idem, code) in [
+        (&b"{not json"[..], "k-2", "request.malformed"),
+        (&b"{\"items\":[]}"[..], "k-3", "request.malformed"),
+    ] {
+        let h = sign_headers(
+            &key,
+            &subject,
+            &reply,
+            clinic.id.as_str(),
+            clinic.credential.as_str(),
+            now,
+            &nonce(),
+            Some(idem),
+            b,
+        );
+        let a = c
+            .send(subject.clone(), reply.clone(), h, b.to_vec())
+            .await
+            .unwrap();
+        assert_eq!(a.error().unwrap().0, code);
+        recorded += 1;
+    }
+    // Exactly: the one good request's record and outcome, and one refusal per
+    // authenticated bad one.
+    assert_eq!(w.count("bus.request_refused").await, recorded);
     assert_eq!(w.count("record.added").await, 1);
-    assert_eq!(w.head(), head + n as u64 + 2);
+    assert_eq!(w.head(), head + recorded as u64 + 2);
     bus.shutdown().await;
 }
 

@@ -184,6 +184,42 @@ async fn p4_3_a_scheduled_window_reaches_every_providers_feed() {
             "storage upgrade (affects: portal, provider-gateway)"
         );
     }
+    // Unauthenticated bus messages are counted in /metrics, not recorded
+    // (issue 22 §2).
+    let nc = async_nats::connect(nats.url()).await.unwrap();
+    for _ in 0..3 {
+        nc.publish("mebyo.v1.svc.someone.records.query", "{}".into())
+            .await
+            .unwrap();
+    }
+    nc.flush().await.unwrap();
+    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    let line = "mebyo_bus_unauthenticated_messages_total{code=\"request.unsigned\"} 3\n";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = http
+            .get(format!("{}/metrics", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(line) {
+            assert!(metrics.ends_with("# EOF\n"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{line:?} not in /metrics:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     stop(server);
 
     // Recorded once published, so a restart does not tell providers again.

@@ -1,6 +1,7 @@
 //! Who is asking (P4.11(4), P4.12, P4.13): every request carries the provider's
 //! credential id and an ed25519 signature by the key registered for that
-//! credential over the subject, the body's SHA-256, a timestamp and a nonce.
+//! credential over the subject, the reply subject, the body's SHA-256, a
+//! timestamp and a nonce.
 //!
 //! Checked in this order, each failure its own code: headers present and well
 //! formed; the subject's provider is the signer's; timestamp within the
@@ -10,6 +11,17 @@
 //! cache); then the credential's state, read from the store now, through the
 //! domain's `authenticate` — so a revocation or expiry refuses the very next
 //! request (P4.13).
+//!
+//! Replay across a restart (issue 22 §6): the nonces of the window are not only
+//! in memory. Every request that passes this check leaves an event with its
+//! evidence (nonce and timestamp included) before it is answered, so `serve`
+//! refills the cache from the ledger's last two windows at start, and every
+//! node learns the nonces the others saw by following the ledger. That costs no
+//! extra write, lets a provider's clock lag behind a restart, and narrows a
+//! replay to another node to the moment before that node has read the event.
+//! (A retry answered from the idempotency index writes nothing, so its nonce is
+//! kept in memory only; sent again after a restart it gets the same stored answer,
+//! at the inbox it signed, and still writes nothing.)
 
 use std::collections::{HashMap, VecDeque};
 
@@ -92,6 +104,13 @@ pub enum NonceCheck {
     Full,
 }
 
+impl Default for NonceCache {
+    /// The default freshness window (60 s) and bound (1M).
+    fn default() -> Self {
+        Self::new(60_000_000, 1_000_000)
+    }
+}
+
 impl NonceCache {
     pub fn new(window_us: i64, max_entries: usize) -> Self {
         Self {
@@ -113,8 +132,9 @@ impl NonceCache {
         // Evict what has left the window: a request that old is refused as stale.
         while let Some((t, _, _)) = n.order.front() {
             if *t + 2 * self.window_us < now_us {
-                let (_, c, k) = n.order.pop_front().expect("front exists");
-                n.seen.remove(&(c, k));
+                if let Some((_, c, k)) = n.order.pop_front() {
+                    n.seen.remove(&(c, k));
+                }
             } else {
                 break;
             }
@@ -132,6 +152,16 @@ impl NonceCache {
         NonceCheck::Fresh
     }
 
+    /// Remembers a nonce the ledger holds (seen by this node before a restart,
+    /// or by another node).
+    pub fn remember(&self, credential: &CredentialId, nonce: &str, ts_us: i64, now_us: i64) {
+        let _ = self.check(credential, nonce, ts_us, now_us);
+    }
+
+    pub fn window_us(&self) -> i64 {
+        self.window_us
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().seen.len()
     }
@@ -142,11 +172,13 @@ impl NonceCache {
 }
 
 /// Checks the signature part of a request (everything but the credential's state,
-/// which needs the store). `key_of` finds the registered key of a credential.
+/// which needs the store). `reply` is the message's reply subject (empty when it
+/// has none). `key_of` finds the registered key of a credential.
 // Every argument is one input of the check; bundling them would only hide that.
 #[allow(clippy::too_many_arguments)]
 pub fn verify(
     subject: &str,
+    reply: &str,
     subject_provider: &str,
     claimed: &Claimed,
     body: &[u8],
@@ -235,15 +267,27 @@ pub fn verify(
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| malformed("Mebyo-Signature must be 128 hex digits"))?;
     let key_str = claimed.idempotency_key.as_deref().unwrap_or("");
-    let signed = wire::signing_string(subject, provider, credential, ts, nonce, key_str, body);
-    key.verify_strict(signed.as_bytes(), &Signature::from_bytes(&sig_bytes))
-        .map_err(|_| {
-            ErrorBody::new(
-                "request.signature_invalid",
+    let signed = wire::signing_string(
+        subject, reply, provider, credential, ts, nonce, key_str, body,
+    );
+    let signature = Signature::from_bytes(&sig_bytes);
+    if key.verify_strict(signed.as_bytes(), &signature).is_err() {
+        // Tell a client of the first scheme from a wrong signature: it only
+        // needs to sign the reply subject too (§3 of docs/bus.md).
+        let v1 = wire::signing_string_v1(subject, provider, credential, ts, nonce, key_str, body);
+        if key.verify_strict(v1.as_bytes(), &signature).is_ok() {
+            return Err(ErrorBody::new(
+                "request.signature_outdated",
                 "P4.11(4)",
-                "the signature does not verify with the registered key",
-            )
-        })?;
+                "signed the MEBYO-BUS-V1 way; sign the MEBYO-BUS-V2 string, which includes the reply subject",
+            ));
+        }
+        return Err(ErrorBody::new(
+            "request.signature_invalid",
+            "P4.11(4)",
+            "the signature does not verify with the registered key (body, subject or reply subject changed, or another key)",
+        ));
+    }
     match nonces.check(&credential_id, nonce, ts_us, now.0) {
         NonceCheck::Fresh => {}
         NonceCheck::Replayed => {
@@ -295,7 +339,9 @@ mod tests {
 
     fn signed(subject: &str, body: &[u8], ts_ms: i64, nonce: &str) -> Claimed {
         let ts = ts_ms.to_string();
-        let s = wire::signing_string(subject, "clinic", "cred-1", &ts, nonce, "k1", body);
+        let s = wire::signing_string(
+            subject, "_INBOX.r", "clinic", "cred-1", &ts, nonce, "k1", body,
+        );
         Claimed {
             provider: Some("clinic".into()),
             credential: Some("cred-1".into()),
@@ -307,9 +353,20 @@ mod tests {
     }
 
     fn run(c: &Claimed, body: &[u8], now: i64, cache: &NonceCache) -> Result<Verified, String> {
+        run_to("_INBOX.r", c, body, now, cache)
+    }
+
+    fn run_to(
+        reply: &str,
+        c: &Claimed,
+        body: &[u8],
+        now: i64,
+        cache: &NonceCache,
+    ) -> Result<Verified, String> {
         let vk = key().verifying_key();
         verify(
             "s",
+            reply,
             "clinic",
             c,
             body,
@@ -353,6 +410,7 @@ mod tests {
         let vk = key().verifying_key();
         let r = verify(
             "s",
+            "_INBOX.r",
             "other",
             &c6,
             b"{}",
@@ -362,6 +420,35 @@ mod tests {
             &cache,
         );
         assert_eq!(r.unwrap_err().code, "request.wrong_provider");
+    }
+
+    /// Issue 22 §6: the reply subject is signed, so a captured request cannot be
+    /// redirected; a request signed the V1 way gets its own code.
+    #[test]
+    fn p4_11_4_the_reply_subject_is_signed() {
+        let cache = NonceCache::new(WINDOW, 1000);
+        let c = signed("s", b"{}", NOW / 1000, &"1".repeat(32));
+        assert_eq!(
+            run_to("_INBOX.attacker", &c, b"{}", NOW, &cache).unwrap_err(),
+            "request.signature_invalid"
+        );
+        assert_eq!(
+            run_to("", &c, b"{}", NOW, &cache).unwrap_err(),
+            "request.signature_invalid"
+        );
+        assert!(run(&c, b"{}", NOW, &cache).is_ok());
+        let ts = (NOW / 1000).to_string();
+        let nonce = "2".repeat(32);
+        let v1 = wire::signing_string_v1("s", "clinic", "cred-1", &ts, &nonce, "k1", b"{}");
+        let old = Claimed {
+            signature: Some(hex::encode(key().sign(v1.as_bytes()).to_bytes())),
+            nonce: Some(nonce),
+            ..c
+        };
+        assert_eq!(
+            run(&old, b"{}", NOW, &cache).unwrap_err(),
+            "request.signature_outdated"
+        );
     }
 
     #[test]

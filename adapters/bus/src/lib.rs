@@ -19,6 +19,7 @@ pub mod jahis;
 pub mod keys;
 pub mod service;
 pub mod state;
+pub mod stats;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod wire;
@@ -38,6 +39,10 @@ use tokio::task::JoinHandle;
 pub use keys::register_provider_key;
 pub use service::Services;
 use state::{BusEvent, BusState, FEED_STREAM, FeedMsg};
+
+/// The platform's inbox prefix (JetStream API answers, its own round trips). Not
+/// a provider id (those are lowercase), so never a provider's `_INBOX.<id>`.
+pub const PLATFORM_INBOX_PREFIX: &str = "_INBOX_MEBYO";
 
 /// Certificates for NATS over TLS (P4.5(3), P4.6(1)): the CA that signed the
 /// server's certificate, and this client's certificate and key (mutual TLS).
@@ -154,6 +159,9 @@ pub struct BusHandle {
 pub async fn connect(cfg: &BusConfig) -> Result<async_nats::Client, BusError> {
     let mut opts = async_nats::ConnectOptions::new()
         .name(&cfg.name)
+        // Its own inboxes, apart from every provider's `_INBOX.<provider>.`, so
+        // that NATS permissions can keep each to its own (docs/bus.md §10).
+        .custom_inbox_prefix(PLATFORM_INBOX_PREFIX)
         .max_reconnects(None)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5));
@@ -194,7 +202,10 @@ pub async fn serve(platform: Arc<Platform>, cfg: BusConfig) -> Result<BusHandle,
     let js = async_nats::jetstream::new(client.clone());
 
     // 1. State from the ledger, and the feed messages it implies.
-    let state = Arc::new(BusState::default());
+    let state = Arc::new(BusState::new(
+        cfg.freshness.as_micros() as i64,
+        cfg.max_nonces,
+    ));
     let mut backlog = Vec::new();
     let mut from = 0;
     loop {
@@ -292,33 +303,64 @@ pub async fn serve(platform: Arc<Platform>, cfg: BusConfig) -> Result<BusHandle,
     })
 }
 
-/// Runs one request and publishes its reply. A failure of the machinery is
-/// answered with a retryable error and leaves no record (nothing was decided).
+/// Runs one request and publishes its reply.
 async fn answer(services: &Services, client: &async_nats::Client, msg: async_nats::Message) {
-    let reply = services
-        .handle(msg.subject.as_str(), msg.headers.as_ref(), &msg.payload)
-        .await;
+    let reply_to = msg.reply.as_ref().map(|r| r.as_str());
+    let handled = services.handle(
+        msg.subject.as_str(),
+        reply_to,
+        msg.headers.as_ref(),
+        &msg.payload,
+    );
+    let Some((headers, body)) = caught(handled, &services.state.stats).await else {
+        // Unauthenticated noise past the answer rate (`stats`).
+        return;
+    };
     let Some(to) = msg.reply else {
         // Nobody to answer; the request was handled (and recorded) all the same.
         return;
     };
-    let (headers, body) = match reply {
-        Ok(r) => (r.headers(), bytes::Bytes::from(r.body.to_vec())),
-        Err(e) => {
-            tracing::error!(error = %e, subject = %msg.subject, "request failed");
-            let e = wire::ErrorBody::new(
-                "platform.unavailable",
-                "P4.4",
-                "the platform could not complete the request; retry with the same idempotency key",
-            );
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(wire::H_STATUS, "error");
-            (h, bytes::Bytes::from(e.reply()))
-        }
-    };
     if let Err(e) = client.publish_with_headers(to, headers, body).await {
         // The outcome is in the ledger; a retry with the same key gets it.
         tracing::warn!(error = %e, "reply not sent");
+    }
+}
+
+/// The reply to one handled request, `None` when there is none to send. A
+/// failure of the machinery is answered with a retryable error and leaves no
+/// record (nothing was decided). A panic in the handler is caught here, counted
+/// and answered `platform.internal`: one request never takes the process down
+/// (with `panic = "unwind"`; issue 22 §1).
+async fn caught(
+    handled: impl std::future::Future<Output = Result<Option<service::Reply>, PlatformError>>,
+    stats: &stats::BusStats,
+) -> Option<(async_nats::HeaderMap, bytes::Bytes)> {
+    use futures::FutureExt;
+    let error = |code: &str, message: &str| {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(wire::H_STATUS, "error");
+        let body = wire::ErrorBody::new(code, "P4.4", message).reply();
+        (h, bytes::Bytes::from(body))
+    };
+    match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
+        Ok(Ok(Some(r))) => Some((r.headers(), bytes::Bytes::from(r.body.to_vec()))),
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            // Never the subject: before authentication it is anyone's text.
+            tracing::error!(error = %e, "request failed");
+            Some(error(
+                "platform.unavailable",
+                "the platform could not complete the request; retry with the same idempotency key",
+            ))
+        }
+        Err(_) => {
+            stats.handler_panicked();
+            tracing::error!("a bus request handler panicked; answered platform.internal");
+            Some(error(
+                "platform.internal",
+                "the platform failed on this request; it is counted and looked into. A retry with the same idempotency key is safe",
+            ))
+        }
     }
 }
 
@@ -362,14 +404,14 @@ async fn run_feed(
                 }
             }
             _ = tick.tick() => {
-                for m in state.due_expiries(platform.now(), 1000) {
+                for (consent, m) in state.due_expiries(platform.now(), 1000) {
                     if !feed::publish(&js, &cfg.prefix, &m, &stop).await {
                         return Ok(());
                     }
                     // Remembered in the ledger so that it is told once, across restarts.
                     let ev = BusEvent::ExpiryPublished {
                         provider: m.provider.clone(),
-                        consent: m.data["consent"].as_str().and_then(|c| mebyo_domain::ConsentId::new(c).ok()).expect("consent id"),
+                        consent,
                         at: platform.now(),
                     };
                     platform.record(FEED_STREAM, &mebyo_domain::Actor::System, &ev).await?;
@@ -390,6 +432,12 @@ impl BusHandle {
 
     pub fn config(&self) -> &BusConfig {
         &self.cfg
+    }
+
+    /// The bus's counters: unauthenticated messages by refusal code, handler
+    /// panics (for `/metrics`).
+    pub fn stats(&self) -> stats::StatsSnapshot {
+        self.state.stats.snapshot()
     }
 
     /// Announces a maintenance window on the feed of each provider concerned
@@ -466,5 +514,33 @@ async fn registered(client: &async_nats::Client) -> Result<(), String> {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err("the connection closed before the server answered".into()),
         Err(_) => Err("the server did not answer within 10 s".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 22 §1: a handler that panics is answered `platform.internal` and
+    /// counted; the task (and process) carries on.
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_and_counted() {
+        let stats = stats::BusStats::default();
+        let panicking = async {
+            if stats.snapshot().handler_panics == 0 {
+                panic!("a bug reached by some request");
+            }
+            Ok(None)
+        };
+        let (headers, body) = caught(panicking, &stats).await.expect("answered");
+        assert_eq!(
+            headers.get(wire::H_STATUS).map(|v| v.as_str()),
+            Some("error")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "platform.internal");
+        assert_eq!(stats.snapshot().handler_panics, 1);
+        // The next request is handled as usual.
+        assert!(caught(async { Ok(None) }, &stats).await.is_none());
     }
 }

@@ -19,10 +19,8 @@ use mebyo_domain::{Actor, Channel, CredentialId, PersonId, ProviderId, RecordId}
 use mebyo_platform::{Platform, PlatformError};
 use serde_json::json;
 
-use crate::auth::{self, Claimed, NonceCache, Verified};
-use crate::state::{
-    Answer, BusEvent, BusState, Evidence, REFUSED_STREAM, record_id, requests_stream,
-};
+use crate::auth::{self, Claimed, Verified};
+use crate::state::{Answer, BusEvent, BusState, REFUSED_STREAM, record_id, requests_stream};
 use crate::wire::{
     self, AckRequest, ConsentsRequest, ErrorBody, ItemResult, QueryRequest, RecordResult, Service,
     SubmitItem, SubmitRequest, SubmitResult,
@@ -72,7 +70,6 @@ pub struct Services {
     pub platform: Arc<Platform>,
     pub cfg: Arc<BusConfig>,
     pub state: Arc<BusState>,
-    nonces: NonceCache,
     /// One lock per idempotency key being worked on, so that two copies of one
     /// request racing each other write once.
     in_progress: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -98,9 +95,7 @@ fn malformed(what: impl std::fmt::Display) -> Refused {
 
 impl Services {
     pub fn new(platform: Arc<Platform>, cfg: Arc<BusConfig>, state: Arc<BusState>) -> Self {
-        let window = cfg.freshness.as_micros() as i64;
         Self {
-            nonces: NonceCache::new(window, cfg.max_nonces),
             platform,
             cfg,
             state,
@@ -108,14 +103,17 @@ impl Services {
         }
     }
 
-    /// Handles one request. `Err` only for failures of the machinery (storage),
-    /// which the caller answers with a retryable error and no record.
+    /// Handles one request; `reply` is its reply subject. `Ok(None)` when it is
+    /// not to be answered (unauthenticated noise beyond the answer rate). `Err`
+    /// only for failures of the machinery (storage), which the caller answers
+    /// with a retryable error and no record.
     pub async fn handle(
         &self,
         subject: &str,
+        reply: Option<&str>,
         headers: Option<&HeaderMap>,
         body: &[u8],
-    ) -> Result<Reply, PlatformError> {
+    ) -> Result<Option<Reply>, PlatformError> {
         let claimed = Claimed::read(headers);
         if body.len() > self.cfg.max_body_bytes {
             let e = ErrorBody::new(
@@ -126,37 +124,62 @@ impl Services {
                     self.cfg.max_body_bytes
                 ),
             );
-            return self.refuse(subject, &claimed, body, e, None).await;
+            return Ok(self.noise(e));
         }
         let Some((provider, service)) = wire::parse_service_subject(&self.cfg.prefix, subject)
         else {
             let e = ErrorBody::new("request.unknown_service", "P4.4", "no such service subject");
-            return self.refuse(subject, &claimed, body, e, None).await;
+            return Ok(self.noise(e));
         };
+        // The subject as rebuilt from its parts: the same text (parsing checked
+        // that), and what the evidence keeps, so nothing of it is unchecked input.
+        let subject = wire::service_subject(&self.cfg.prefix, provider, service);
         self.ensure_key(&claimed).await?;
         let now = self.platform.now();
         let verified = match auth::verify(
-            subject,
+            &subject,
+            reply.unwrap_or(""),
             provider,
             &claimed,
             body,
             now,
             self.cfg.freshness.as_micros() as i64,
             |c| self.state.keys.read().get(c).cloned(),
-            &self.nonces,
+            &self.state.nonces,
         ) {
             Ok(v) => v,
-            Err(e) => return self.refuse(subject, &claimed, body, e, None).await,
+            Err(e) => return Ok(self.noise(e)),
         };
+        // From here on the request is the provider's, signed and fresh: what it
+        // is refused is recorded (P4.5(1)(2)), from validated fields only.
+        self.authenticated(service, &verified, body, now)
+            .await
+            .map(Some)
+    }
+
+    /// A message that did not authenticate: counted, answered at a bounded rate,
+    /// never recorded (issue 22 §2; `stats`).
+    fn noise(&self, e: ErrorBody) -> Option<Reply> {
+        self.state
+            .stats
+            .unauthenticated(&e.code, self.platform.now().0)
+            .then(|| Reply::error(&e))
+    }
+
+    async fn authenticated(
+        &self,
+        service: Service,
+        verified: &Verified,
+        body: &[u8],
+        now: mebyo_domain::Timestamp,
+    ) -> Result<Reply, PlatformError> {
         // The credential as the ledger has it now: a revocation, loss report or
         // expiry refuses this very request (P4.12, P4.13).
         let cred = self.platform.credential_state(&verified.credential).await?;
         if let Err(r) = mebyo_domain::credential::authenticate(&verified.actor(), Some(&cred), now)
         {
             let e = ErrorBody::from_refusal(&r);
-            return self
-                .refuse(subject, &claimed, body, e, Some(verified.evidence))
-                .await;
+            return self.refuse(verified, body, e).await;
         }
         if service.writes() && verified.idempotency_key.is_none() {
             let e = ErrorBody::new(
@@ -164,16 +187,12 @@ impl Services {
                 "P2(1)",
                 "writes carry a Mebyo-Idempotency-Key so that a retry cannot write twice",
             );
-            return self
-                .refuse(subject, &claimed, body, e, Some(verified.evidence))
-                .await;
+            return self.refuse(verified, body, e).await;
         }
         match service {
-            Service::Submit | Service::FeedAck => {
-                self.once(service, &verified, &claimed, body).await
-            }
-            Service::Query => self.query(&verified, &claimed, body).await,
-            Service::Consents => self.consents(&verified, &claimed, body).await,
+            Service::Submit | Service::FeedAck => self.once(service, verified, body).await,
+            Service::Query => self.query(verified, body).await,
+            Service::Consents => self.consents(verified, body).await,
         }
     }
 
@@ -196,32 +215,25 @@ impl Services {
         Ok(())
     }
 
-    /// Records a refused request (P4.5(1)(2)) and answers with the error.
+    /// Records the refusal of an authenticated request (P4.5(1)(2)) and answers
+    /// with the error. Only validated fields go into the event: the subject as
+    /// rebuilt from the verified provider and service, the verified ids, the
+    /// evidence (digests, hex and digits) and the code; never the message's text
+    /// (principle 3).
     async fn refuse(
         &self,
-        subject: &str,
-        claimed: &Claimed,
+        v: &Verified,
         body: &[u8],
         e: ErrorBody,
-        evidence: Option<Evidence>,
     ) -> Result<Reply, PlatformError> {
-        let clip = |s: &str| s.chars().take(256).collect::<String>();
         let ev = BusEvent::RequestRefused {
-            subject: clip(subject),
-            claimed_provider: claimed
-                .provider
-                .as_deref()
-                .filter(|p| ProviderId::new(*p).is_ok())
-                .map(str::to_string),
-            claimed_credential: claimed
-                .credential
-                .as_deref()
-                .filter(|c| CredentialId::new(*c).is_ok())
-                .map(str::to_string),
+            subject: v.evidence.subject.clone(),
+            claimed_provider: Some(v.provider.to_string()),
+            claimed_credential: Some(v.credential.to_string()),
             body_sha256: wire::sha256_hex(body),
             code: e.code.clone(),
             clause: e.clause.clone(),
-            evidence,
+            evidence: Some(v.evidence.clone()),
             at: self.platform.now(),
         };
         self.platform
@@ -244,14 +256,21 @@ impl Services {
         &self,
         service: Service,
         v: &Verified,
-        claimed: &Claimed,
         body: &[u8],
     ) -> Result<Reply, PlatformError> {
-        let kh = v.evidence.key_hash.clone().expect("writes carry a key");
+        // `authenticated` refused writes without a key already.
+        let Some(kh) = v.evidence.key_hash.clone() else {
+            let e = ErrorBody::new(
+                "request.idempotency_key_missing",
+                "P2(1)",
+                "writes carry a Mebyo-Idempotency-Key so that a retry cannot write twice",
+            );
+            return self.refuse(v, body, e).await;
+        };
         let lock = self.key_lock(&kh);
         let result = {
             let _guard = lock.lock().await;
-            self.once_locked(service, v, claimed, body, &kh).await
+            self.once_locked(service, v, body, &kh).await
         };
         // Forget the lock unless another copy of the request is waiting on it.
         let mut m = self.in_progress.lock();
@@ -265,7 +284,6 @@ impl Services {
         &self,
         service: Service,
         v: &Verified,
-        claimed: &Claimed,
         body: &[u8],
         kh: &str,
     ) -> Result<Reply, PlatformError> {
@@ -277,15 +295,7 @@ impl Services {
                     "P2(1)",
                     "this idempotency key was used for another request body; use a new key",
                 );
-                return self
-                    .refuse(
-                        &v.evidence.subject,
-                        claimed,
-                        body,
-                        e,
-                        Some(v.evidence.clone()),
-                    )
-                    .await;
+                return self.refuse(v, body, e).await;
             }
             let response = match found.answer {
                 Answer::Here(r) => r,
@@ -304,20 +314,13 @@ impl Services {
                 Ok(r) => Ok(self.complete(v, r).await?),
                 Err(e) => Err(e),
             },
-            _ => unreachable!("only writes come here"),
+            // `authenticated` sends only writes here.
+            Service::Query | Service::Consents => Err(malformed("not a write")),
         };
         let response = match work {
             Ok(r) => r,
             Err(Refused(e)) => {
-                return self
-                    .refuse(
-                        &v.evidence.subject,
-                        claimed,
-                        body,
-                        e,
-                        Some(v.evidence.clone()),
-                    )
-                    .await;
+                return self.refuse(v, body, e).await;
             }
         };
         self.state
@@ -335,7 +338,8 @@ impl Services {
         let ev = BusEvent::RequestCompleted {
             provider: v.provider.clone(),
             evidence: v.evidence.clone(),
-            response: String::from_utf8(response.to_vec()).expect("replies are JSON"),
+            // Replies are serde_json's output, so UTF-8: lossy never changes one.
+            response: String::from_utf8_lossy(response).into_owned(),
             at: self.platform.now(),
         };
         (requests_stream(&v.provider), v.actor(), ev)
@@ -379,16 +383,16 @@ impl Services {
         // (item, record index within the item, person, submission)
         let mut work: BTreeMap<PersonId, Vec<(usize, usize, Submission)>> = BTreeMap::new();
         for (i, item) in req.items.into_iter().enumerate() {
-            results.push(ItemResult {
+            let mut result = ItemResult {
                 index: i,
                 status: String::new(),
                 records: Vec::new(),
                 error: None,
-            });
+            };
             match prepare(item, kh, i) {
                 Ok((person, subs)) => {
                     for (j, s) in subs.into_iter().enumerate() {
-                        results[i].records.push(RecordResult {
+                        result.records.push(RecordResult {
                             record: s.record.to_string(),
                             status: String::new(),
                             error: None,
@@ -396,8 +400,9 @@ impl Services {
                         work.entry(person.clone()).or_default().push((i, j, s));
                     }
                 }
-                Err(e) => results[i].error = Some(e),
+                Err(e) => result.error = Some(e),
             }
+            results.push(result);
         }
         let actor = v.actor();
         // The last record of the request, held back to carry the outcome.
@@ -447,30 +452,22 @@ impl Services {
                 ev
             })
             .await?;
-        Ok(made
-            .expect("records_then decides at least once")
-            .map(Arc::new))
+        match made {
+            Some(outcome) => Ok(outcome.map(Arc::new)),
+            // `records_then` decides at least once; were it not to, nothing was
+            // decided and the provider retries.
+            None => Err(PlatformError::Store(mebyo_store::StoreError::Other(
+                "the submission's last record was not decided".into(),
+            ))),
+        }
     }
 
-    async fn query(
-        &self,
-        v: &Verified,
-        claimed: &Claimed,
-        body: &[u8],
-    ) -> Result<Reply, PlatformError> {
+    async fn query(&self, v: &Verified, body: &[u8]) -> Result<Reply, PlatformError> {
         let q: QueryRequest = match serde_json::from_slice(body) {
             Ok(q) => q,
             Err(e) => {
                 let Refused(e) = malformed(format_args!("body: {e}"));
-                return self
-                    .refuse(
-                        &v.evidence.subject,
-                        claimed,
-                        body,
-                        e,
-                        Some(v.evidence.clone()),
-                    )
-                    .await;
+                return self.refuse(v, body, e).await;
             }
         };
         let parsed = (|| {
@@ -493,15 +490,7 @@ impl Services {
         let req = match parsed {
             Ok(r) => r,
             Err(Refused(e)) => {
-                return self
-                    .refuse(
-                        &v.evidence.subject,
-                        claimed,
-                        body,
-                        e,
-                        Some(v.evidence.clone()),
-                    )
-                    .await;
+                return self.refuse(v, body, e).await;
             }
         };
         // Records the access (granted or refused) before anything is returned.
@@ -539,12 +528,7 @@ impl Services {
         Ok(reply)
     }
 
-    async fn consents(
-        &self,
-        v: &Verified,
-        claimed: &Claimed,
-        body: &[u8],
-    ) -> Result<Reply, PlatformError> {
+    async fn consents(&self, v: &Verified, body: &[u8]) -> Result<Reply, PlatformError> {
         let req: ConsentsRequest = if body.iter().all(u8::is_ascii_whitespace) {
             ConsentsRequest::default()
         } else {
@@ -552,15 +536,7 @@ impl Services {
                 Ok(r) => r,
                 Err(e) => {
                     let Refused(e) = malformed(format_args!("body: {e}"));
-                    return self
-                        .refuse(
-                            &v.evidence.subject,
-                            claimed,
-                            body,
-                            e,
-                            Some(v.evidence.clone()),
-                        )
-                        .await;
+                    return self.refuse(v, body, e).await;
                 }
             }
         };
@@ -569,15 +545,7 @@ impl Services {
             Some("all") => true,
             Some(_) => {
                 let Refused(e) = malformed("status is `active` or `all`");
-                return self
-                    .refuse(
-                        &v.evidence.subject,
-                        claimed,
-                        body,
-                        e,
-                        Some(v.evidence.clone()),
-                    )
-                    .await;
+                return self.refuse(v, body, e).await;
             }
         };
         let now = self.platform.now();
@@ -628,7 +596,10 @@ fn record_result(
     j: usize,
     refusal: Option<&mebyo_domain::Refusal>,
 ) {
-    let rec = &mut results[i].records[j];
+    // `i` and `j` were handed out while `results` was built.
+    let Some(rec) = results.get_mut(i).and_then(|r| r.records.get_mut(j)) else {
+        return;
+    };
     match refusal {
         None => rec.status = "added".into(),
         // The derived id is already there: this request's own earlier attempt
@@ -657,7 +628,7 @@ fn finish(mut results: Vec<ItemResult>) -> Result<Vec<u8>, Refused> {
             item.error = item.records.iter().find_map(|r| r.error.clone());
         }
     }
-    let first = results[0].error.clone();
+    let first = results.first().and_then(|r| r.error.clone());
     if results.iter().all(|r| r.status == "refused")
         && let Some(e) = first
         && results

@@ -23,7 +23,9 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::auth::NonceCache;
 use crate::keys::{KeyEvent, KeyState, ProviderKey, parse_key};
+use crate::stats::BusStats;
 use crate::wire::rfc3339;
 
 /// What makes a signed request undeniable later (P4.12, P4.13): the signed
@@ -318,6 +320,11 @@ impl FeedMsg {
 #[derive(Default)]
 pub struct BusState {
     pub idem: IdemIndex,
+    /// Nonces of the freshness window: those this node checked, and those the
+    /// ledger holds in the evidence of recent requests (`auth`, issue 22 §6).
+    pub nonces: NonceCache,
+    /// What the bus counts instead of recording (`stats`).
+    pub stats: BusStats,
     pub keys: RwLock<HashMap<CredentialId, (ProviderId, VerifyingKey)>>,
     pub credential_holder: RwLock<HashMap<CredentialId, ProviderId>>,
     /// Providers approved at some point: they get a durable feed consumer.
@@ -345,6 +352,30 @@ fn ledger_msg(
 }
 
 impl BusState {
+    /// Empty, with a nonce cache of this freshness window and bound.
+    pub fn new(window_us: i64, max_nonces: usize) -> Self {
+        Self {
+            nonces: NonceCache::new(window_us, max_nonces),
+            ..Default::default()
+        }
+    }
+
+    /// Remembers the nonce of a request the ledger holds, when it is recent
+    /// enough to be replayed (its event's time within two windows of now, the
+    /// cache's own horizon): after a restart, and across nodes, a captured
+    /// request stays refused (issue 22 §6).
+    fn remember_nonce(&self, evidence: &Evidence, now_us: i64) {
+        let Ok(ts_ms) = evidence.timestamp_ms.parse::<i64>() else {
+            return;
+        };
+        self.nonces.remember(
+            &evidence.credential,
+            &evidence.nonce,
+            ts_ms.saturating_mul(1000),
+            now_us,
+        );
+    }
+
     /// Folds one ledger event into the state; returns the feed messages it means.
     /// Events this state does not concern itself with are skipped without being
     /// decrypted.
@@ -424,9 +455,29 @@ impl BusState {
                     }
                 }
             }
+            "bus.request_served" | "bus.request_refused" => {
+                // Only the nonce matters here, and only for recent events: older
+                // ones are not decoded at all.
+                let now = platform.now().0;
+                if env.recorded_at_us < now.saturating_sub(2 * self.nonces.window_us()) {
+                    return Ok(out);
+                }
+                match decode::<BusEvent>(env, keys)? {
+                    Decoded::Event(BusEvent::RequestServed { evidence, .. })
+                    | Decoded::Event(BusEvent::RequestRefused {
+                        evidence: Some(evidence),
+                        ..
+                    }) => self.remember_nonce(&evidence, now),
+                    _ => {}
+                }
+            }
             "bus.request_completed" | "bus.feed_expiry_published" => {
                 match decode::<BusEvent>(env, keys)? {
                     Decoded::Event(BusEvent::RequestCompleted { evidence, .. }) => {
+                        let now = platform.now().0;
+                        if env.recorded_at_us >= now.saturating_sub(2 * self.nonces.window_us()) {
+                            self.remember_nonce(&evidence, now);
+                        }
                         if let Some(kh) = evidence.key_hash {
                             self.idem
                                 .completed_at(&kh, &evidence.body_sha256, env.position);
@@ -544,7 +595,7 @@ impl BusState {
     }
 
     /// Consents that expired by `now` and whose expiry was not yet told.
-    pub fn due_expiries(&self, now: Timestamp, max: usize) -> Vec<FeedMsg> {
+    pub fn due_expiries(&self, now: Timestamp, max: usize) -> Vec<(ConsentId, FeedMsg)> {
         let noticed = self.expiry_noticed.read();
         let mut out = Vec::new();
         for (provider, rows) in self.consents.read().iter() {
@@ -556,14 +607,14 @@ impl BusState {
                     && row.ended_at.is_none_or(|e| e > row.expires_at)
                     && !noticed.contains(&row.consent)
                 {
-                    out.push(FeedMsg {
+                    out.push((row.consent.clone(), FeedMsg {
                         provider: provider.clone(),
                         kind: "consent.expired",
                         id: format!("expiry-{}", row.consent),
                         position: None,
                         data: json!({"consent": row.consent, "person": row.person, "expired_at": rfc3339(row.expires_at)}),
                         at: row.expires_at,
-                    });
+                    }));
                 }
             }
         }

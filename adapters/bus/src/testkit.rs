@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use mebyo_crypto::IdentityRecord;
-pub use {async_nats, mebyo_domain, mebyo_platform, mebyo_store};
+pub use {async_nats, bytes, mebyo_domain, mebyo_platform, mebyo_store};
 
 use crate::TlsConfig;
 
@@ -58,10 +58,19 @@ pub struct TestPki {
     pub server_key: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// Client certificates whose subject is `CN=<name>`, by name, as
+    /// `(cert, key)` files `<name>.pem` and `<name>.key` (a NATS server with
+    /// `verify_and_map` maps each to the user of that name).
+    pub named: std::collections::BTreeMap<String, (PathBuf, PathBuf)>,
 }
 
 impl TestPki {
     pub fn generate(dir: &Path) -> TestPki {
+        Self::generate_with(dir, &[])
+    }
+
+    /// With a client certificate for each of `names` as well.
+    pub fn generate_with(dir: &Path, names: &[&str]) -> TestPki {
         use rcgen::{
             BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
             SanType,
@@ -91,12 +100,40 @@ impl TestPki {
             std::fs::write(&p, text).expect("writing PEM");
             p
         };
+        let mut named = std::collections::BTreeMap::new();
+        for name in names {
+            // Subject only, no SAN: the user is found by the subject's DN.
+            let key = KeyPair::generate().expect("client key");
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.distinguished_name.push(DnType::CommonName, *name);
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let cert = p.signed_by(&key, &ca, &ca_key).expect("client certificate");
+            let files = (
+                write(&format!("{name}.pem"), &cert.pem()),
+                write(&format!("{name}.key"), &key.serialize_pem()),
+            );
+            named.insert(name.to_string(), files);
+        }
         TestPki {
+            named,
             ca: write("ca.pem", &ca.pem()),
             server_cert: write("server.pem", &server_pem),
             server_key: write("server.key", &server_key),
             client_cert: write("client.pem", &client_pem),
             client_key: write("client.key", &client_key),
+        }
+    }
+
+    /// The TLS settings of the named client certificate.
+    pub fn named_tls(&self, name: &str) -> TlsConfig {
+        let (cert, key) = self
+            .named
+            .get(name)
+            .unwrap_or_else(|| panic!("no test certificate for {name}"));
+        TlsConfig {
+            ca: self.ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
         }
     }
 
@@ -115,6 +152,9 @@ pub struct NatsServer {
     pub tls: Option<TestPki>,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Configuration text after `listen` and `jetstream`, instead of the
+    /// test's own `tls` block (`start_configured`).
+    custom: Option<String>,
 }
 
 impl NatsServer {
@@ -146,8 +186,29 @@ impl NatsServer {
             tls,
             dir,
             child: None,
+            custom: None,
         };
         s.spawn();
+        s
+    }
+
+    /// TLS with a PKI holding a client certificate for each of `names`, and
+    /// `config` (e.g. a deployment guide's `tls` and `authorization` blocks)
+    /// after the test's `listen` and `jetstream`. The server runs in the PKI's
+    /// directory, so `config` names the files as `ca.pem`, `server.pem`,
+    /// `server.key`.
+    pub fn start_configured(names: &[&str], config: &str) -> NatsServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = TestPki::generate_with(dir.path(), names);
+        let mut s = NatsServer {
+            port: free_port(),
+            tls: Some(pki),
+            dir,
+            child: None,
+            custom: Some(config.to_string()),
+        };
+        s.spawn();
+        s.wait_ready();
         s
     }
 
@@ -159,7 +220,10 @@ impl NatsServer {
             self.port,
             store.display()
         );
-        if let Some(p) = &self.tls {
+        if let Some(custom) = &self.custom {
+            c.push_str(custom);
+            c.push('\n');
+        } else if let Some(p) = &self.tls {
             // With a tls block the server speaks TLS only; `verify` demands a
             // client certificate signed by the CA (P4.6(1)).
             c.push_str(&format!(
@@ -181,6 +245,7 @@ impl NatsServer {
         let child = Command::new(nats_server_bin())
             .arg("-c")
             .arg(&conf)
+            .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -7,9 +7,16 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Protocol version carried in every subject and in the signed string.
+/// Protocol version carried in every subject.
 pub const DEFAULT_PREFIX: &str = "mebyo.v1";
-pub const SIGNING_DOMAIN: &str = "MEBYO-BUS-V1";
+/// First line of the signed string. `V2` covers the reply subject (issue 22 §6):
+/// a captured request cannot be sent again with its answer redirected to another
+/// inbox. A request signed the `V1` way is refused with
+/// `request.signature_outdated`.
+pub const SIGNING_DOMAIN: &str = "MEBYO-BUS-V2";
+/// The first signing scheme (eight lines, no reply subject), only recognised to
+/// refuse it with a clear code.
+pub const SIGNING_DOMAIN_V1: &str = "MEBYO-BUS-V1";
 
 pub const H_PROVIDER: &str = "Mebyo-Provider";
 pub const H_CREDENTIAL: &str = "Mebyo-Credential";
@@ -93,10 +100,13 @@ pub fn sha256_hex(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
-/// The exact bytes a provider signs with its ed25519 key: eight lines joined by
-/// `\n`, no trailing newline. An absent idempotency key is the empty string.
+/// The exact bytes a provider signs with its ed25519 key: nine lines joined by
+/// `\n`, no trailing newline. An absent reply subject or idempotency key is the
+/// empty string.
+#[allow(clippy::too_many_arguments)]
 pub fn signing_string(
     subject: &str,
+    reply: &str,
     provider: &str,
     credential: &str,
     timestamp_ms: &str,
@@ -106,6 +116,31 @@ pub fn signing_string(
 ) -> String {
     [
         SIGNING_DOMAIN,
+        subject,
+        reply,
+        provider,
+        credential,
+        timestamp_ms,
+        nonce,
+        idempotency_key,
+        &sha256_hex(body),
+    ]
+    .join("\n")
+}
+
+/// The `V1` signed string (no reply subject), to tell an outdated client from a
+/// wrong signature.
+pub fn signing_string_v1(
+    subject: &str,
+    provider: &str,
+    credential: &str,
+    timestamp_ms: &str,
+    nonce: &str,
+    idempotency_key: &str,
+    body: &[u8],
+) -> String {
+    [
+        SIGNING_DOMAIN_V1,
         subject,
         provider,
         credential,
@@ -164,7 +199,14 @@ pub fn ok_reply<T: Serialize>(result: &T) -> Vec<u8> {
     struct Ok<'a, T: Serialize> {
         result: &'a T,
     }
-    serde_json::to_vec(&Ok { result }).expect("json")
+    serde_json::to_vec(&Ok { result }).unwrap_or_else(|_| {
+        ErrorBody::new(
+            "platform.internal",
+            "P4.4",
+            "the answer could not be written",
+        )
+        .reply()
+    })
 }
 
 // ---- request bodies ------------------------------------------------------------
@@ -342,31 +384,52 @@ pub struct RecordResult {
     pub error: Option<ErrorBody>,
 }
 
-/// RFC 3339 in UTC.
+/// RFC 3339 in UTC. A moment outside years 0000–9999 (which RFC 3339 cannot
+/// write, and [`parse_time`] never yields) is written as microseconds since the
+/// epoch rather than failing.
 pub fn rfc3339(at: mebyo_domain::Timestamp) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(at.0 as i128 * 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("formattable")
+    time::OffsetDateTime::from_unix_timestamp_nanos(at.0 as i128 * 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("@{}us", at.0))
 }
 
 /// RFC 3339 date-time, or `YYYY-MM-DD` read as midnight in Japan (UTC+9), the
-/// way Japanese clinical systems date things.
+/// way Japanese clinical systems date things. Years 0001–9999 (in UTC) only: a
+/// sign or more digits is refused, so that every time read can be written back.
 pub fn parse_time(s: &str) -> Option<mebyo_domain::Timestamp> {
     use time::format_description::well_known::Rfc3339;
     if s.len() > 64 {
         return None;
     }
-    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(mebyo_domain::Timestamp(
-            (t.unix_timestamp_nanos() / 1000) as i64,
-        ));
+    let t = match time::OffsetDateTime::parse(s, &Rfc3339) {
+        Ok(t) => t,
+        Err(_) => {
+            let b = s.as_bytes();
+            let shaped = b.len() == 10
+                && b.iter().enumerate().all(|(i, c)| {
+                    if i == 4 || i == 7 {
+                        *c == b'-'
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                });
+            if !shaped {
+                return None;
+            }
+            let d = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+                .ok()?;
+            d.with_hms(0, 0, 0)
+                .ok()?
+                .assume_offset(time::macros::offset!(+9))
+        }
+    };
+    if !(1..=9999).contains(&t.to_offset(time::UtcOffset::UTC).year()) {
+        return None;
     }
-    let d = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
-    let t = d
-        .with_hms(0, 0, 0)
-        .ok()?
-        .assume_offset(time::macros::offset!(+9));
     Some(mebyo_domain::Timestamp(
         (t.unix_timestamp_nanos() / 1000) as i64,
     ))
@@ -395,12 +458,23 @@ mod tests {
     }
 
     #[test]
-    fn signing_string_is_eight_lines() {
-        let s = signing_string("subj", "p", "c", "1700000000000", "ab", "", b"{}");
+    fn signing_string_is_nine_lines() {
+        let s = signing_string(
+            "subj",
+            "_INBOX.x",
+            "p",
+            "c",
+            "1700000000000",
+            "ab",
+            "",
+            b"{}",
+        );
         assert_eq!(
             s,
-            "MEBYO-BUS-V1\nsubj\np\nc\n1700000000000\nab\n\n44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+            "MEBYO-BUS-V2\nsubj\n_INBOX.x\np\nc\n1700000000000\nab\n\n44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
+        let v1 = signing_string_v1("subj", "p", "c", "1700000000000", "ab", "", b"{}");
+        assert!(v1.starts_with("MEBYO-BUS-V1\nsubj\np\n"));
     }
 
     #[test]
@@ -412,6 +486,20 @@ mod tests {
             1_795_651_200_000_000
         );
         assert!(parse_time("yesterday").is_none());
+        // Issue 22 §1: a sign or a short year is not a date, and nothing read
+        // fails to be written back.
+        for bad in [
+            "-101-01-15",
+            "+2026-11-26",
+            "0000-01-01T00:00:00+01:00",
+            "2026-1-26",
+        ] {
+            assert!(parse_time(bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            rfc3339(mebyo_domain::Timestamp(i64::MIN)),
+            format!("@{}us", i64::MIN)
+        );
         assert_eq!(
             rfc3339(mebyo_domain::Timestamp(1_795_651_200_000_000)),
             "2026-11-26T00:00:00Z"

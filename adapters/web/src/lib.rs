@@ -149,6 +149,10 @@ pub struct OpsHealth {
     pub notices_published: u64,
     /// Access records older than the configured retention (P4.5(2)).
     pub access_records_past_retention: Option<u64>,
+    /// The provider bus's counters as OpenMetrics lines, when it runs
+    /// (`mebyo_bus::stats`: unauthenticated messages by code, handler panics).
+    #[serde(skip)]
+    pub bus_metrics: Option<String>,
 }
 
 /// The synthetic probe's last read of the real read path (P4.4(2)).
@@ -349,6 +353,9 @@ async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> 
     };
     let text = String::from_utf8_lossy(&bytes);
     let mut out = text.strip_suffix("# EOF\n").unwrap_or(&text).to_string();
+    if let Some(bus) = &ops.bus_metrics {
+        out.push_str(bus);
+    }
     if prometheus_client::encoding::text::encode(&mut out, &ops_registry(&ops)).is_err() {
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }

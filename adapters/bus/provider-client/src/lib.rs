@@ -21,6 +21,11 @@ use sha2::{Digest, Sha256};
 
 pub const PREFIX: &str = "mebyo.v1";
 
+/// This provider's inbox prefix, `_INBOX.<provider>` (docs/bus.md §2, §10).
+pub fn inbox_prefix(provider: &str) -> String {
+    format!("_INBOX.{provider}")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("connecting to {url}: {reason}")]
@@ -109,13 +114,15 @@ pub fn sha256_hex(body: &[u8]) -> String {
 }
 
 /// The headers that authenticate one request (docs/bus.md, "Signing"):
-/// an ed25519 signature over eight lines —
-/// `MEBYO-BUS-V1`, subject, provider, credential, timestamp (Unix ms), nonce,
-/// idempotency key (or empty), SHA-256 of the body in hex — joined by `\n`.
+/// an ed25519 signature over nine lines —
+/// `MEBYO-BUS-V2`, subject, reply subject (the inbox the answer goes to, or
+/// empty), provider, credential, timestamp (Unix ms), nonce, idempotency key
+/// (or empty), SHA-256 of the body in hex — joined by `\n`.
 #[allow(clippy::too_many_arguments)]
 pub fn sign_headers(
     key: &SigningKey,
     subject: &str,
+    reply: &str,
     provider: &str,
     credential: &str,
     timestamp_ms: u64,
@@ -125,8 +132,9 @@ pub fn sign_headers(
 ) -> HeaderMap {
     let ts = timestamp_ms.to_string();
     let signed = [
-        "MEBYO-BUS-V1",
+        "MEBYO-BUS-V2",
         subject,
+        reply,
         provider,
         credential,
         &ts,
@@ -237,6 +245,9 @@ impl ProviderClient {
     ) -> Result<Self, ClientError> {
         let mut opts = async_nats::ConnectOptions::new()
             .name(format!("provider-{provider}"))
+            // Answers come to `_INBOX.<provider>.…`, the only inboxes this
+            // provider's NATS user may subscribe to (docs/bus.md §10).
+            .custom_inbox_prefix(inbox_prefix(provider))
             .request_timeout(Some(Duration::from_secs(5)))
             .max_reconnects(None);
         if let Some(t) = tls {
@@ -306,9 +317,13 @@ impl ProviderClient {
         idempotency_key: Option<&str>,
     ) -> Result<Answer, ClientError> {
         let subject = self.subject(service);
+        // The answer's inbox is chosen here, not by the NATS library, because it
+        // is signed: a captured request cannot have its answer sent elsewhere.
+        let reply = self.inbox();
         let headers = sign_headers(
             &self.key,
             &subject,
+            &reply,
             &self.provider,
             &self.credential,
             self.now_ms(),
@@ -316,19 +331,30 @@ impl ProviderClient {
             idempotency_key,
             &body,
         );
-        self.send(subject, headers, body).await
+        self.send(subject, reply, headers, body).await
     }
 
-    /// Sends prepared headers and body as they are (tests use it to tamper).
+    /// A fresh inbox for one request's answer.
+    pub fn inbox(&self) -> String {
+        self.nats.new_inbox()
+    }
+
+    /// Sends prepared headers and body as they are, asking for the answer on
+    /// `reply` (tests use it to tamper).
     pub async fn send(
         &self,
         subject: String,
+        reply: String,
         headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<Answer, ClientError> {
+        let request = async_nats::Request::new()
+            .headers(headers)
+            .payload(body.into())
+            .inbox(reply);
         let msg = self
             .nats
-            .request_with_headers(subject, headers, body.into())
+            .send_request(subject, request)
             .await
             .map_err(|e| ClientError::NoAnswer(e.to_string()))?;
         let replayed = msg
@@ -465,6 +491,7 @@ mod tests {
         let h = sign_headers(
             &key,
             "mebyo.v1.svc.clinic-a.consents.list",
+            "_INBOX.clinic-a.0001",
             "clinic-a",
             "cred-0123456789abcdef",
             1_795_651_200_000,
@@ -480,5 +507,5 @@ mod tests {
     }
 
     const DOC_PUBLIC_KEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
-    const DOC_SIGNATURE: &str = "0485a0fc74633ee04e6ccb245e30a927e42d22c955c7175a9aad402636f965694228ac01f3ebb2cb739afd165423ff8b86e2d4979abca4f50e40994c1d5e380b";
+    const DOC_SIGNATURE: &str = "bdd5942cfb9257b8a3241759e5d411c65bb6a7008be3ca3a94717413843c25c124c8b32e004e06cf9ccefd5c4b47fba296646bcdd3103ca96033f9a0dcb89201";
 }
