@@ -67,6 +67,47 @@ fn verify(dir: &Path) -> Outcome {
     .unwrap()
 }
 
+/// What a crash leaves: no clean-close record (it is removed at open and written
+/// only at a clean close). A cut after a clean close is a loss, not a torn tail.
+fn crash(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join("events.clean"));
+}
+
+/// Issue 19 §3: frames cut off at a boundary after a clean close are refused,
+/// with both positions, and stay refused; only the operator's acceptance of that
+/// exact end opens the log.
+#[test]
+fn a_log_shorter_than_its_clean_close_record_is_refused_until_accepted() {
+    let (_tmp, dir, offsets) = ledger_with(5);
+    let log = EmbeddedStore::log_path(&dir);
+    let full = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &full[..offsets[3] as usize]).unwrap();
+    for _ in 0..2 {
+        match EmbeddedStore::open(&dir, OpenOptions::default()) {
+            Err(mebyo_store::embedded::OpenError::Shorter {
+                count,
+                clean_close_count,
+                ..
+            }) => assert_eq!((count, clean_close_count), (3, 5)),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a shortened log opened"),
+        }
+    }
+    let wrong = OpenOptions {
+        accept_loss_to: Some(4),
+        ..Default::default()
+    };
+    assert!(EmbeddedStore::open(&dir, wrong).is_err());
+    let accept = OpenOptions {
+        accept_loss_to: Some(3),
+        ..Default::default()
+    };
+    let o = EmbeddedStore::open(&dir, accept).unwrap();
+    assert_eq!((o.store.head().count, o.accepted_loss_from), (3, Some(5)));
+    drop(o);
+    assert_eq!(open(&dir).unwrap().0, 3, "accepted once, it opens");
+}
+
 #[test]
 fn a_cut_at_every_byte_of_the_last_frame_is_a_torn_tail() {
     let (_tmp, dir, offsets) = ledger_with(5);
@@ -74,6 +115,7 @@ fn a_cut_at_every_byte_of_the_last_frame_is_a_torn_tail() {
     let full = std::fs::read(&log).unwrap();
     let last = *offsets.last().unwrap() as usize;
     for cut in last + 1..full.len() {
+        crash(&dir);
         std::fs::write(&log, &full[..cut]).unwrap();
         assert!(
             matches!(verify(&dir), Outcome::Intact(i) if i.count == 4 && i.torn_tail_bytes > 0)
@@ -95,6 +137,7 @@ fn unwritten_zero_sectors_at_the_end_are_a_torn_tail() {
     let mut b = std::fs::read(&log).unwrap();
     // The file grew but the data never reached the disk: zeros where a frame was.
     b.extend_from_slice(&[0u8; 4096]);
+    crash(&dir);
     std::fs::write(&log, &b).unwrap();
     assert_eq!(open(&dir).unwrap().0, 5);
     // A whole last frame whose body was not written (zero from a sector boundary).
@@ -107,6 +150,7 @@ fn unwritten_zero_sectors_at_the_end_are_a_torn_tail() {
     } else {
         z[last + 24..].fill(0);
     }
+    crash(&dir);
     std::fs::write(&log, &z).unwrap();
     assert!(open(&dir).is_ok());
 }
