@@ -200,10 +200,13 @@ async fn p4_3_a_scheduled_window_reaches_every_providers_feed() {
         .build()
         .unwrap();
     let line = "mebyo_bus_unauthenticated_messages_total{code=\"request.unsigned\"} 3\n";
+    // `/metrics` needs the monitoring token `serve` made (issue 22 §7).
+    let token = std::fs::read_to_string(data.join("auth/metrics-token")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let metrics = http
             .get(format!("{}/metrics", server.url))
+            .bearer_auth(token.trim())
             .send()
             .await
             .unwrap()
