@@ -351,7 +351,8 @@ pub fn rfc3339(at: mebyo_domain::Timestamp) -> String {
 }
 
 /// RFC 3339 date-time, or `YYYY-MM-DD` read as midnight in Japan (UTC+9), the
-/// way Japanese clinical systems date things.
+/// way Japanese clinical systems date things. The date form is exactly ten
+/// ASCII characters (`time`'s `[year]` alone would take a sign or six digits).
 pub fn parse_time(s: &str) -> Option<mebyo_domain::Timestamp> {
     use time::format_description::well_known::Rfc3339;
     if s.len() > 64 {
@@ -362,14 +363,26 @@ pub fn parse_time(s: &str) -> Option<mebyo_domain::Timestamp> {
             (t.unix_timestamp_nanos() / 1000) as i64,
         ));
     }
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shape {
+        return None;
+    }
     let d = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
-    let t = d
-        .with_hms(0, 0, 0)
-        .ok()?
-        .assume_offset(time::macros::offset!(+9));
-    Some(mebyo_domain::Timestamp(
-        (t.unix_timestamp_nanos() / 1000) as i64,
-    ))
+    Some(jst_midnight(d))
+}
+
+/// Midnight of `d` in Japan (UTC+9).
+pub fn jst_midnight(d: time::Date) -> mebyo_domain::Timestamp {
+    let t = d.midnight().assume_offset(time::macros::offset!(+9));
+    mebyo_domain::Timestamp((t.unix_timestamp_nanos() / 1000) as i64)
 }
 
 #[cfg(test)]
@@ -412,6 +425,16 @@ mod tests {
             1_795_651_200_000_000
         );
         assert!(parse_time("yesterday").is_none());
+        // Only four-digit years: a sign or more digits is not a date here.
+        for bad in [
+            "-101-01-15",
+            "+2026-11-26",
+            "02026-11-26",
+            "2026-1-26",
+            "2026-02-30",
+        ] {
+            assert!(parse_time(bad).is_none(), "{bad}");
+        }
         assert_eq!(
             rfc3339(mebyo_domain::Timestamp(1_795_651_200_000_000)),
             "2026-11-26T00:00:00Z"
