@@ -11,7 +11,7 @@ mod bus_support;
 use bus_support::*;
 use mebyo_bus::jahis::encode_sjis;
 use mebyo_bus::testkit::NatsServer;
-use mebyo_provider::{blood_pressure, fhir_item, jahis_item};
+use mebyo_provider::{fhir_item, jahis_item};
 use serde_json::{Value, json};
 
 /// A patient's name, written into the file where an error once repeated it.
