@@ -2,6 +2,23 @@
 //! platform relies on (resource type per category, subject, codes, UCUM units) and
 //! points at the offending element, e.g. `Observation.component[1].valueQuantity.unit`.
 //! Subjects are pseudonymous references only: names belong to the vault (P4.8(3)).
+//!
+//! Before those checks every element is walked against R4's definitions
+//! ([`elements`]): an element R4 does not define there, or a value not of its
+//! type (a `dateTime` of `2026/11/20 07:35`, a time without a timezone, 30
+//! February), refuses the resource (P2(1): the record keeps what was meant, or
+//! nothing). Errors name the element's path, and never repeat text of the
+//! resource: an unknown element's name is repeated only if the platform itself
+//! knows it as an element name (P4.8(3)).
+//!
+//! **Subject.** A record belongs to the person its submission names. Every
+//! accepted resource must reference that person as `Patient/<person>` in its
+//! `subject` (or `patient` for AllergyIntolerance and Immunization), with no
+//! display name. A resource without one is refused, as is one naming anyone
+//! else: the platform never guesses whose data a resource is, and never
+//! rewrites the copy it keeps (P5.1).
+
+mod elements;
 
 use crate::PersonId;
 use crate::records::Category;
@@ -328,28 +345,47 @@ pub fn validate(
         Step::Root("resourceType"),
         resource.get("resourceType").unwrap_or(&Value::Null),
     );
-    let rt = top.str()?;
+    let rt = resource_type(category, &top)?;
+    check_resource(category, person, rt, &At::root(Step::Root(rt), resource))
+}
+
+/// The resource type, if `category` accepts it: always one of the platform's
+/// own names, so that it may be repeated in paths.
+fn resource_type(category: Category, top: &At) -> Check<&'static str> {
     let allowed: &[&str] = match category {
         Category::Vitals | Category::DailyLifeLog | Category::MeByoIndex => &["Observation"],
         Category::CheckupResult => &["Observation", "DiagnosticReport"],
         Category::Allergy => &["AllergyIntolerance"],
         Category::IllnessHistory => &["Condition"],
-        Category::MedicationHistory | Category::MedicationNotebook => &["MedicationStatement"],
+        // A dispense (a pharmacy's record of what it handed over) is medication
+        // history as a statement is: the same categories accept both.
+        Category::MedicationHistory | Category::MedicationNotebook => {
+            &["MedicationStatement", "MedicationDispense"]
+        }
         Category::SideEffect => &["AdverseEvent"],
         Category::Vaccination => &["Immunization"],
     };
-    top.one_of(allowed)?;
-    let root = At::root(Step::Root(rt), resource);
-    if let Some(id) = root.get("id") {
-        let s = id.str()?;
-        if s.len() > 64
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            return id.err("must match [A-Za-z0-9\\-\\.]{1,64}");
-        }
-    }
+    let rt = top.one_of(allowed)?;
+    Ok(allowed
+        .iter()
+        .copied()
+        .find(|a| *a == rt)
+        .unwrap_or_default())
+}
+
+/// Checks a resource of type `rt` at `root` (the resource itself, or a Bundle
+/// entry's).
+fn check_resource(
+    category: Category,
+    person: &PersonId,
+    rt: &str,
+    root: &At,
+) -> Result<Option<VitalKind>, FhirError> {
+    let Some(table) = elements::resource(rt) else {
+        return root.err("resource type not supported");
+    };
+    walk(root, &[elements::DOMAIN_RESOURCE, table], true)?;
+    let root = *root;
     match (category, rt) {
         (Category::Vitals, _) => return vital(&root, person).map(Some),
         (_, "Observation") => observation(&root, person)?,
@@ -388,12 +424,22 @@ pub fn validate(
                 "unknown",
                 "not-taken",
             ])?;
-            let med = root.choice("medication", &["CodeableConcept", "Reference"])?;
-            if matches!(med.step, Step::Choice(_, "CodeableConcept")) {
-                concept(&med)?;
-            } else {
-                med.req("reference")?.str()?;
-            }
+            medication(&root)?;
+            subject(&root, "subject", person)?;
+        }
+        (_, "MedicationDispense") => {
+            root.req("status")?.one_of(&[
+                "preparation",
+                "in-progress",
+                "cancelled",
+                "on-hold",
+                "completed",
+                "entered-in-error",
+                "stopped",
+                "declined",
+                "unknown",
+            ])?;
+            medication(&root)?;
             subject(&root, "subject", person)?;
         }
         (_, "AdverseEvent") => {
@@ -407,9 +453,231 @@ pub fn validate(
             subject(&root, "patient", person)?;
             root.choice("occurrence", &["DateTime", "String"])?;
         }
-        _ => unreachable!("resource types are limited per category above"),
+        _ => return root.err("resource type not supported"),
     }
     Ok(None)
+}
+
+/// `medication[x]`: a CodeableConcept or a Reference.
+fn medication(root: &At) -> Check<()> {
+    let med = root.choice("medication", &["CodeableConcept", "Reference"])?;
+    if matches!(med.step, Step::Choice(_, "CodeableConcept")) {
+        concept(&med)
+    } else {
+        med.req("reference")?.str().map(drop)
+    }
+}
+
+// ---- the element walk (R4 element definitions, `elements`) -----------------------
+
+use elements::{Dt, NOT_ACCEPTED, Shape, T};
+
+/// Every element of the object at `at`, read with `tables`, is defined there and
+/// of its type; at most one variant of each `choice[x]`. `resource`: the object
+/// is a resource, whose `resourceType` the caller checked.
+fn walk(at: &At, tables: &[&'static [elements::El]], resource: bool) -> Check<()> {
+    let Some(obj) = at.v.as_object() else {
+        return at.err("must be an object");
+    };
+    if obj.is_empty() {
+        return at.err("must not be empty (R4: an element has a value or children)");
+    }
+    // The choice elements seen so far (no table has more than a few).
+    let mut chosen = [""; 8];
+    let mut n_chosen = 0;
+    for (key, v) in obj {
+        if resource && key == "resourceType" {
+            continue;
+        }
+        let child = at.child(Step::Key(key), v);
+        // `_name`: the id and extensions of primitive `name` (R4 §2.6.2).
+        if let Some(name) = key.strip_prefix('_')
+            && elements::is_primitive(tables, name)
+        {
+            match v.as_array() {
+                Some(list) => {
+                    for (i, x) in list.iter().enumerate() {
+                        if !x.is_null() {
+                            complex(&child.child(Step::Index(i), x), Dt::Element)?;
+                        }
+                    }
+                }
+                None => complex(&child, Dt::Element)?,
+            }
+            continue;
+        }
+        let found = elements::find(tables, key);
+        if let Some((el, _)) = found
+            && matches!(el.shape, Shape::Choice(_))
+        {
+            if chosen[..n_chosen].contains(&el.name) {
+                return at.err_at(
+                    &format!("{}[x]", el.name),
+                    "at most one variant of a choice element".into(),
+                );
+            }
+            if n_chosen < chosen.len() {
+                chosen[n_chosen] = el.name;
+                n_chosen += 1;
+            }
+        }
+        match found {
+            Some((_, Shape::One(t))) => value(&child, t)?,
+            Some((_, Shape::Many(t))) => {
+                for item in child.items()? {
+                    value(&item, t)?;
+                }
+            }
+            Some((_, Shape::Choice(_))) | None => return unknown(at, key),
+        }
+    }
+    Ok(())
+}
+
+/// An element the tables do not define. Its name is repeated only when it is one
+/// the platform knows (then it is the platform's word, not the submitter's).
+fn unknown<R>(at: &At, key: &str) -> Check<R> {
+    if let Some((name, why)) = NOT_ACCEPTED.iter().find(|(n, _)| *n == key) {
+        return at.err_at(name, (*why).into());
+    }
+    if elements::known_name(key) {
+        return at.err_at(key, "is not an element here in FHIR R4; refused".into());
+    }
+    at.err(
+        "holds an element FHIR R4 does not define here; unknown elements are refused \
+         (its name is not repeated: the platform never echoes submitted text)",
+    )
+}
+
+fn complex(at: &At, dt: Dt) -> Check<()> {
+    walk(at, &elements::complex(dt), false)?;
+    if dt == Dt::Extension {
+        at.req("url")?;
+        let values =
+            at.v.as_object()
+                .map_or(0, |o| o.keys().filter(|k| k.starts_with("value")).count());
+        if (values == 1) == at.get("extension").is_some() {
+            return at.err("an extension has either one value[x] or nested extensions");
+        }
+    }
+    Ok(())
+}
+
+/// A value of type `t`.
+fn value(at: &At, t: T) -> Check<()> {
+    let int = |lo: i64| {
+        at.v.as_i64()
+            .is_some_and(|n| (lo..=i64::from(i32::MAX)).contains(&n))
+    };
+    let ok = match t {
+        T::Complex(dt) => return complex(at, dt),
+        T::Resource => return Ok(()),
+        T::Boolean => at.v.is_boolean(),
+        T::Integer => int(i64::from(i32::MIN)),
+        T::PositiveInt => int(1),
+        T::UnsignedInt => int(0),
+        T::Decimal => at.v.is_number(),
+        _ => {
+            let Some(s) = at.v.as_str() else {
+                return at.err("must be a string");
+            };
+            match t {
+                T::Code => elements::is_code(s),
+                T::Uri => !s.is_empty() && !s.contains(char::is_whitespace),
+                T::Id => elements::is_id(s),
+                T::Date => elements::is_date(s),
+                T::DateTime => elements::is_date_time(s),
+                T::Instant => elements::is_instant(s),
+                T::Time => elements::is_time(s),
+                T::Base64 => elements::is_base64(s),
+                _ => !s.trim().is_empty(),
+            }
+        }
+    };
+    if ok { Ok(()) } else { at.err(expected(t)) }
+}
+
+fn expected(t: T) -> &'static str {
+    match t {
+        T::String => "must be a non-empty string",
+        T::Code => "must be an R4 code: no leading, trailing or repeated whitespace",
+        T::Uri => "must be an R4 uri: non-empty, no whitespace",
+        T::Id => "must match [A-Za-z0-9\\-\\.]{1,64}",
+        T::Boolean => "must be true or false",
+        T::Integer => "must be an integer (32-bit)",
+        T::PositiveInt => "must be a positive integer",
+        T::UnsignedInt => "must be a non-negative integer",
+        T::Decimal => "must be a number",
+        T::Date => "must be an R4 date: YYYY, YYYY-MM or YYYY-MM-DD, a real calendar day",
+        T::DateTime => {
+            "must be an R4 dateTime: YYYY, YYYY-MM, YYYY-MM-DD, or YYYY-MM-DDThh:mm:ss(.s) \
+             with a timezone (Z or +hh:mm), a real calendar day"
+        }
+        T::Instant => {
+            "must be an R4 instant: YYYY-MM-DDThh:mm:ss(.s) with a timezone (Z or +hh:mm)"
+        }
+        T::Time => "must be an R4 time: hh:mm:ss(.s), no timezone",
+        T::Base64 => "must be base64",
+        T::Resource | T::Complex(_) => "must be an object",
+    }
+}
+
+// ---- Bundle ------------------------------------------------------------------------
+
+/// Most entries of one Bundle. A pharmacy's or clinic's bundle of one visit is a
+/// few resources; the request's own limits (items, 512 KiB) bound the rest.
+pub const MAX_BUNDLE_ENTRIES: usize = 100;
+
+/// The Bundle types a submission may be: a set of resources (`collection`), or
+/// one a FHIR client would POST (`transaction`, `batch`). Each entry becomes one
+/// record; the bundle is stored all or nothing.
+pub const BUNDLE_TYPES: &[&str] = &["collection", "transaction", "batch"];
+
+/// The resources of a Bundle, each validated exactly as [`validate`] validates
+/// one resource (paths such as `Bundle.entry[2].resource.status`). The first
+/// error refuses the whole bundle. A transaction's or batch's entries each
+/// carry `request` `POST <resourceType>` (a record is always a new entry;
+/// corrections are not made through bundles); a collection's carry none.
+pub fn bundle_entries<'a>(
+    category: Category,
+    person: &PersonId,
+    bundle: &'a Value,
+) -> Result<Vec<(&'a Value, Option<VitalKind>)>, FhirError> {
+    let root = At::root(Step::Root("Bundle"), bundle);
+    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return root.err_at("resourceType", "must be Bundle".into());
+    }
+    walk(&root, &[elements::BUNDLE], true)?;
+    let kind = root.req("type")?.one_of(BUNDLE_TYPES)?;
+    let entry = root.req("entry")?;
+    let entries = entry.items()?;
+    if entries.len() > MAX_BUNDLE_ENTRIES {
+        return entry.err(format!("at most {MAX_BUNDLE_ENTRIES} entries per Bundle"));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let res = e.req("resource")?;
+        let top = res
+            .get("resourceType")
+            .unwrap_or_else(|| res.child(Step::Key("resourceType"), &Value::Null));
+        let rt = resource_type(category, &top)?;
+        match (kind, e.get("request")) {
+            ("collection", Some(r)) => return r.err("a collection's entries carry no request"),
+            ("collection", None) => {}
+            (_, None) => {
+                return e.err_at("request", "is required in a transaction or batch".into());
+            }
+            (_, Some(r)) => {
+                r.req("method")?.one_of(&["POST"])?;
+                if r.req("url")?.str()? != rt {
+                    return r.err_at("url", format!("must be {rt}, the entry's resource type"));
+                }
+            }
+        }
+        let vital = check_resource(category, person, rt, &res)?;
+        out.push((res.v, vital));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -170,6 +170,9 @@ pub struct Submission {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordCommand {
     Submit(Submission),
+    /// Several new entries of one person, all or nothing: the first refusal
+    /// refuses them all (a FHIR Bundle is stored whole or not at all).
+    SubmitAll(Vec<Submission>),
     Correct {
         supersedes: RecordId,
         submission: Submission,
@@ -391,6 +394,23 @@ pub fn decide(
         RecordCommand::Submit(s) => {
             let (person, entry) = entry(state, s, ctx)?;
             Ok(vec![RecordEvent::Added { person, entry, at }])
+        }
+        // No submissions: nothing to store, nothing refused (the bus never
+        // sends an empty Bundle: it refuses one before deciding).
+        RecordCommand::SubmitAll(subs) => {
+            let mut ids = std::collections::BTreeSet::new();
+            subs.iter()
+                .map(|s| {
+                    ensure(
+                        ids.insert(&s.record),
+                        "record.exists",
+                        "P2(1)",
+                        "record ids are never reused",
+                    )?;
+                    let (person, entry) = entry(state, s, ctx)?;
+                    Ok(RecordEvent::Added { person, entry, at })
+                })
+                .collect()
         }
         RecordCommand::Correct {
             supersedes,

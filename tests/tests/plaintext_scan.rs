@@ -4,6 +4,11 @@
 //! logs — for those values in UTF-8 and common encodings. Found nowhere.
 //! Then erase the person and check their payloads no longer decrypt and the chain
 //! still verifies.
+//! A second test sends, through the bus, JAHIS files whose refusal once repeated
+//! a patient's name into the answer kept in the ledger (issue 22 §2), and scans
+//! the same way.
+
+mod bus_support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -31,6 +36,8 @@ const PHONE: &str = "090-7531-8642";
 const EMAIL: &str = "scan.sentinel.7q3x@example.jp";
 const BIRTH: &str = "1961-07-23";
 const NOTE: &str = "SENTINEL-HEALTH-NOTE-kq8z 血圧が高めです";
+/// A patient's name in a JAHIS file a provider sends (issue 22 §2).
+const LEMON: &str = "神奈川 檸檬子";
 
 /// A log writer that appends to a file, so the scan covers the logs too.
 #[derive(Clone)]
@@ -273,4 +280,95 @@ async fn personal_data_is_found_in_no_file_and_erasure_makes_it_unrecoverable() 
         "the chain still verifies: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// Issue 22 §2: a JAHIS error repeated the file's text (a patient's name), and
+/// the answer of a partly refused submission is kept in the ledger. The error
+/// names line, record and field only; the stored answer and every file the
+/// platform wrote hold no trace of the name, in any encoding (P4.8(3)).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_jahis_file_leaves_no_trace_of_its_text() {
+    use bus_support::{Scene, World};
+    use mebyo_bus::jahis::encode_sjis;
+    use mebyo_provider::{blood_pressure, fhir_item, jahis_item};
+    const NAME: &str = LEMON;
+    const MEDICINE: &str = "201,1,アムロジピン錠５ｍｇ,1,錠,4,2171022F1093,1";
+    let file = |body: &[&str]| {
+        let patient = format!("1,{NAME},2,19800401,231-8588");
+        let mut lines = vec!["JAHISTC07,1", patient.as_str()];
+        lines.extend_from_slice(body);
+        encode_sjis(&lines)
+    };
+    let w = World::new("a_refused_jahis_file_leaves_no_trace_of_its_text").await;
+    let nats = mebyo_bus::testkit::NatsServer::start();
+    let Scene {
+        hanako,
+        bus,
+        client: c,
+        ..
+    } = w.clinic_and_hanako(&nats).await;
+    let person = hanako.id.as_str();
+    let when = w.at(2);
+    // The name where the old messages repeated a field: the date, the record
+    // number, the RP number.
+    let date = format!("5,{NAME},1");
+    let record = format!("{NAME},1");
+    let rp = format!("201,{NAME},薬,1,錠");
+    let files = [
+        file(&[&date, MEDICINE]),
+        file(&["5,20261125,1", &record, MEDICINE]),
+        file(&["5,20261125,1", &rp]),
+    ];
+    let mut items = vec![fhir_item(
+        person,
+        "vitals",
+        &when,
+        "lab-1",
+        blood_pressure(person, 128, 82, &when),
+    )];
+    items.extend(files.iter().map(|f| jahis_item(person, f)));
+    let a = c.submit(items, "mixed-1", 1).await.unwrap();
+    let result = a.result().unwrap_or_else(|| panic!("{:?}", a.body));
+    assert_eq!(result["items"][0]["status"], "added");
+    for i in 1..=3 {
+        let item = &result["items"][i];
+        assert_eq!(item["status"], "refused", "{item}");
+        assert_eq!(item["error"]["code"], "jahis.invalid");
+    }
+    assert_eq!(
+        result["items"][1]["error"]["message"],
+        "JAHIS line 3, record 5, field 2: dispensing date must be YYYYMMDD (8 digits, a real date, year 1900..=2100)"
+    );
+    assert_eq!(
+        result["items"][2]["error"]["message"],
+        "JAHIS line 4: record number (field 1) is not a number"
+    );
+    assert_eq!(
+        result["items"][3]["error"]["message"],
+        "JAHIS line 4, record 201, field 2: RP number must be 1..=999"
+    );
+    let reply = a.body.to_string();
+    let stored: Vec<serde_json::Value> = w
+        .platform
+        .store()
+        .read_all(0, 1_000_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == "bus.request_completed")
+        .map(|e| serde_json::from_slice(&e.payload).unwrap())
+        .collect();
+    assert_eq!(stored.len(), 1, "the partly refused answer is kept");
+    let stored = stored[0].to_string();
+    for word in NAME.split(' ') {
+        assert!(!reply.contains(word), "the reply repeats the file: {reply}");
+        assert!(!stored.contains(word), "the stored answer does: {stored}");
+    }
+    let found = scan(w.tmp.path(), &[NAME, "檸檬子"]);
+    assert!(
+        found.is_empty(),
+        "the file's text at rest (P4.8(3)):\n{}",
+        found.join("\n")
+    );
+    bus.shutdown().await;
 }

@@ -380,8 +380,8 @@ impl Services {
             ))));
         }
         let mut results: Vec<ItemResult> = Vec::with_capacity(req.items.len());
-        // (item, record index within the item, person, submission)
-        let mut work: BTreeMap<PersonId, Vec<(usize, usize, Submission)>> = BTreeMap::new();
+        // Per person: (item, the records of the item it decides, command).
+        let mut work: BTreeMap<PersonId, Vec<Work>> = BTreeMap::new();
         for (i, item) in req.items.into_iter().enumerate() {
             let mut result = ItemResult {
                 index: i,
@@ -390,14 +390,22 @@ impl Services {
                 error: None,
             };
             match prepare(item, kh, i) {
-                Ok((person, subs)) => {
-                    for (j, s) in subs.into_iter().enumerate() {
+                Ok((person, subs, whole)) => {
+                    for s in &subs {
                         result.records.push(RecordResult {
                             record: s.record.to_string(),
                             status: String::new(),
                             error: None,
                         });
-                        work.entry(person.clone()).or_default().push((i, j, s));
+                    }
+                    let queue = work.entry(person).or_default();
+                    if whole {
+                        // A Bundle: one command, stored all or nothing.
+                        queue.push((i, (0..subs.len()).collect(), RecordCommand::SubmitAll(subs)));
+                    } else {
+                        for (j, s) in subs.into_iter().enumerate() {
+                            queue.push((i, vec![j], RecordCommand::Submit(s)));
+                        }
                     }
                 }
                 Err(e) => result.error = Some(e),
@@ -415,22 +423,19 @@ impl Services {
             let actor = &actor;
             async move {
                 let mut out = Vec::with_capacity(subs.len());
-                for (i, j, s) in subs {
-                    let r = self
-                        .platform
-                        .records(actor, &person, RecordCommand::Submit(s))
-                        .await?;
-                    out.push((i, j, r.map(|_| ())));
+                for (i, js, cmd) in subs {
+                    let r = self.platform.records(actor, &person, cmd).await?;
+                    out.push((i, js, r.map(|_| ())));
                 }
                 Ok::<_, PlatformError>(out)
             }
         });
         for run in futures::future::try_join_all(runs).await? {
-            for (i, j, r) in run {
-                record_result(&mut results, i, j, r.as_ref().err());
+            for (i, js, r) in run {
+                record_result(&mut results, i, &js, r.as_ref().err());
             }
         }
-        let Some((person, (i, j, s))) = last else {
+        let Some((person, (i, js, cmd))) = last else {
             // No item made a record: the outcome stands alone.
             return Ok(match finish(results) {
                 Ok(response) => Ok(self.complete(v, response).await?),
@@ -441,9 +446,9 @@ impl Services {
         // The decision itself is in `made`, as the reply it makes.
         let _decided = self
             .platform
-            .records_then(&actor, &person, RecordCommand::Submit(s), |decision| {
+            .records_then(&actor, &person, cmd, |decision| {
                 let mut results = results.clone();
-                record_result(&mut results, i, j, decision.as_ref().err());
+                record_result(&mut results, i, &js, decision.as_ref().err());
                 let outcome = finish(results);
                 // A request refused as a whole is recorded as a refusal instead,
                 // by the caller (it wrote nothing).
@@ -589,17 +594,28 @@ impl Services {
     }
 }
 
-/// Sets the status of record `j` of item `i` from its decision.
+/// One command of a submission: the item, the records of the item it decides,
+/// and the command.
+type Work = (usize, Vec<usize>, RecordCommand);
+
+/// Sets the status of records `js` of item `i` from their decision.
 fn record_result(
     results: &mut [ItemResult],
     i: usize,
-    j: usize,
+    js: &[usize],
     refusal: Option<&mebyo_domain::Refusal>,
 ) {
-    // `i` and `j` were handed out while `results` was built.
-    let Some(rec) = results.get_mut(i).and_then(|r| r.records.get_mut(j)) else {
+    let Some(item) = results.get_mut(i) else {
         return;
     };
+    for &j in js {
+        if let Some(rec) = item.records.get_mut(j) {
+            record_status(rec, refusal);
+        }
+    }
+}
+
+fn record_status(rec: &mut RecordResult, refusal: Option<&mebyo_domain::Refusal>) {
     match refusal {
         None => rec.status = "added".into(),
         // The derived id is already there: this request's own earlier attempt
@@ -659,14 +675,20 @@ fn ack(body: &[u8]) -> Result<Result<Vec<u8>, Refused>, PlatformError> {
     Ok(Ok(wire::ok_reply(&json!({ "acknowledged": req.ids }))))
 }
 
-/// One item to its record submissions (or the item's error).
+/// One item to its record submissions (or the item's error), and whether they
+/// are stored all or nothing (a FHIR Bundle).
+///
+/// Errors never repeat the item's text: they name the field, the element's path
+/// or the file's line (the answer is kept in the ledger, P4.8(3)).
 fn prepare(
     item: SubmitItem,
     kh: &str,
     index: usize,
-) -> Result<(PersonId, Vec<Submission>), ErrorBody> {
+) -> Result<(PersonId, Vec<Submission>, bool), ErrorBody> {
     let bad = |m: &str| ErrorBody::new("item.invalid", "P2(1)", m.to_string());
-    let rid = |j: usize| RecordId::new(record_id(kh, index, j)).expect("derived ids are valid");
+    let rid = |j: usize| {
+        RecordId::new(record_id(kh, index, j)).map_err(|_| bad("derived record id is invalid"))
+    };
     match item {
         SubmitItem::Fhir {
             person,
@@ -685,18 +707,33 @@ fn prepare(
                 }
                 None => None,
             };
-            Ok((
-                person,
-                vec![Submission {
-                    record: rid(0),
-                    category,
-                    effective_at,
-                    resource,
-                    origin: Origin::MedicalInstitution,
-                    created_by,
-                    original_identifier: Some(original_identifier),
-                }],
-            ))
+            let submission = |record, resource, original_identifier| Submission {
+                record,
+                category,
+                effective_at,
+                resource,
+                origin: Origin::MedicalInstitution,
+                created_by: created_by.clone(),
+                original_identifier: Some(original_identifier),
+            };
+            if resource.get("resourceType").and_then(|t| t.as_str()) != Some("Bundle") {
+                let s = submission(rid(0)?, resource, original_identifier);
+                return Ok((person, vec![s], false));
+            }
+            // A Bundle: each entry one record, validated here with its path in
+            // the bundle (the records decider validates each again), the
+            // bundle's original identifier and the entry's position naming it.
+            let entries = mebyo_domain::fhir::bundle_entries(category, &person, &resource)
+                .map_err(|e| ErrorBody::new("record.fhir_invalid", "P2(1)", e.to_string()))?;
+            let subs = entries
+                .into_iter()
+                .enumerate()
+                .map(|(k, (entry, _))| {
+                    let oi = format!("{original_identifier}#{}", k + 1);
+                    Ok(submission(rid(k)?, entry.clone(), oi))
+                })
+                .collect::<Result<Vec<_>, ErrorBody>>()?;
+            Ok((person, subs, true))
         }
         SubmitItem::Jahis {
             person,
@@ -711,17 +748,19 @@ fn prepare(
             let subs = jahis::to_fhir(&nb, &person)
                 .into_iter()
                 .enumerate()
-                .map(|(j, c)| Submission {
-                    record: rid(j),
-                    category: Category::MedicationNotebook,
-                    effective_at: c.effective_at,
-                    resource: c.resource,
-                    origin: Origin::MedicalInstitution,
-                    created_by: None,
-                    original_identifier: Some(c.original_identifier),
+                .map(|(j, c)| {
+                    Ok(Submission {
+                        record: rid(j)?,
+                        category: Category::MedicationNotebook,
+                        effective_at: c.effective_at,
+                        resource: c.resource,
+                        origin: Origin::MedicalInstitution,
+                        created_by: None,
+                        original_identifier: Some(c.original_identifier),
+                    })
                 })
-                .collect();
-            Ok((person, subs))
+                .collect::<Result<Vec<_>, ErrorBody>>()?;
+            Ok((person, subs, false))
         }
     }
 }

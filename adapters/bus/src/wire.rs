@@ -435,6 +435,12 @@ pub fn parse_time(s: &str) -> Option<mebyo_domain::Timestamp> {
     ))
 }
 
+/// Midnight of `d` in Japan (UTC+9).
+pub fn jst_midnight(d: time::Date) -> mebyo_domain::Timestamp {
+    let t = d.midnight().assume_offset(time::macros::offset!(+9));
+    mebyo_domain::Timestamp((t.unix_timestamp_nanos() / 1000) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +499,8 @@ mod tests {
             "+2026-11-26",
             "0000-01-01T00:00:00+01:00",
             "2026-1-26",
+            "02026-11-26",
+            "2026-02-30",
         ] {
             assert!(parse_time(bad).is_none(), "{bad}");
         }

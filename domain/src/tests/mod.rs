@@ -2,6 +2,7 @@
 
 mod access;
 mod credential;
+mod fhir;
 mod matrix;
 mod person;
 mod policy;
@@ -19,6 +20,7 @@ fn every_cited_clause_is_in_the_catalogue() {
         include_str!("../consent.rs"),
         include_str!("../credential.rs"),
         include_str!("../fhir.rs"),
+        include_str!("../fhir/elements.rs"),
         include_str!("../person.rs"),
         include_str!("../policy.rs"),
         include_str!("../provider.rs"),
@@ -26,6 +28,7 @@ fn every_cited_clause_is_in_the_catalogue() {
         include_str!("../staff.rs"),
         include_str!("access.rs"),
         include_str!("credential.rs"),
+        include_str!("fhir.rs"),
         include_str!("matrix.rs"),
         include_str!("person.rs"),
         include_str!("policy.rs"),

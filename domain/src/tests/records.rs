@@ -476,3 +476,35 @@ fn p2_1_a_resource_is_kept_as_the_text_its_tree_would_write() {
         serde_json::from_str(&serde_json::to_string_pretty(&event).unwrap()).unwrap();
     assert_eq!(pretty, event);
 }
+
+/// Several records at once (a FHIR Bundle, issue 22 §8) are stored all or
+/// nothing: one refused submission refuses them all, ids are never repeated
+/// within the command either (P2(1)).
+#[test]
+fn p2_1_several_records_are_stored_all_or_nothing() {
+    let fx = Fx::individual();
+    let a = submission("r1", Origin::SelfEntered);
+    let b = submission("r2", Origin::SelfEntered);
+    let after = check::<Records>(
+        &fx.ctx(),
+        &[],
+        C::SubmitAll(vec![a.clone(), b.clone()]),
+        Types(&["record.added", "record.added"]),
+    );
+    assert_eq!(after.records.len(), 2);
+    let mut bad = submission("r3", Origin::SelfEntered);
+    bad.resource["effectiveDateTime"] = json!("2026/11/20 07:35");
+    check::<Records>(
+        &fx.ctx(),
+        &[],
+        C::SubmitAll(vec![a.clone(), bad]),
+        Refused("record.fhir_invalid", "P2(1)"),
+    );
+    check::<Records>(
+        &fx.ctx(),
+        &[],
+        C::SubmitAll(vec![a.clone(), a.clone()]),
+        Refused("record.exists", "P2(1)"),
+    );
+    check::<Records>(&fx.ctx(), &[], C::SubmitAll(vec![]), Events(vec![]));
+}
