@@ -38,11 +38,13 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
     /// CA, client certificate and key for NATS over TLS (P4.6(1)).
-    #[arg(long, value_name = "FILE", requires_all = ["nats_cert", "nats_key"])]
+    /// All three or none: a certificate without its CA is refused rather than
+    /// silently ignored (issue 22 §7).
+    #[arg(long, value_name = "FILE", requires_all = ["nats", "nats_cert", "nats_key"])]
     pub nats_ca: Option<PathBuf>,
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires_all = ["nats_ca", "nats_key"])]
     pub nats_cert: Option<PathBuf>,
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires_all = ["nats_ca", "nats_cert"])]
     pub nats_key: Option<PathBuf>,
     /// Sign a checkpoint every this many events...
     #[arg(long, default_value_t = 10_000)]

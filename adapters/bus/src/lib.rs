@@ -130,6 +130,46 @@ pub enum BusError {
     Store(#[from] mebyo_store::StoreError),
 }
 
+/// The bus speaks TLS with client certificates to any server off this machine
+/// (P4.6(1)): without a TLS configuration every server of the URL must be a
+/// loopback address, and a `tls://` URL needs the certificates, so that a
+/// forgotten `--nats-ca` never falls back to plaintext (issue 22 §7).
+pub fn check_transport(url: &str, tls: bool) -> Result<(), String> {
+    for server in url.split(',').map(str::trim) {
+        let (scheme, rest) = server.split_once("://").unwrap_or(("nats", server));
+        let hostport = rest.rsplit('@').next().unwrap_or(rest);
+        let host = match hostport.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => hostport.split(':').next().unwrap_or(""),
+        };
+        match scheme {
+            "tls" if !tls => {
+                return Err(format!(
+                    "{server}: a tls:// server needs the CA, client certificate and key \
+                     (--nats-ca, --nats-cert, --nats-key) (P4.6(1))"
+                ));
+            }
+            "tls" => {}
+            "nats" if tls || is_loopback(host) => {}
+            "nats" => {
+                return Err(format!(
+                    "{server}: plaintext NATS is allowed to a loopback server only; use \
+                     tls:// with --nats-ca, --nats-cert and --nats-key (P4.6(1))"
+                ));
+            }
+            other => return Err(format!("{server}: unsupported scheme {other}://")),
+        }
+    }
+    Ok(())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A maintenance window announced to providers ahead of time (P4.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaintenanceNotice {
@@ -157,6 +197,10 @@ pub struct BusHandle {
 /// Connects with the configured TLS; the server must present a certificate
 /// signed by `ca`, and gets ours.
 pub async fn connect(cfg: &BusConfig) -> Result<async_nats::Client, BusError> {
+    check_transport(&cfg.url, cfg.tls.is_some()).map_err(|reason| BusError::Connect {
+        url: cfg.url.clone(),
+        reason,
+    })?;
     let mut opts = async_nats::ConnectOptions::new()
         .name(&cfg.name)
         // Its own inboxes, apart from every provider's `_INBOX.<provider>.`, so
@@ -520,6 +564,37 @@ async fn registered(client: &async_nats::Client) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 22 §7: certificates given without a CA, or none at all, never make
+    /// the bus fall back to plaintext off this machine (P4.6(1)).
+    #[test]
+    fn p4_6_1_plaintext_nats_only_to_loopback() {
+        for (url, tls, ok) in [
+            ("nats://127.0.0.1:4222", false, true),
+            ("127.0.0.1:4222", false, true),
+            ("nats://localhost:4222", false, true),
+            ("nats://[::1]:4222", false, true),
+            ("nats://user:pw@127.0.0.2:4222", false, true),
+            ("nats://bus.example:4222", false, false),
+            ("nats://10.0.0.5:4222", false, false),
+            (
+                "nats://127.0.0.1:4222,nats://bus.example:4222",
+                false,
+                false,
+            ),
+            ("bus.example:4222", false, false),
+            ("tls://bus.example:4222", false, false),
+            ("tls://bus.example:4222", true, true),
+            ("nats://bus.example:4222", true, true),
+            ("ws://bus.example:80", true, false),
+        ] {
+            let got = check_transport(url, tls);
+            assert_eq!(got.is_ok(), ok, "{url} tls={tls}: {got:?}");
+            if let Err(e) = got {
+                assert!(e.contains("P4.6(1)") || e.contains("scheme"), "{e}");
+            }
+        }
+    }
 
     /// Issue 22 §1: a handler that panics is answered `platform.internal` and
     /// counted; the task (and process) carries on.
