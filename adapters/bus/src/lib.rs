@@ -306,11 +306,21 @@ async fn answer(services: &Services, client: &async_nats::Client, msg: async_nat
         Ok(r) => (r.headers(), bytes::Bytes::from(r.body.to_vec())),
         Err(e) => {
             tracing::error!(error = %e, subject = %msg.subject, "request failed");
-            let e = wire::ErrorBody::new(
-                "platform.unavailable",
-                "P4.4",
-                "the platform could not complete the request; retry with the same idempotency key",
-            );
+            let e = if e.is_conflict() {
+                // Commands on one stream take turns in this process; a conflict
+                // left is with another writer, and nothing was written.
+                wire::ErrorBody::new(
+                    "platform.conflict",
+                    "P4.4",
+                    "a concurrent change got there first; nothing was written; retry with the same idempotency key",
+                )
+            } else {
+                wire::ErrorBody::new(
+                    "platform.unavailable",
+                    "P4.4",
+                    "the platform could not complete the request; retry with the same idempotency key",
+                )
+            };
             let mut h = async_nats::HeaderMap::new();
             h.insert(wire::H_STATUS, "error");
             (h, bytes::Bytes::from(e.reply()))
