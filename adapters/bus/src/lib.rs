@@ -389,6 +389,15 @@ async fn caught(
     match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
         Ok(Ok(Some(r))) => Some((r.headers(), bytes::Bytes::from(r.body.to_vec()))),
         Ok(Ok(None)) => None,
+        Ok(Err(e)) if e.is_conflict() => {
+            // Commands on one stream take turns in this process (issue 22 §9); a
+            // conflict left is with another writer, and nothing was written.
+            tracing::warn!(error = %e, "request met a concurrent writer");
+            Some(error(
+                "platform.conflict",
+                "a concurrent change got there first; nothing was written; retry with the same idempotency key",
+            ))
+        }
         Ok(Err(e)) => {
             // Never the subject: before authentication it is anyone's text.
             tracing::error!(error = %e, "request failed");

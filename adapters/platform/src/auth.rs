@@ -157,6 +157,18 @@ impl AuthStore {
         })
     }
 
+    /// Removes a subject's entry (a registration that did not commit, see
+    /// `registration.rs`). Removing what is not there writes nothing.
+    pub fn remove(&self, subject: &Subject) -> Result<(), AuthError> {
+        let key = subject.key();
+        if !self.file.lock().entries.contains_key(&key) {
+            return Ok(());
+        }
+        self.update(|f| {
+            f.entries.remove(&key);
+        })
+    }
+
     /// Replaces the credential a subject's sessions present (after a reissue).
     pub fn set_credential(
         &self,

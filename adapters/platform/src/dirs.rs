@@ -33,6 +33,10 @@ impl DataDir {
     pub fn keystore(&self) -> PathBuf {
         self.keys().join("keystore")
     }
+    /// Registrations not known to be settled (`registration.rs`): pseudonymous ids.
+    pub fn pending_registrations(&self) -> PathBuf {
+        self.keys().join("registrations.pending")
+    }
     /// Identity data (name, address, birth date, phone, email), under identity DEKs.
     pub fn vault(&self) -> PathBuf {
         self.root.join("vault").join("identity.vault")

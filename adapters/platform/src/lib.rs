@@ -16,6 +16,7 @@ pub mod codec;
 pub mod dirs;
 pub mod keyring;
 pub mod loss;
+pub mod registration;
 pub mod snapshot;
 mod state;
 pub mod views;
@@ -34,8 +35,8 @@ use mebyo_domain::provider::{Provider, ProviderCommand};
 use mebyo_domain::records::{Origin, RecordCommand, RecordEntry, Records};
 use mebyo_domain::staff::{Staff, StaffCommand};
 use mebyo_domain::{
-    Actor, BlindIndex, Config, CredentialId, DomainEvent, Duration, PersonId, ProviderId, Refusal,
-    StaffId, Timestamp, VaultRef,
+    Actor, Config, CredentialId, DomainEvent, Duration, PersonId, ProviderId, Refusal, StaffId,
+    Timestamp,
 };
 use mebyo_store::{Clock, EmbeddedStore, EventStore, ExpectedRevision, Head, Id128};
 use parking_lot::Mutex;
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use dirs::DataDir;
 pub use keyring::KeyRing;
+pub use registration::{Fault, RegistrationStep, SignUp, SignedUp};
 pub use state::Facts;
 
 use crate::codec::{CodecError, to_new_event};
@@ -87,7 +89,9 @@ pub enum PlatformError {
     Io(#[from] std::io::Error),
     #[error("platform settings: {0}")]
     Settings(String),
-    #[error("stream {0} kept changing under concurrent writers; gave up after retries")]
+    /// Another writer (another process: commands of this one wait their turn)
+    /// kept changing the stream. Nothing was decided: retry.
+    #[error("stream {0} kept changing under concurrent writers; nothing was written, retry")]
     Contention(String),
     /// Files outside the log say it once held more events (issue 19 §3).
     #[error("{0}")]
@@ -99,6 +103,19 @@ pub enum PlatformError {
     AcceptLossMismatch { head: u64, to: u64 },
     #[error("nothing to accept: no file says the log held more than its {0} events")]
     NothingToAccept(u64),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error("fault injected after the registration step {0:?} (tests only)")]
+    Injected(RegistrationStep),
+}
+
+impl PlatformError {
+    /// A conflict with a concurrent writer: nothing was written, and the same
+    /// request may simply be sent again (web 409 `platform.conflict`, bus
+    /// `platform.conflict`).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, PlatformError::Contention(_))
+    }
 }
 
 /// Settings kept in `DATA/mebyo.json`, written once by `init`, checked at every
@@ -246,6 +263,10 @@ pub struct Platform {
     config: Config,
     settings: Settings,
     state: state::Caches,
+    /// Commands on one stream take turns in this process (issue 22 §9).
+    locks: state::StreamLocks,
+    pending: registration::Pending,
+    faults: Mutex<Option<registration::FaultHook>>,
     views: Mutex<Option<Arc<views::Views>>>,
     /// Reads refused because the id was never registered: counted, not recorded
     /// (`access_record`), so the noise is still visible to monitoring (P4.4).
@@ -483,7 +504,7 @@ impl Platform {
         if let Some(note) = rotation {
             record_rotation_recovery(&store, note, opts.clock.now_us()).await?;
         }
-        Ok(Platform {
+        let platform = Platform {
             dir,
             store,
             keys,
@@ -493,9 +514,15 @@ impl Platform {
             config,
             settings,
             state: state::Caches::default(),
+            locks: state::StreamLocks::default(),
+            pending: Default::default(),
+            faults: Mutex::new(None),
             views: Mutex::new(None),
             unknown_person_reads: std::sync::atomic::AtomicU64::new(0),
-        })
+        };
+        // With the ledger's lock held: no other process is registering anyone.
+        platform.recover_registrations().await?;
+        Ok(platform)
     }
 
     /// Starts the live read models (once; later calls return the same). Servers
@@ -704,6 +731,7 @@ impl Platform {
         let mut facts = self.actor_facts(actor).await?;
         facts.person = Some(self.person_state(person).await?);
         let stream = mebyo_domain::records::stream(person);
+        let _turn = self.locks.lock(&stream).await;
         for _ in 0..APPEND_ATTEMPTS_MAX {
             let (revision, state) = self.load_shared::<Records>(&stream).await?;
             let decided = facts.decide::<Records>(&state, &cmd, actor, &self.config, self.now());
@@ -755,67 +783,6 @@ impl Platform {
 
     // ---- services -----------------------------------------------------------------
 
-    /// Registers an individual: their keys, their identity in the vault (under their
-    /// identity DEK, P4.8(3)), then the `person.registered` event, which carries only
-    /// the vault reference and a blind index of the e-mail. The decision is taken
-    /// first, so a refusal creates no keys; if the append fails, the keys and vault
-    /// entry are destroyed again (nothing half-written).
-    pub async fn register_person(
-        &self,
-        actor: &Actor,
-        identity: &IdentityRecord,
-    ) -> Outcome<PersonId> {
-        let person = PersonId::new(self.new_id("p")).expect("generated ids are valid");
-        let email_index = match &identity.email {
-            Some(email) => {
-                let token = self
-                    .keys
-                    .with_store(|k| k.blind_index())?
-                    .index_email(email)?;
-                Some(BlindIndex::new(hex::encode(token.0)).expect("64 hex digits"))
-            }
-            None => None,
-        };
-        let cmd = PersonCommand::Register {
-            person: person.clone(),
-            identity: VaultRef::new(person.as_str()).expect("person ids are vault refs"),
-            email_index,
-        };
-        // Decide before creating anything.
-        let facts = self.actor_facts(actor).await?;
-        if let Err(r) =
-            facts.decide::<Person>(&Default::default(), &cmd, actor, &self.config, self.now())
-        {
-            return Ok(Err(r));
-        }
-        let pseudonym = Pseudonym::new(person.as_str())?;
-        let refs = self
-            .keys
-            .with_store(|k| self.with_rng(|rng| k.create_person_keys(&pseudonym, rng)))?;
-        let stored = (|| -> Result<(), PlatformError> {
-            let dek = self.keys.dek(&refs.identity.to_string())?;
-            self.vault.lock().put(&pseudonym, identity, &dek)?;
-            Ok(())
-        })();
-        let outcome = match stored {
-            Ok(()) => {
-                self.execute::<Person>(&person.stream(), actor, &cmd, &facts)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(Ok(_)) => Ok(Ok(person)),
-            other => {
-                // Undo: no orphaned keys or identity without a registration.
-                self.keys.forget(person.as_str());
-                let _ = self.vault.lock().erase(&pseudonym);
-                let _ = self.keys.with_store(|k| k.erase_person(&pseudonym));
-                other.map(|r| r.map(|_| person))
-            }
-        }
-    }
-
     /// A person's identity record, decrypted from the vault. Only for the person
     /// themselves or the office; callers check who asks.
     pub fn identity(&self, person: &PersonId) -> Result<Option<IdentityRecord>, PlatformError> {
@@ -830,22 +797,6 @@ impl Platform {
         };
         let dek = self.keys.dek(&refs.identity.to_string())?;
         Ok(Some(vault.get(&pseudonym, &dek)?))
-    }
-
-    /// Finds people by e-mail through the blind index, never the plaintext.
-    pub fn find_by_email(&self, email: &str) -> Result<Vec<PersonId>, PlatformError> {
-        // Text that is no e-mail address is nobody's, not a failure: a sign-in
-        // with it was a 500 (issue 22 §7).
-        if mebyo_crypto::normalize_email(email).is_err() {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .vault
-            .lock()
-            .find_by_email(email)?
-            .into_iter()
-            .filter_map(|p| PersonId::new(p.as_str()).ok())
-            .collect())
     }
 
     /// Reads refused since start because the person id was never registered.
@@ -1034,6 +985,7 @@ impl Platform {
         cmd: &D::Command,
         facts: &Facts,
     ) -> Outcome<Vec<D::Event>> {
+        let _turn = self.locks.lock(stream).await;
         for _ in 0..APPEND_ATTEMPTS_MAX {
             let (revision, state) = self
                 .fold_stream::<D>(stream, None, D::State::default())
@@ -1135,6 +1087,9 @@ impl Platform {
         cmd: &D::Command,
         facts: &Facts,
     ) -> Outcome<Vec<D::Event>> {
+        // Load, decide and append without another command of this process on the
+        // stream in between: the optimistic check is then only for other processes.
+        let _turn = self.locks.lock(stream).await;
         for _ in 0..APPEND_ATTEMPTS_MAX {
             // Shared, not copied: a person's record history can be large, and most
             // commands are refused or add one event.

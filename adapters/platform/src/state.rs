@@ -127,6 +127,62 @@ impl<S: Clone> Cache<S> {
     }
 }
 
+/// One async lock per stream, held by a command across load, decide and append,
+/// so that two commands on one stream in this process never race (issue 22 §9):
+/// 16 submissions for one person in flight used to exhaust their optimistic
+/// retries. The optimistic check at append stays, for writers in other processes.
+///
+/// Self-cleaning: an entry lives only while a command holds or awaits its lock,
+/// so the map is bounded by the commands in flight (which the servers bound), not
+/// by the streams ever touched. Uncontended, it costs one short map lock and one
+/// small allocation per command.
+#[derive(Default)]
+pub struct StreamLocks {
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Holds a stream's lock; releasing it removes the map entry if nobody waits.
+pub struct StreamGuard<'a> {
+    locks: &'a StreamLocks,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl StreamLocks {
+    /// Waits for the stream's lock (fair: waiters get it in arrival order).
+    pub async fn lock(&self, key: &str) -> StreamGuard<'_> {
+        let m = self.map.lock().entry(key.to_string()).or_default().clone();
+        let guard = m.lock_owned().await;
+        StreamGuard {
+            locks: self,
+            key: key.to_string(),
+            guard: Some(guard),
+        }
+    }
+
+    /// Streams with a lock held or awaited (for tests of the bound).
+    #[cfg(test)]
+    pub fn in_use(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.map.lock();
+        // The map's reference and our guard's: nobody else holds or awaits it. A
+        // newcomer must take the map lock first, so this check cannot race; the
+        // lock is released under the map lock, so two holders never overlap.
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 2)
+        {
+            map.remove(&self.key);
+        }
+        drop(self.guard.take());
+    }
+}
+
 #[derive(Default)]
 pub struct Caches {
     person: Cache<PersonState>,
@@ -163,6 +219,29 @@ cached!(Person => person, Provider => provider, Credential => credential, Staff 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_locks_exclude_per_stream_and_clean_up_after_themselves() {
+        let locks = Arc::new(StreamLocks::default());
+        // Holders inside, per stream: never more than one.
+        let inside: Arc<[std::sync::atomic::AtomicUsize; 2]> = Arc::new(Default::default());
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (locks, inside) = (locks.clone(), inside.clone());
+            tasks.push(tokio::spawn(async move {
+                let s = i % 2;
+                let _g = locks.lock(["records-a", "records-b"][s]).await;
+                let n = inside[s].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                assert_eq!(n, 0, "two holders of one stream's lock at once");
+                tokio::task::yield_now().await;
+                inside[s].fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(locks.in_use(), 0, "every entry goes with its last holder");
+    }
 
     #[test]
     fn the_cache_never_holds_more_than_its_capacity_and_keeps_the_newest() {

@@ -2,7 +2,9 @@
 //! and the policy clause it enforces, in JSON as
 //! `{"error":{"code":"consent.none","clause":"P4.6(2)","message":"…"}}` and in HTML
 //! as an error page with the same three fields. Failures of the machinery are a
-//! bare 500 with no detail: internal messages may name files or streams.
+//! bare 500 with no detail: internal messages may name files or streams. The one
+//! exception is a write that met a concurrent writer and was not made: 409
+//! `platform.conflict` with `Retry-After`, since the same request may be sent again.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -170,6 +172,17 @@ impl ApiError {
         };
         Self::new(status, code, clause, message)
     }
+    /// A write that met a concurrent writer and was not made (issue 22 §9): 409
+    /// with `Retry-After`, never a bare 500.
+    pub fn conflict() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "platform.conflict",
+            "P4.4",
+            "a concurrent change got there first; nothing was written; retry the same request",
+        )
+        .retry_after(1)
+    }
     pub fn unavailable(message: &str) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -215,6 +228,11 @@ impl From<Refusal> for ApiError {
 impl From<PlatformError> for ApiError {
     fn from(e: PlatformError) -> Self {
         // Platform errors carry pseudonymous ids and paths only, never personal data.
+        if e.is_conflict() {
+            // Nothing was written: say so, and that the same request may be sent again.
+            tracing::warn!(error = %e, "write conflict answered as retryable");
+            return Self::conflict();
+        }
         tracing::error!(error = %e, "platform failure");
         Self::internal()
     }

@@ -10,17 +10,16 @@ use axum::http::HeaderMap;
 use mebyo_crypto::{IdentityRecord, Zeroizing};
 use mebyo_domain::access::{AccessRequest, Outcome as AccessOutcome};
 use mebyo_domain::consent::{Period, Purpose};
-use mebyo_domain::credential::{CredentialCommand, Holder};
 use mebyo_domain::fhir::VitalKind;
 use mebyo_domain::person::PersonCommand;
 use mebyo_domain::records::{Origin, Party, RecordCommand, RecordEntry, Resource, Submission};
 use mebyo_domain::signin::source_group;
 use mebyo_domain::{
-    Actor, Category, Channel, ConsentId, CredentialId, Duration, PersonId, ProviderId, RecordId,
-    Role, StaffId, Timestamp,
+    Actor, Category, Channel, ConsentId, Duration, PersonId, ProviderId, RecordId, Role, StaffId,
+    Timestamp,
 };
 use mebyo_platform::auth::{AuthEntry, Subject};
-use mebyo_platform::world;
+use mebyo_platform::{SignUp, world};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -439,7 +438,9 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
         .hash(password)
         .await
         .map_err(|_| ApiError::invalid("P4.8(2)", "password not accepted"))?;
-    if !st.platform.find_by_email(email)?.is_empty() {
+    // Committed registrations only: a sign-up cut short must not lock its address
+    // out (issue 19 §1).
+    if st.platform.email_registered(email).await? {
         // The same answer as a registration (`SIGNUP_RECEIVED`): saying "taken"
         // would tell anyone which addresses are registered. The owner signs in as
         // before; someone else is told to check the details or ask the office.
@@ -453,34 +454,26 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
         phone,
         email: Some(email.to_string()),
     };
-    let person = outcome(
-        st.platform
-            .register_person(&Actor::Applicant, &identity)
-            .await,
-    )?;
-    let credential = CredentialId::new(st.platform.new_id("cred")).expect("valid id");
-    outcome(
-        st.platform
-            .credential(
-                &Actor::Staff { staff: office },
-                &credential,
-                CredentialCommand::Issue {
-                    credential: credential.clone(),
-                    holder: Holder::Individual {
-                        person: person.clone(),
-                    },
-                    replaces: None,
-                },
-            )
-            .await,
-    )?;
-    st.auth.set_password(
-        &Subject::Person(person.clone()),
-        &phc,
-        Some(credential),
-        now,
-    )?;
-    Ok(Some(person))
+    // Registration, connection information and password commit together, or
+    // nothing is left behind (`mebyo_platform::registration`).
+    let signed_up = st
+        .platform
+        .sign_up(
+            &st.auth,
+            SignUp {
+                identity: &identity,
+                office: &office,
+                password_phc: &phc,
+            },
+        )
+        .await?;
+    match signed_up {
+        Ok(s) => Ok(Some(s.person)),
+        // Taken after all (checked again under the address's lock): the same
+        // answer as above.
+        Err(r) if r.code == "person.email_taken" => Ok(None),
+        Err(r) => Err(r.into()),
+    }
 }
 
 // ---- policy (P7, P8) -----------------------------------------------------------------

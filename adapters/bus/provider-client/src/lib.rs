@@ -69,7 +69,7 @@ impl Answer {
     /// The answer is a transient failure of the platform: retry with the same key.
     pub fn retryable(&self) -> bool {
         self.error()
-            .is_some_and(|(c, _, _)| c == "platform.unavailable")
+            .is_some_and(|(c, _, _)| c == "platform.unavailable" || c == "platform.conflict")
     }
 }
 
