@@ -167,7 +167,13 @@ async fn a_snapshot_that_does_not_match_the_log_is_refused_and_the_log_replayed(
             assert_eq!(got, replayed(&root, &clock).await, "replayed instead");
         }
     };
-    check_refused("log holds").await;
+    // A snapshot that covers more events than the log holds is evidence that the
+    // log was cut back: the platform refuses to open at all, naming the file
+    // (issue 19 §3), rather than replaying over the loss.
+    match Platform::open(a.path(), opts(&clock, 5)).await {
+        Ok(_) => panic!("a snapshot past the log's end must refuse the open"),
+        Err(e) => assert!(e.to_string().contains("models.snap"), "{e}"),
+    }
 
     // a's own snapshot with a flipped byte: refused by the seal.
     let mut damaged = good_a.clone();

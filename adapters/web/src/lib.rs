@@ -336,7 +336,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     use axum::response::IntoResponse;
     if let Err(e) = metrics_allowed(&st, &headers) {
-        return e.into_response();
+        return *e;
     }
     let res = api::metrics(State(st.clone())).await;
     let Some(ops) = st.ops_health() else {
@@ -364,10 +364,10 @@ async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> 
 
 /// `/metrics` is for the monitoring system only (P4.4): it needs the configured
 /// bearer token, compared in constant time; without one configured it is off.
-fn metrics_allowed(st: &AppState, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+fn metrics_allowed(st: &AppState, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
     use axum::response::IntoResponse;
     let Some(want) = st.cfg.metrics_token.as_deref() else {
-        return Err(error::ApiError::not_found().into_response());
+        return Err(Box::new(error::ApiError::not_found().into_response()));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -386,7 +386,7 @@ fn metrics_allowed(st: &AppState, headers: &axum::http::HeaderMap) -> Result<(),
     .into_response();
     res.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Err(res)
+    Err(Box::new(res))
 }
 
 fn ops_registry(ops: &OpsHealth) -> prometheus_client::registry::Registry {

@@ -859,7 +859,9 @@ impl Cur<'_> {
 
 fn days_in(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -956,7 +958,7 @@ pub(super) fn is_id(s: &str) -> bool {
 pub(super) fn is_base64(s: &str) -> bool {
     let chars: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     !chars.is_empty()
-        && chars.len() % 4 == 0
+        && chars.len().is_multiple_of(4)
         && chars
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
