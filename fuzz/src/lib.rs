@@ -21,9 +21,12 @@ mod targets;
 
 pub use targets::*;
 
+/// A fuzz target: takes any bytes, panics only on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target by name: the name of its `fuzz_targets/` binary and of its
 /// `seeds/` and `corpus/` folders.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("jahis", jahis),
     ("fhir", fhir),
     ("bus_request", bus_request),
