@@ -247,7 +247,8 @@ async fn api_framework_refusals_are_shaped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p2_1_a_long_multibyte_email_is_counted_in_characters() {
     let env = start().await;
-    let email = |n: usize| format!("{}@例え.jp", "め".repeat(n - 5));
+    // `@例え.jp` is six characters.
+    let email = |n: usize| format!("{}@例え.jp", "め".repeat(n - 6));
     let signup = |email: String| {
         env.http.post(env.url("/api/v1/signup")).json(&json!({
             "name": "山田 花子", "address": "神奈川県横浜市中区日本大通1",
