@@ -287,12 +287,19 @@ fn every_kind_of_tampering_is_caught_and_named_by_position() {
     // no one signed them, which a verifier that requires a signed head reports.
     let mut frames = fx.frames.clone();
     let mut last = decode(&frames[n - 1]).1.hash;
+    // The newest event that is no checkpoint (the verifier reads a checkpoint's
+    // payload as a signed note); only checkpoints follow it, so it is its stream's
+    // newest too, and the forged events continue that stream.
+    let (t, tip) = (0..n)
+        .rev()
+        .map(|t| (t, decode(&frames[t]).1))
+        .find(|(_, e)| e.stream_id != "ledger-checkpoints")
+        .expect("the fixture has events outside the checkpoint stream");
     for i in 0..3u64 {
-        // Same stream as the last event, next revision, linked to the stream's
-        // previous event (the verifier checks that link too); time does not go back.
-        let (_, mut e) = decode(&frames[n - 1]);
-        let (_, tip) = decode(&frames[n - 1]);
-        let pis = n as u64 - 1 + i;
+        // Next revision, linked to the stream's previous event (the verifier
+        // checks that link too); time does not go back.
+        let mut e = tip.clone();
+        let pis = if i == 0 { t as u64 } else { n as u64 + i - 1 };
         e.position = n as u64 + i;
         e.stream_revision = tip.stream_revision + 1 + i;
         e.recorded_at_us = decode(&frames[n - 1]).1.recorded_at_us;
@@ -322,8 +329,15 @@ fn every_kind_of_tampering_is_caught_and_named_by_position() {
     broken(&fx, &["--require-signed-head"], "extend", n, "UnsignedTail");
 
     // A forged checkpoint over the forged tail, signed with another key.
+    // It continues the checkpoint stream from its newest event, linked to it (the
+    // verifier checks the stream link before the signature).
     let mut frames = fx.frames.clone();
-    let (pis, mut e) = decode(&frames[fx.p2]);
+    let (c, mut e) = (0..n)
+        .rev()
+        .map(|c| (c, decode(&frames[c]).1))
+        .find(|(_, e)| e.stream_id == "ledger-checkpoints")
+        .expect("the fixture signed checkpoints");
+    let pis = c as u64;
     e.position = n as u64;
     e.stream_revision += 1;
     e.prev_hash = decode(&frames[n - 1]).1.hash;
