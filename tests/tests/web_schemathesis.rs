@@ -76,6 +76,16 @@ async fn individual_token(http: &reqwest::Client, url: &str) -> String {
     token
 }
 
+/// The FAILURES section of a report (up to its SUMMARY), at most a few thousand
+/// characters: what a reader of a failed CI run needs first.
+fn findings(report: &str) -> String {
+    let from = report.find("FAILURES").unwrap_or(0);
+    let to = report[from..]
+        .find("SUMMARY")
+        .map_or(report.len(), |i| from + i);
+    report[from..to].chars().take(4000).collect()
+}
+
 /// One Schemathesis run over the operations `filter` selects; its report is the
 /// failure message.
 fn run(url: &str, cert: &std::path::Path, token: &str, filter: &[&str], seed: u64) {
@@ -97,10 +107,12 @@ fn run(url: &str, cert: &std::path::Path, token: &str, filter: &[&str], seed: u6
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{report}");
+    // CI shows the end of a failure's output: the findings go last, and short.
     assert!(
         out.status.success(),
         "schemathesis found the document and the server disagreeing \
-         (replay with MEBYO_TEST_SEED={seed}):\n{report}"
+         (replay with MEBYO_TEST_SEED={seed}):\n{report}\n---- the findings ----\n{}",
+        findings(&report)
     );
 }
 
