@@ -23,6 +23,7 @@
 //! | [`records`] | `records-<person id>` | health records with provenance and corrections (P2(1), P4.5(3), P5.1) |
 //! | [`fhir`] | — | FHIR R4 validation of the resources records accept |
 //! | [`access`] | `access-<person id>` | the read decision and its `access.recorded` event (P4.6(2)); no record for a never-registered id |
+//! | [`duty`] | — | staff duties taken on demand, and who may take them: backup, restore drill (P4.10, P3.4) |
 //! | [`signin`] | — (memory of the web face) | sign-in attempts: reserved before hashing, locks per account and source, limits per account (P4.8(2), P4.4(1)) |
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod access;
 pub mod actor;
 pub mod consent;
 pub mod credential;
+pub mod duty;
 pub mod fhir;
 pub mod ids;
 pub mod person;

@@ -12,7 +12,7 @@ pub const KNOWN_CLAUSES: &[&str] = &[
     // The operational half of the policy, cited by `mebyo-operations`: one
     // catalogue of the policy, whichever crate enforces a clause.
     "P4.3", "P4.4(1)", "P4.4(2)", "P4.4(3)", "P4.5(1)", "P4.5(2)", "P4.7(1)", "P4.7(2)", "P4.9(1)",
-    "P4.9(2)", "P4.9(3)", "P4.14(1)", "P4.14(2)", "P4.14(3)", "P4.14(4)", "P4.14(5)",
+    "P4.9(2)", "P4.9(3)", "P4.10", "P4.14(1)", "P4.14(2)", "P4.14(3)", "P4.14(4)", "P4.14(5)",
 ];
 
 /// Why a command or an access was refused: a stable code, the clause, and a message.

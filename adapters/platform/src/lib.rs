@@ -14,8 +14,10 @@
 pub mod auth;
 pub mod codec;
 pub mod dirs;
+pub mod duties;
 pub mod keyring;
 pub mod loss;
+pub mod receipt;
 pub mod registration;
 pub mod snapshot;
 mod state;
@@ -675,6 +677,18 @@ impl Platform {
                 facts.replaced = Some(self.credential_state(old).await?);
             }
         }
+        if let CredentialCommand::Revoke { .. } = &cmd {
+            // P4.13(2): improper handling needs the guidance on the holder's record.
+            match self.credential_state(credential).await?.holder.clone() {
+                Some(mebyo_domain::credential::Holder::Provider { provider, .. }) => {
+                    facts.provider = Some(self.provider_state(&provider).await?)
+                }
+                Some(mebyo_domain::credential::Holder::Individual { person }) => {
+                    facts.person = Some(self.person_state(&person).await?)
+                }
+                None => {}
+            }
+        }
         self.execute::<Credential>(&credential.stream(), actor, &cmd, &facts)
             .await
     }
@@ -945,7 +959,8 @@ impl Platform {
             "rewrapped_deks": report.rewrapped_deks,
             "at": self.now().0,
         });
-        self.store
+        let out = self
+            .store
             .append(
                 "ops-keys",
                 ExpectedRevision::Any,
@@ -957,6 +972,7 @@ impl Platform {
                 )],
             )
             .await?;
+        receipt::note(&out, 1);
         Ok(report)
     }
 
@@ -969,9 +985,11 @@ impl Platform {
     ) -> Result<(), PlatformError> {
         let id = self.id128();
         let ev = to_new_event(event, actor, stream, &self.keys, id, id)?;
-        self.store
+        let out = self
+            .store
             .append(stream, ExpectedRevision::Any, vec![ev])
             .await?;
+        receipt::note(&out, 1);
         Ok(())
     }
 
@@ -1033,7 +1051,10 @@ impl Platform {
         }
         let expected = revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
         match self.store.append(stream, expected, new).await {
-            Ok(out) => Ok(Attempt::Decided(Ok(events), Some(out.last_revision))),
+            Ok(out) => {
+                receipt::note(&out, events.len());
+                Ok(Attempt::Decided(Ok(events), Some(out.last_revision)))
+            }
             Err(mebyo_store::AppendError::WrongExpectedRevision { .. }) => Ok(Attempt::Conflict),
             Err(e) => Err(e.into()),
         }

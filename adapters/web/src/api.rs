@@ -572,6 +572,14 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         read_person,
         ops_summary,
         incident_report,
+        crate::ops_api::report_incident,
+        crate::ops_api::incident_step,
+        crate::ops_api::incident_rotation,
+        crate::ops_api::incident_escalation,
+        crate::ops_api::incident_close,
+        crate::ops_api::revoke_credential,
+        crate::ops_api::run_backup,
+        crate::ops_api::run_drill,
         livez,
         readyz,
         openapi
@@ -609,6 +617,13 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         svc::BackupsView,
         svc::IncidentLine,
         svc::IncidentsView,
+        crate::ops_api::Recorded,
+        crate::ops_api::RevokeInput,
+        crate::ops_api::BackupInput,
+        crate::ops_api::IncidentInput,
+        crate::ops_api::StepInput,
+        crate::ops_api::RotationInput,
+        crate::ops_api::EscalationInput,
         Health
     ))
 )]

@@ -18,6 +18,7 @@ pub mod api;
 pub mod error;
 pub mod guard;
 pub mod openapi;
+pub mod ops_api;
 pub mod pages;
 pub mod panics;
 pub mod session;
@@ -488,6 +489,29 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/persons/{person}/records", get(api::read_person))
         .route("/api/v1/ops/summary", get(api::ops_summary))
         .route("/api/v1/ops/incidents/{id}", get(api::incident_report))
+        .route("/api/v1/ops/incidents", post(ops_api::report_incident))
+        .route(
+            "/api/v1/ops/incidents/{id}/steps",
+            post(ops_api::incident_step),
+        )
+        .route(
+            "/api/v1/ops/incidents/{id}/rotations",
+            post(ops_api::incident_rotation),
+        )
+        .route(
+            "/api/v1/ops/incidents/{id}/escalations",
+            post(ops_api::incident_escalation),
+        )
+        .route(
+            "/api/v1/ops/incidents/{id}/close",
+            post(ops_api::incident_close),
+        )
+        .route(
+            "/api/v1/ops/credentials/{credential}/revoke",
+            post(ops_api::revoke_credential),
+        )
+        .route("/api/v1/ops/backups", post(ops_api::run_backup))
+        .route("/api/v1/ops/backups/drill", post(ops_api::run_drill))
         .merge(pages::routes())
 }
 
