@@ -32,7 +32,7 @@ pub struct GrantArgs {
     /// Staff id of the business administrator granting it.
     #[arg(long)]
     pub by: String,
-    /// How many days the grant lasts.
+    /// How many days the grant lasts (1 to 365, `audit_grant::DAYS`).
     #[arg(long, default_value_t = 30)]
     pub days: i64,
 }
