@@ -24,11 +24,13 @@
 //! | [`fhir`] | — | FHIR R4 validation of the resources records accept |
 //! | [`access`] | `access-<person id>` | the read decision and its `access.recorded` event (P4.6(2)); no record for a never-registered id |
 //! | [`duty`] | — | staff duties taken on demand, and who may take them: backup, restore drill (P4.10, P3.4) |
+//! | [`audit_grant`] | `audit-grants` | auditor key grants: given only by the business administrator with current training to a current auditor, for 1..=365 days, and checked again at every use (P3.1(1), P3.4, P4.6(2)) |
 //! | [`signin`] | — (memory of the web face) | sign-in attempts: reserved before hashing, locks per account and source, limits per account (P4.8(2), P4.4(1)) |
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod actor;
+pub mod audit_grant;
 pub mod consent;
 pub mod credential;
 pub mod duty;

@@ -10,16 +10,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use mebyo_domain::staff::Role;
-use mebyo_domain::{AccessEvent, StaffId, Timestamp};
+use mebyo_domain::audit_grant::{self, KeyGrant};
+use mebyo_domain::{AccessEvent, Refusal, StaffId, Timestamp};
 use mebyo_platform::codec;
 use mebyo_platform::{Options, Platform};
 use mebyo_projections::{AnyEvent, Applied, ReadModels};
-use mebyo_store::{Actor, EventStore, ExpectedRevision, NewEvent};
-use serde::{Deserialize, Serialize};
+use mebyo_store::{Actor, EventStore, ExpectedRevision, NewEvent, RecordedEvent};
+use serde::Serialize;
 
 /// Grants live in their own stream; uses of a grant in another.
-pub const GRANTS_STREAM: &str = "audit-grants";
+pub const GRANTS_STREAM: &str = audit_grant::STREAM;
 pub const USES_STREAM: &str = "audit-key-uses";
 
 #[derive(clap::Args)]
@@ -32,7 +32,7 @@ pub struct GrantArgs {
     /// Staff id of the business administrator granting it.
     #[arg(long)]
     pub by: String,
-    /// How many days the grant lasts.
+    /// How many days the grant lasts (1 to 365, `audit_grant::DAYS`).
     #[arg(long, default_value_t = 30)]
     pub days: i64,
 }
@@ -76,15 +76,6 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Grant {
-    pub auditor: String,
-    pub by: String,
-    pub scope: String,
-    pub from_us: i64,
-    pub until_us: i64,
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     crate::paths::runtime()
 }
@@ -96,61 +87,37 @@ async fn open(data: &std::path::Path) -> anyhow::Result<Platform> {
 }
 
 /// `mebyo audit grant`: the business administrator grants an auditor decryption
-/// for a period. Refused unless `by` is the business administrator with current
-/// training (P3.4) and `auditor` holds the Auditor role.
+/// for a period. The domain decides (`mebyo_domain::audit_grant::decide`: only the
+/// business administrator with current training, only to a current auditor, 1 to
+/// 365 days); this records its answer, a refusal too.
 pub fn grant(a: GrantArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let p = open(&a.data).await?;
-        let now = p.now();
-        let by = p.staff_state(&StaffId::new(&a.by)?).await?;
-        let auditor = p.staff_state(&StaffId::new(&a.auditor)?).await?;
-        let refusal =
-            if !by.roles.contains(&Role::BusinessAdministrator) || !by.training_current(now) {
-                Some((
-                    "P3.4",
-                    format!(
-                        "{} is not the business administrator with current privacy training",
-                        a.by
-                    ),
-                ))
-            } else if !auditor.roles.contains(&Role::Auditor) {
-                Some((
-                    "P4.6(2)",
-                    format!("{} does not hold the Auditor role", a.auditor),
-                ))
-            } else {
-                None
-            };
-        if let Some((clause, why)) = refusal {
-            // A refused attempt is evidence too: it is recorded before the answer.
-            let body = serde_json::json!({
-                "auditor": a.auditor, "by": a.by, "days": a.days,
-                "clause": clause, "reason": why, "at_us": now.0,
-            });
-            record(&p, GRANTS_STREAM, GRANT_REFUSED, &a.by, &body).await?;
-            eprintln!("refused ({clause}): {why} (the refusal is recorded in {GRANTS_STREAM})");
-            return Ok(ExitCode::from(1));
-        }
-        let g = Grant {
-            auditor: a.auditor.clone(),
-            by: a.by.clone(),
-            scope: "decrypt".into(),
-            from_us: now.0,
-            until_us: now.0 + mebyo_domain::Duration::days(a.days).0,
+        let cmd = audit_grant::Grant {
+            auditor: StaffId::new(&a.auditor)?,
+            by: StaffId::new(&a.by)?,
+            days: a.days,
+            at: p.now(),
         };
-        let id = p.with_rng(rand::Rng::random::<[u8; 16]>);
-        p.store()
-            .append(
-                GRANTS_STREAM,
-                ExpectedRevision::Any,
-                vec![NewEvent::plain(
-                    GRANTED,
-                    Actor::new("staff", &a.by),
-                    id,
-                    serde_json::to_vec(&g)?,
-                )],
-            )
-            .await?;
+        let by = p.staff_state(&cmd.by).await?;
+        let auditor = p.staff_state(&cmd.auditor).await?;
+        // Appended at the revision read, so two grants never pass each other unseen.
+        let expected = revision(&read_whole(&p, GRANTS_STREAM).await?);
+        let g = match audit_grant::decide(&by, &auditor, &cmd) {
+            Ok(g) => g,
+            Err(r) => {
+                // A refused attempt is evidence too: it is recorded before the answer.
+                let body = serde_json::json!({
+                    "auditor": a.auditor, "by": a.by, "days": a.days, "at_us": cmd.at.0,
+                    "clause": r.clause, "code": r.code, "reason": r.message,
+                });
+                record(&p, GRANTS_STREAM, expected, GRANT_REFUSED, &a.by, &body).await?;
+                eprintln!("{r} (the refusal is recorded in {GRANTS_STREAM})");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let body = serde_json::to_value(&g)?;
+        record(&p, GRANTS_STREAM, expected, GRANTED, &a.by, &body).await?;
         println!(
             "granted {} decryption for {} days (recorded in {GRANTS_STREAM})",
             a.auditor, a.days
@@ -170,6 +137,7 @@ pub const USE_REFUSED: &str = "audit.key_use_refused";
 async fn record(
     p: &Platform,
     stream: &str,
+    expected: ExpectedRevision,
     event_type: &str,
     staff: &str,
     body: &serde_json::Value,
@@ -178,7 +146,7 @@ async fn record(
     p.store()
         .append(
             stream,
-            ExpectedRevision::Any,
+            expected,
             vec![NewEvent::plain(
                 event_type,
                 Actor::new("staff", staff),
@@ -190,36 +158,97 @@ async fn record(
     Ok(())
 }
 
-/// Checks the auditor holds a current grant, and records this use of it; a use
-/// refused for want of one is recorded too (P4.6(2)), before the refusal is told.
-async fn use_grant(p: &Platform, auditor: &str, purpose: &str) -> anyhow::Result<bool> {
-    StaffId::new(auditor)?;
-    let now = p.now().0;
-    let grants = p.store().read_stream(GRANTS_STREAM, 0, 100_000).await?;
-    let current = grants
-        .iter()
-        .filter(|e| e.event_type == GRANTED)
-        .filter_map(|e| serde_json::from_slice::<Grant>(&e.payload).ok())
-        .any(|g| g.auditor == auditor && g.from_us <= now && now < g.until_us);
-    let (event_type, body) = if current {
-        (
-            USED,
-            serde_json::json!({ "auditor": auditor, "purpose": purpose, "at_us": now }),
-        )
-    } else {
-        let body = serde_json::json!({
-            "auditor": auditor, "purpose": purpose, "at_us": now,
-            "clause": "P4.6(2)", "reason": "no current auditor key grant",
-        });
-        (USE_REFUSED, body)
-    };
-    record(p, USES_STREAM, event_type, auditor, &body).await?;
-    Ok(current)
+/// Every event of one stream, in order.
+async fn read_whole(p: &Platform, stream: &str) -> anyhow::Result<Vec<RecordedEvent>> {
+    let mut all: Vec<RecordedEvent> = Vec::new();
+    loop {
+        let from = all.last().map_or(0, |e| e.stream_revision + 1);
+        let page = p.store().read_stream(stream, from, 4096).await?;
+        if page.is_empty() {
+            return Ok(all);
+        }
+        all.extend(page);
+    }
 }
 
-fn no_grant(auditor: &str) -> ExitCode {
+/// The revision a stream read as `events` must still be at.
+fn revision(events: &[RecordedEvent]) -> ExpectedRevision {
+    events.last().map_or(ExpectedRevision::NoStream, |e| {
+        ExpectedRevision::Exact(e.stream_revision)
+    })
+}
+
+/// Whether `user` may decrypt now: every grant in the ledger naming them is
+/// checked by the domain (`audit_grant::honoured`) against its grantor as they
+/// stood where it was recorded and against `user` now, so one appended by
+/// anything but `mebyo audit grant` is not honoured for being there.
+async fn verdict(
+    p: &Platform,
+    user: &StaffId,
+    now: Timestamp,
+) -> anyhow::Result<Result<(), Refusal>> {
+    let grantee = p.staff_state(user).await?;
+    let mut verdicts = Vec::new();
+    for env in read_whole(p, GRANTS_STREAM).await? {
+        if env.event_type != GRANTED {
+            continue;
+        }
+        // A payload that does not parse names nobody and grants nothing.
+        let Ok(g) = serde_json::from_slice::<KeyGrant>(&env.payload) else {
+            continue;
+        };
+        if g.auditor != *user {
+            continue;
+        }
+        let grantor = p.staff_state_before(&g.by, env.position).await?;
+        let given_at = Timestamp(env.recorded_at_us);
+        verdicts.push(audit_grant::honoured(
+            &g, given_at, &grantor, &grantee, user, now,
+        ));
+    }
+    Ok(audit_grant::first_honoured(verdicts))
+}
+
+/// Checks the auditor holds a grant honoured now, and records this use of it; a
+/// use refused is recorded too, with the clause and reason, before the refusal is
+/// told (P4.6(2)).
+async fn use_grant(
+    p: &Platform,
+    auditor: &str,
+    purpose: &str,
+) -> anyhow::Result<Result<(), Refusal>> {
+    let user = StaffId::new(auditor)?;
+    let now = p.now();
+    let verdict = verdict(p, &user, now).await?;
+    let (event_type, body) = match &verdict {
+        Ok(()) => (
+            USED,
+            serde_json::json!({ "auditor": auditor, "purpose": purpose, "at_us": now.0 }),
+        ),
+        Err(r) => (
+            USE_REFUSED,
+            serde_json::json!({
+                "auditor": auditor, "purpose": purpose, "at_us": now.0,
+                "clause": r.clause, "code": r.code, "reason": r.message,
+            }),
+        ),
+    };
+    // Uses are evidence, never contended: any revision.
+    record(
+        p,
+        USES_STREAM,
+        ExpectedRevision::Any,
+        event_type,
+        auditor,
+        &body,
+    )
+    .await?;
+    Ok(verdict)
+}
+
+fn no_grant(auditor: &str, r: &Refusal) -> ExitCode {
     eprintln!(
-        "refused (P4.6(2)): {auditor} holds no current auditor key grant; decrypting needs one (`mebyo audit grant`). Verification needs none: `mebyo audit verify`. The refused attempt is recorded in {USES_STREAM}"
+        "{r}: {auditor} holds no auditor key grant honoured now; decrypting needs one (`mebyo audit grant`). Verification needs none: `mebyo audit verify`. The refused attempt is recorded in {USES_STREAM}"
     );
     ExitCode::from(1)
 }
@@ -300,8 +329,8 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
                 )
             }
         };
-        if !use_grant(&p, &a.who.auditor, &format!("replay as of {}", a.as_of)).await? {
-            return Ok(no_grant(&a.who.auditor));
+        if let Err(r) = use_grant(&p, &a.who.auditor, &format!("replay as of {}", a.as_of)).await? {
+            return Ok(no_grant(&a.who.auditor, &r));
         }
         let (models, last_us) = replay_models(&p, count).await?;
         // As of a position: evaluate expiries at the time of its last event.
@@ -341,8 +370,8 @@ pub fn disclosures(a: DisclosuresArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let p = open(&a.who.data).await?;
         let person = mebyo_domain::PersonId::new(&a.person)?;
-        if !use_grant(&p, &a.who.auditor, &format!("disclosures of {person}")).await? {
-            return Ok(no_grant(&a.who.auditor));
+        if let Err(r) = use_grant(&p, &a.who.auditor, &format!("disclosures of {person}")).await? {
+            return Ok(no_grant(&a.who.auditor, &r));
         }
         let events = p
             .store()
@@ -394,8 +423,8 @@ pub fn disclosures(a: DisclosuresArgs) -> anyhow::Result<ExitCode> {
 pub fn export_fhir(a: ExportArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let p = open(&a.who.data).await?;
-        if !use_grant(&p, &a.who.auditor, "FHIR AuditEvent export").await? {
-            return Ok(no_grant(&a.who.auditor));
+        if let Err(r) = use_grant(&p, &a.who.auditor, "FHIR AuditEvent export").await? {
+            return Ok(no_grant(&a.who.auditor, &r));
         }
         let source = mebyo_audit::fhir::Platform {
             name: "mebyo".into(),

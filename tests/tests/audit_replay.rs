@@ -170,9 +170,12 @@ async fn replay_equals_live_projections_and_decryption_needs_a_grant() {
             .collect();
         assert_eq!(refused.len(), 2, "{refused:?}");
         assert_eq!(refused[0]["by"], "om-0001");
-        assert_eq!(refused[0]["clause"], "P3.4");
+        // The operations manager is not the business administrator (P3.1(1)).
+        assert_eq!(refused[0]["clause"], "P3.1(1)");
+        assert_eq!(refused[0]["code"], "audit_grant.not_business_administrator");
         assert_eq!(refused[1]["auditor"], "office-0001");
         assert_eq!(refused[1]["clause"], "P4.6(2)");
+        assert_eq!(refused[1]["code"], "audit_grant.not_auditor");
         let uses = store.read_stream("audit-key-uses", 0, 100).await.unwrap();
         let types: Vec<&str> = uses.iter().map(|e| e.event_type.as_str()).collect();
         assert_eq!(

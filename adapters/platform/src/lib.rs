@@ -1218,6 +1218,31 @@ impl Platform {
     ) -> Result<Arc<mebyo_domain::StaffState>, PlatformError> {
         self.shared::<Staff>(&staff.stream()).await
     }
+    /// A staff member's record as it stood before global position `position`: what
+    /// an act recorded there was decided against (an auditor key grant is checked
+    /// at each use against its grantor then, not now). Not cached: rarely asked.
+    pub async fn staff_state_before(
+        &self,
+        staff: &StaffId,
+        position: u64,
+    ) -> Result<mebyo_domain::StaffState, PlatformError> {
+        let stream = staff.stream();
+        let (mut state, mut from) = (mebyo_domain::StaffState::default(), 0);
+        loop {
+            let page = self.store.read_stream(&stream, from, 512).await?;
+            let Some(last) = page.last() else { break };
+            from = last.stream_revision + 1;
+            for env in page.iter().take_while(|e| e.position < position) {
+                if let codec::Decoded::Event(e) = codec::decode(env, &self.keys)? {
+                    state = mebyo_domain::staff::evolve(state, &e);
+                }
+            }
+            if last.position >= position {
+                break;
+            }
+        }
+        Ok(state)
+    }
     pub async fn records_state(
         &self,
         person: &PersonId,

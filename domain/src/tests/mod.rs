@@ -1,6 +1,7 @@
 //! Scenario tests, one file per decider, the authorization matrix and properties.
 
 mod access;
+mod audit_grant;
 mod credential;
 mod fhir;
 mod matrix;
@@ -17,6 +18,7 @@ mod staff;
 fn every_cited_clause_is_in_the_catalogue() {
     let sources = [
         include_str!("../access.rs"),
+        include_str!("../audit_grant.rs"),
         include_str!("../consent.rs"),
         include_str!("../credential.rs"),
         include_str!("../fhir.rs"),
@@ -27,6 +29,7 @@ fn every_cited_clause_is_in_the_catalogue() {
         include_str!("../records.rs"),
         include_str!("../staff.rs"),
         include_str!("access.rs"),
+        include_str!("audit_grant.rs"),
         include_str!("credential.rs"),
         include_str!("fhir.rs"),
         include_str!("matrix.rs"),
