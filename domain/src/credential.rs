@@ -213,6 +213,12 @@ impl Decider for Credential {
     }
 }
 
+/// Whether a holder of `role` revokes connection information: the prefecture
+/// only (P4.13). The decider and the dashboard's forms both ask this.
+pub fn revokes(role: Role) -> bool {
+    role == Role::Prefecture
+}
+
 /// The actor is the credential's holder (any credential of theirs, or none: a lost
 /// one cannot be presented).
 fn is_holder(actor: &Actor, holder: &Holder) -> bool {
@@ -372,7 +378,7 @@ pub fn decide(
         CredentialCommand::Revoke { reason } => {
             let by = privileged(
                 ctx,
-                |r| r == Role::Prefecture,
+                revokes,
                 reason.clause(),
                 "only the prefecture revokes connection information",
             )?;

@@ -19,6 +19,7 @@ pub mod error;
 pub mod guard;
 pub mod openapi;
 pub mod ops_api;
+pub mod ops_pages;
 pub mod pages;
 pub mod panics;
 pub mod session;

@@ -88,7 +88,7 @@ fn enum_key<T: serde::Serialize>(v: T) -> String {
 }
 
 /// Display time: `2025-01-02 09:30` (JST).
-fn jst(rfc3339: &str) -> String {
+pub(crate) fn jst(rfc3339: &str) -> String {
     rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
 }
 
@@ -171,7 +171,7 @@ fn html_response(status: StatusCode, m: Markup) -> Response {
 }
 
 /// A page for a signed-in user: the layout with their menu and sign-out form.
-fn signed_page(l: Lang, a: &Authed, title: &str, back: &str, body: Markup) -> Response {
+pub(crate) fn signed_page(l: Lang, a: &Authed, title: &str, back: &str, body: Markup) -> Response {
     let nav = Nav {
         csrf: &a.session.csrf,
         principal: &a.session.principal,
@@ -236,7 +236,7 @@ impl IntoResponse for PageError {
     }
 }
 
-trait PageCtx<T> {
+pub(crate) trait PageCtx<T> {
     fn page(self, lang: Lang, back: &'static str) -> Result<T, PageError>;
 }
 
@@ -246,7 +246,7 @@ impl<T> PageCtx<T> for Result<T, ApiError> {
     }
 }
 
-type PageResult = Result<Response, PageError>;
+pub(crate) type PageResult = Result<Response, PageError>;
 
 pub fn not_found(req: &Request) -> Response {
     let l = Lang::from_headers(req.headers());
@@ -259,12 +259,12 @@ pub fn not_found(req: &Request) -> Response {
 }
 
 /// The form fields of a urlencoded body; repeated names (checkboxes) kept.
-fn fields(body: &Bytes) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn fields(body: &Bytes) -> Result<Vec<(String, String)>, ApiError> {
     serde_urlencoded::from_bytes(body)
         .map_err(|_| ApiError::invalid("P4.5(1)(2)", "the form could not be read"))
 }
 
-fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
     f.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
@@ -345,7 +345,11 @@ fn with_cookie(mut r: Response, cookie: Option<HeaderValue>) -> Response {
 }
 
 /// Checks the CSRF field of a posted form against the cookie session.
-fn posted(st: &AppState, headers: &HeaderMap, f: &[(String, String)]) -> Result<Authed, ApiError> {
+pub(crate) fn posted(
+    st: &AppState,
+    headers: &HeaderMap,
+    f: &[(String, String)],
+) -> Result<Authed, ApiError> {
     let a = svc::session(st, headers)?;
     svc::check_csrf(&a, Some(field(f, "csrf")))?;
     Ok(a)
@@ -1194,6 +1198,8 @@ async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> PageResult
         by_hour.into_iter().collect()
     };
     let none = l.t("記録なし", "none recorded");
+    let forms = crate::ops_pages::forms(&st, &a);
+    let csrf = a.session.csrf.as_str();
     let body = html! {
         p { (l.t("集計のみを表示し、健康情報は表示しません（第4.6条(2)）。", "Aggregates only; no health content is shown (clause 4.6(2)).")) " "
             (l.t("表示内容は役割によります（第3.1条）。", "What is shown depends on your role (clause 3.1).")) " "
@@ -1294,6 +1300,7 @@ async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> PageResult
                         " · " (l.t("期限切れ: ", "Expired: ")) (expired.len())
                         " · " (l.t("取消: ", "Revoked: ")) (revoked) }
                     ul { @for c in near.iter().take(20) { li { code { (c.credential) } " " (c.holder) " → " (jst(&c.expires_at)) } } }
+                    @if forms.revoke { (crate::ops_pages::revoke_form(l, csrf)) }
                 }
             }
             @if let Some(b) = &s.backups {
@@ -1320,6 +1327,7 @@ async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> PageResult
                         dt { (l.t("鍵エポック更新", "Epoch rotation")) }
                         dd { (b.last_epoch_rotation.as_deref().map(jst).unwrap_or_else(|| none.to_string())) }
                     }
+                    @if forms.backup { (crate::ops_pages::backup_form(l, csrf)) }
                 }
             }
             @if let Some(i) = &s.incidents {
@@ -1339,6 +1347,7 @@ async fn dashboard(State(st): State<AppState>, headers: HeaderMap) -> PageResult
                         h3 { (l.t("最近終了したもの", "Recently closed")) }
                         ul { @for x in &i.recently_closed { li { a href=(x.report_url) { code { (x.incident) } } " " (x.kind) " · " (jst(&x.reported_at)) } } }
                     }
+                    @if forms.incidents { (crate::ops_pages::report_form(l, csrf)) }
                 }
             }
             @if let Some(due) = &s.staff_training_due {
@@ -1380,6 +1389,13 @@ async fn incident_page(
     let l = Lang::from_headers(&headers);
     let a = svc::signed_in(&st, &headers).page(l, "/ops")?;
     let r = svc::incident_report(&st, &a, &id).await.page(l, "/ops")?;
+    let missing: Vec<String> = r
+        .compliance
+        .iter()
+        .filter(|c| c.status == mebyo_operations::report::StepStatus::Missing)
+        .map(|c| c.step.to_string())
+        .collect();
+    let can_act = r.closed_at.is_none() && crate::ops_pages::forms(&st, &a).incidents;
     let body = html! {
         p { a href="/ops" { (l.t("ダッシュボードへ戻る", "Back to the dashboard")) } }
         p #incident-status { (r.title) " · " (l.t("根拠条項 ", "clause ")) code { (r.clause) } " · "
@@ -1443,6 +1459,12 @@ async fn incident_page(
                 }
             }
         }
+        @if can_act {
+            section.card aria-labelledby="act-h" {
+                h2 id="act-h" { (l.t("対応を記録する", "Record the response")) }
+                (crate::ops_pages::incident_forms(l, &a.session.csrf, &r.incident, &missing))
+            }
+        }
         section.card aria-labelledby="tl-h" {
             h2 id="tl-h" { (l.t("経過", "Timeline")) }
             ol #timeline { @for t in &r.timeline { li { (jst(&t.at)) " · " (t.what) @if let Some(b) = &t.by { " · " (b) } " · " code { (t.clause) } } } }
@@ -1472,6 +1494,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ops", get(dashboard))
         .route("/account/password", get(password_page).post(password_post))
         .route("/ops/incidents/{id}", get(incident_page))
+        .merge(crate::ops_pages::routes())
 }
 
 #[cfg(test)]
