@@ -25,6 +25,7 @@
 //! | [`access`] | `access-<person id>` | the read decision and its `access.recorded` event (P4.6(2)); no record for a never-registered id |
 //! | [`duty`] | — | staff duties taken on demand, and who may take them: backup, restore drill (P4.10, P3.4) |
 //! | [`audit_grant`] | `audit-grants` | auditor key grants: given only by the business administrator with current training to a current auditor, for 1..=365 days, and checked again at every use (P3.1(1), P3.4, P4.6(2)) |
+//! | [`panel`] | — | the dashboard's panels and the roles that see each (P3.1, P4.6(2)) |
 //! | [`signin`] | — (memory of the web face) | sign-in attempts: reserved before hashing, locks per account and source, limits per account (P4.8(2), P4.4(1)) |
 #![forbid(unsafe_code)]
 
@@ -36,6 +37,7 @@ pub mod credential;
 pub mod duty;
 pub mod fhir;
 pub mod ids;
+pub mod panel;
 pub mod person;
 pub mod policy;
 pub mod provider;

@@ -609,7 +609,6 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         svc::CredentialLine,
         svc::ProviderAccess,
         svc::ChainView,
-        svc::Panel,
         svc::CheckpointView,
         svc::VerificationView,
         svc::BackupRunView,

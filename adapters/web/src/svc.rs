@@ -15,7 +15,7 @@ use mebyo_domain::person::PersonCommand;
 use mebyo_domain::records::{Origin, Party, RecordCommand, RecordEntry, Resource, Submission};
 use mebyo_domain::signin::source_group;
 use mebyo_domain::{
-    Actor, Category, Channel, ConsentId, Duration, PersonId, ProviderId, RecordId, Role, StaffId,
+    Actor, Category, Channel, ConsentId, Duration, PersonId, ProviderId, RecordId, StaffId,
     Timestamp,
 };
 use mebyo_platform::auth::{AuthEntry, Subject};
@@ -1110,80 +1110,8 @@ pub struct Notice {
 
 // ---- operator summary (projections only, no health content) --------------------------
 
-/// A part of the dashboard. Which ones a staff member gets depends on the roles
-/// they hold (issue 6 §3 "for staff, by role"; the chain of roles of P3.1), decided
-/// here, server-side, for the HTML and the JSON alike. No panel holds health
-/// content for anyone (P4.6(2)): counts, pseudonymous ids, times and hashes.
-///
-/// | panel | business admin. | impl. manager | operations manager | system ops admin. | office | prefecture | auditor |
-/// | --- | --- | --- | --- | --- | --- | --- | --- |
-/// | registrations, consents (counts) | ✓ | ✓ | ✓ | | ✓ | | ✓ |
-/// | providers, reads and refusals per provider | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-/// | credentials: expiry, revocations | ✓ | | ✓ | ✓ | ✓ | ✓ | |
-/// | chain: head, checkpoint, verification | ✓ | ✓ | ✓ | ✓ | | | ✓ |
-/// | backups (P4.10) | ✓ | | ✓ | ✓ | | | ✓ |
-/// | incidents and their reports (P4.14) | ✓ | ✓ | ✓ | ✓ | | | ✓ |
-/// | staff training due (P3.4) | ✓ | | ✓ | | | | |
-///
-/// The business administrator heads the system and the operations manager runs
-/// it: both see everything. The system operations administrator runs the
-/// machines (monitoring, backups, incidents, connection information). The office
-/// registers people and issues their connection information; the prefecture
-/// approves providers and revokes connection information; auditors check the
-/// record (chain, backups, incidents) and act on nothing. A member holding
-/// several roles sees the union.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Panel {
-    Registrations,
-    Consents,
-    Providers,
-    Access,
-    Credentials,
-    Chain,
-    Backups,
-    Incidents,
-    Staff,
-}
-
-impl Panel {
-    pub const ALL: [Panel; 9] = [
-        Panel::Registrations,
-        Panel::Consents,
-        Panel::Providers,
-        Panel::Access,
-        Panel::Credentials,
-        Panel::Chain,
-        Panel::Backups,
-        Panel::Incidents,
-        Panel::Staff,
-    ];
-
-    /// The table above, one role at a time.
-    pub fn seen_by(self, role: Role) -> bool {
-        use Panel::*;
-        match role {
-            Role::BusinessAdministrator | Role::OperationsManager(_) => true,
-            Role::BusinessImplementationManager(_) => matches!(
-                self,
-                Registrations | Consents | Providers | Access | Chain | Incidents
-            ),
-            Role::SystemOperationsAdministrator => matches!(
-                self,
-                Providers | Access | Credentials | Chain | Backups | Incidents
-            ),
-            Role::OperationsOffice => matches!(
-                self,
-                Registrations | Consents | Providers | Access | Credentials
-            ),
-            Role::Prefecture => matches!(self, Providers | Access | Credentials),
-            Role::Auditor => matches!(
-                self,
-                Registrations | Consents | Providers | Access | Chain | Backups | Incidents
-            ),
-        }
-    }
-}
+// The panels and which roles see them are a rule: `mebyo_domain::panel`.
+pub use mebyo_domain::panel::Panel;
 
 /// The panels `staff` may see, from the roles the staff roster (a read model)
 /// says they hold now: a dismissal takes effect on the next page, not at the next
@@ -1198,10 +1126,7 @@ pub fn panels(st: &AppState, staff: &StaffId) -> ApiResult<BTreeSet<Panel>> {
             "no role is held by this staff id",
         ));
     }
-    Ok(Panel::ALL
-        .into_iter()
-        .filter(|p| roles.iter().any(|r| p.seen_by(*r)))
-        .collect())
+    Ok(mebyo_domain::panel::shown(&roles))
 }
 
 fn panel_refused(panel: Panel) -> ApiError {
@@ -1221,6 +1146,8 @@ fn panel_refused(panel: Panel) -> ApiError {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OpsSummary {
     pub generated_at: String,
+    /// The panels shown, by their snake_case names (`registrations`, `chain`, …).
+    #[schema(value_type = Vec<String>)]
     pub panels: Vec<Panel>,
     pub registrations: Option<Counts>,
     /// (JST day as YYYY-MM-DD, registrations) for the last 14 days with any.
@@ -1685,28 +1612,6 @@ mod tests {
             }
         }
         assert_eq!(cases, 81);
-    }
-
-    /// P3.1, P4.6(2): the business administrator and the operations manager see
-    /// every panel; nobody else sees staff training; the office never sees the
-    /// incidents or backups.
-    #[test]
-    fn p3_1_panels_by_role() {
-        for r in Role::ALL {
-            let all = Panel::ALL.iter().all(|p| p.seen_by(r));
-            assert_eq!(
-                all,
-                matches!(r, Role::BusinessAdministrator | Role::OperationsManager(_)),
-                "{r:?}"
-            );
-            // Everyone on the staff sees the providers.
-            assert!(Panel::Providers.seen_by(r));
-        }
-        assert!(!Panel::Backups.seen_by(Role::OperationsOffice));
-        assert!(!Panel::Incidents.seen_by(Role::OperationsOffice));
-        assert!(!Panel::Registrations.seen_by(Role::Prefecture));
-        assert!(Panel::Incidents.seen_by(Role::Auditor));
-        assert!(!Panel::Credentials.seen_by(Role::Auditor));
     }
 
     /// A summary reads its fields from the stored text (P5.1 shows what was
