@@ -77,6 +77,16 @@ pub fn credential_valid(state: &CredentialState, now: Timestamp) -> bool {
     state.status == CredentialStatus::Active && state.issued_at <= now && now < state.expires_at
 }
 
+/// The codes [`authenticate`] refuses with: the presenting actor's own connection
+/// info failed, which the faces answer as an authentication failure (401). Every
+/// other `credential.*` refusal is about the credential a command names.
+pub const AUTHENTICATION_REFUSALS: [&str; 4] = [
+    "credential.invalid",
+    "credential.lost",
+    "credential.revoked",
+    "credential.expired",
+];
+
 /// Checks the credential an individual or provider presents: it must be theirs
 /// (connection info is never shared, P4.11(4)) and valid now (P4.12, P4.13).
 /// Staff, applicants and the system do not authenticate with connection info.

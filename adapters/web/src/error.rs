@@ -206,7 +206,11 @@ fn refusal_status(code: &str) -> StatusCode {
         || code.ends_with("in_future")
     {
         StatusCode::UNPROCESSABLE_ENTITY
-    } else if code.ends_with(".exists") || code.starts_with("person.already") {
+    } else if code.ends_with(".exists")
+        || code.starts_with("person.already")
+        || code.ends_with(".not_active")
+        || code.ends_with(".already_issued")
+    {
         StatusCode::CONFLICT
     } else {
         StatusCode::FORBIDDEN
@@ -215,8 +219,11 @@ fn refusal_status(code: &str) -> StatusCode {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        // Credential problems of the presenting actor are authentication failures.
-        let status = if r.code.starts_with("credential.") && r.code != "credential.unknown" {
+        // Credential problems of the presenting actor are authentication failures;
+        // a refusal about a credential a command names is not (a staff member
+        // revoking a revoked credential is a conflict, not a failed sign-in).
+        let presented = mebyo_domain::credential::AUTHENTICATION_REFUSALS.contains(&r.code);
+        let status = if presented {
             StatusCode::UNAUTHORIZED
         } else {
             refusal_status(r.code)
@@ -267,4 +274,28 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// Unwraps a platform outcome into the value or the refusal as an [`ApiError`].
 pub fn outcome<T>(o: mebyo_platform::Outcome<T>) -> ApiResult<T> {
     Ok(o??)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// P4.12, P4.13: only a failure of the presenting actor's own connection info
+    /// is an authentication failure; a refusal about a credential a command names
+    /// (revoking one already revoked) is a conflict or a refusal, never a 401.
+    #[test]
+    fn p4_13_only_the_presented_credential_answers_401() {
+        let status =
+            |code: &'static str| ApiError::from(Refusal::new(code, "P4.13(3)", "x")).status;
+        for code in mebyo_domain::credential::AUTHENTICATION_REFUSALS {
+            assert_eq!(status(code), StatusCode::UNAUTHORIZED, "{code}");
+        }
+        assert_eq!(status("credential.not_active"), StatusCode::CONFLICT);
+        assert_eq!(status("credential.already_issued"), StatusCode::CONFLICT);
+        assert_eq!(
+            status("credential.no_prior_guidance"),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(status("credential.unknown"), StatusCode::NOT_FOUND);
+    }
 }

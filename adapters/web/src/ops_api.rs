@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use mebyo_backup::Kind;
 use mebyo_domain::credential::{CredentialCommand, RevocationReason};
-use mebyo_domain::{Actor, CredentialId, Refusal, Timestamp};
+use mebyo_domain::{Actor, CredentialId, Timestamp};
 use mebyo_operations::incident::{IncidentCommand, IncidentKind, Level, Source, Step};
 use mebyo_operations::{IncidentId, Reference};
 use mebyo_operations_service::incidents;
@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::JsonBody;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, outcome};
 use crate::svc;
 
 /// Where the action's last event landed.
@@ -59,20 +59,6 @@ pub fn staff_actor(st: &AppState, headers: &HeaderMap, csrf: Option<&str>) -> Ap
     Ok(Actor::Staff { staff })
 }
 
-/// A refusal of a staff command. Unlike a refusal of the presenting actor's own
-/// credential (401), a credential that is not active is here the target's state:
-/// a conflict.
-fn refused(r: Refusal) -> ApiError {
-    if r.code == "credential.not_active" {
-        return ApiError::new(StatusCode::CONFLICT, r.code, r.clause, r.message);
-    }
-    let e = ApiError::from(r.clone());
-    if e.status == StatusCode::UNAUTHORIZED {
-        return ApiError::new(StatusCode::FORBIDDEN, r.code, r.clause, r.message);
-    }
-    e
-}
-
 /// Runs an action and answers where its last event landed. An action that the
 /// rules accepted but that appended nothing changed nothing, and says so.
 async fn recorded<T>(
@@ -91,10 +77,6 @@ async fn recorded<T>(
     };
     let ids = made(&out);
     Ok((out, Recorded::new(receipt, ids)))
-}
-
-fn decided<T>(o: mebyo_platform::Outcome<T>) -> ApiResult<T> {
-    o.map_err(ApiError::from)?.map_err(refused)
 }
 
 // ---- credentials ---------------------------------------------------------------------
@@ -135,7 +117,7 @@ pub async fn revoke(
     let credential = credential_id(credential)?;
     let reason = parse_reason(reason)?;
     let work = async {
-        decided(
+        outcome(
             st.platform
                 .credential(actor, &credential, CredentialCommand::Revoke { reason })
                 .await,
@@ -184,7 +166,7 @@ pub async fn backup(st: &AppState, actor: &Actor, kind: &str) -> ApiResult<Recor
         }
     };
     let work = async {
-        let done = decided(mebyo_platform::duties::backup_now(&st.platform, actor, kind).await)?;
+        let done = outcome(mebyo_platform::duties::backup_now(&st.platform, actor, kind).await)?;
         job_result(done)
     };
     Ok(recorded(work, |m| vec![m.backup_id.clone()]).await?.1)
@@ -223,7 +205,7 @@ pub async fn run_backup(
 /// A restore drill now (P4.10).
 pub async fn drill(st: &AppState, actor: &Actor) -> ApiResult<Recorded> {
     let work = async {
-        let done = decided(mebyo_platform::duties::drill_now(&st.platform, actor).await)?;
+        let done = outcome(mebyo_platform::duties::drill_now(&st.platform, actor).await)?;
         job_result(done)
     };
     Ok(recorded(work, |_| Vec::new()).await?.1)
@@ -315,7 +297,7 @@ async fn incident_command(
     id: &IncidentId,
     cmd: IncidentCommand,
 ) -> ApiResult<Recorded> {
-    let work = async { decided(incidents::incident(&st.platform, actor, id, cmd).await) };
+    let work = async { outcome(incidents::incident(&st.platform, actor, id, cmd).await) };
     Ok(recorded(work, |_| vec![id.to_string()]).await?.1)
 }
 
@@ -383,7 +365,7 @@ pub async fn rotate(
         .map(|c| credential_id(c))
         .collect::<ApiResult<Vec<_>>>()?;
     let work =
-        async { decided(incidents::rotate_credentials(&st.platform, actor, &id, &old).await) };
+        async { outcome(incidents::rotate_credentials(&st.platform, actor, &id, &old).await) };
     let made = |rotations: &Vec<mebyo_operations::incident::Rotation>| {
         rotations.iter().map(|r| r.issued.to_string()).collect()
     };
