@@ -31,60 +31,63 @@ impl Platform {
     }
 }
 
-/// A backup now (P4.10), into the platform's backups directory. The job runs in a
-/// task of its own: a request that times out or goes away does not stop a backup
-/// halfway, which finishes and is recorded all the same.
+/// A backup now (P4.10), into the platform's backups directory.
 pub async fn backup_now(
     p: &Arc<Platform>,
     actor: &Actor,
     kind: Kind,
 ) -> Outcome<JobDone<Manifest>> {
-    let staff = match p.authorise(actor, Duty::Backup).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(Err(r)),
-    };
-    let by = started_by(&staff)?;
-    let task = {
-        let p = p.clone();
-        tokio::spawn(async move {
-            jobs::run_backup(
-                p.store(),
-                p.dir.root.clone(),
-                p.backups_dir(),
-                kind,
-                by,
-                p.clock.clone(),
-                Default::default(),
-            )
-            .await
-        })
-    };
-    let done = task.await.map_err(joined)?;
-    Ok(Ok(job_done(p, done.result, done.event_position).await?))
+    run_job(p, actor, Duty::Backup, move |p, by| async move {
+        jobs::run_backup(
+            p.store(),
+            p.dir.root.clone(),
+            p.backups_dir(),
+            kind,
+            by,
+            p.clock.clone(),
+            Default::default(),
+        )
+        .await
+    })
+    .await
 }
 
 /// A restore drill now (P4.10): the latest sets restored into scratch space and
-/// checked against the live ledger. In its own task, as [`backup_now`].
+/// checked against the live ledger.
 pub async fn drill_now(p: &Arc<Platform>, actor: &Actor) -> Outcome<JobDone<DrillReport>> {
-    let staff = match p.authorise(actor, Duty::RestoreDrill).await? {
+    run_job(p, actor, Duty::RestoreDrill, |p, by| async move {
+        jobs::drill(
+            p.store(),
+            p.dir.root.clone(),
+            p.backups_dir(),
+            by,
+            p.clock.clone(),
+        )
+        .await
+    })
+    .await
+}
+
+/// Authorises `duty`, then runs `job` in a task of its own: a request that times
+/// out or goes away does not stop a backup halfway, which finishes and is
+/// recorded all the same.
+async fn run_job<T, F, Fut>(
+    p: &Arc<Platform>,
+    actor: &Actor,
+    duty: Duty,
+    job: F,
+) -> Outcome<JobDone<T>>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<Platform>, StartedBy) -> Fut,
+    Fut: std::future::Future<Output = jobs::Recorded<T>> + Send + 'static,
+{
+    let staff = match p.authorise(actor, duty).await? {
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
     };
     let by = started_by(&staff)?;
-    let task = {
-        let p = p.clone();
-        tokio::spawn(async move {
-            jobs::drill(
-                p.store(),
-                p.dir.root.clone(),
-                p.backups_dir(),
-                by,
-                p.clock.clone(),
-            )
-            .await
-        })
-    };
-    let done = task.await.map_err(joined)?;
+    let done = tokio::spawn(job(p.clone(), by)).await.map_err(joined)?;
     Ok(Ok(job_done(p, done.result, done.event_position).await?))
 }
 
