@@ -8,7 +8,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -325,16 +325,7 @@ async fn event_page(
     let l = Lang::from_headers(&headers);
     let a = svc::signed_in(&st, &headers).page(l, "/ops")?;
     let staff = svc::staff(&a).page(l, "/ops")?;
-    let panels = svc::panels(&st, &staff).page(l, "/ops")?;
-    if !panels.contains(&Panel::Chain) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "auth.role",
-            "P3.1",
-            "the chain panel is not among those of the roles held",
-        ))
-        .page(l, "/ops");
-    }
+    svc::require_panel(&st, &staff, Panel::Chain).page(l, "/ops")?;
     let position: u64 = position
         .parse()
         .map_err(|_| ApiError::not_found())

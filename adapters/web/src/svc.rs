@@ -1129,6 +1129,15 @@ pub fn panels(st: &AppState, staff: &StaffId) -> ApiResult<BTreeSet<Panel>> {
     Ok(mebyo_domain::panel::shown(&roles))
 }
 
+/// Refused unless `staff` sees `panel` now (P3.1).
+pub fn require_panel(st: &AppState, staff: &StaffId, panel: Panel) -> ApiResult<()> {
+    if panels(st, staff)?.contains(&panel) {
+        Ok(())
+    } else {
+        Err(panel_refused(panel))
+    }
+}
+
 fn panel_refused(panel: Panel) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
@@ -1519,9 +1528,7 @@ pub async fn incident_report(
 ) -> ApiResult<mebyo_operations::report::IncidentReport> {
     let me = staff(a)?;
     st.caught_up().await;
-    if !panels(st, &me)?.contains(&Panel::Incidents) {
-        return Err(panel_refused(Panel::Incidents));
-    }
+    require_panel(st, &me, Panel::Incidents)?;
     let id = mebyo_operations::IncidentId::new(id)
         .map_err(|_| ApiError::invalid("P4.14(1)", "incident id is malformed"))?;
     if st.views.read().operations().incident(id.as_str()).is_none() {
