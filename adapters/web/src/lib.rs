@@ -551,8 +551,8 @@ async fn edge(State(limits): State<Edge>, req: Request, next: Next) -> Response 
     use axum::response::IntoResponse;
     let api = req.uri().path().starts_with("/api/");
     let answer = async {
-        if declared_length_bytes(&req).is_some_and(|n| n > limits.max_body as u64) {
-            return refuse_oversize(req).await;
+        if let Some(n) = declared_length_bytes(&req).filter(|n| *n > limits.max_body as u64) {
+            return refuse_oversize(req, n).await;
         }
         next.run(req).await
     };
@@ -610,12 +610,12 @@ fn declared_length_bytes(req: &Request) -> Option<u64> {
         .ok()
 }
 
-/// The 413 for a body whose declared length is over the limit (P4.4), after
-/// reading at most [`LINGER_MAX_BYTES`] of it.
-async fn refuse_oversize(req: Request) -> Response {
+/// The 413 for a body whose declared length, `declared_bytes`, is over the limit
+/// (P4.4), after reading at most [`LINGER_MAX_BYTES`] of it.
+async fn refuse_oversize(req: Request, declared_bytes: u64) -> Response {
     use axum::response::IntoResponse;
     use futures::StreamExt;
-    if declared_length_bytes(&req).is_some_and(|n| n <= LINGER_MAX_BYTES) {
+    if declared_bytes <= LINGER_MAX_BYTES {
         let mut body = req.into_body().into_data_stream();
         let mut read_bytes: u64 = 0;
         while let Some(Ok(chunk)) = body.next().await {
