@@ -49,6 +49,23 @@ pub fn mebyo(args: &[&str]) -> Output {
         .expect("running mebyo")
 }
 
+/// `mebyo audit grant --data DATA --auditor AUDITOR --by BY` and any `extra`
+/// arguments (the grant tests' one spelling of it).
+pub fn audit_grant(data: &str, auditor: &str, by: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "audit",
+        "grant",
+        "--data",
+        data,
+        "--auditor",
+        auditor,
+        "--by",
+        by,
+    ];
+    args.extend_from_slice(extra);
+    mebyo(&args)
+}
+
 /// A seed from `MEBYO_TEST_SEED`, or a fresh one; printed so a failure replays.
 pub fn seed(test: &str) -> u64 {
     let seed = match std::env::var("MEBYO_TEST_SEED") {

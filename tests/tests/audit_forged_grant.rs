@@ -130,16 +130,7 @@ async fn forged_grants_are_refused_at_use_and_the_refusals_recorded() {
     assert_eq!(body["code"], "audit_grant.not_business_administrator");
 
     // A grant the business administrator really gives is honoured beside them.
-    let g = mebyo(&[
-        "audit",
-        "grant",
-        "--data",
-        d,
-        "--auditor",
-        "audit-0001",
-        "--by",
-        "ba-0001",
-    ]);
+    let g = mebyo_tests::audit_grant(d, "audit-0001", "ba-0001", &[]);
     assert!(g.status.success(), "{}", stderr(&g));
     let r = replay(d, "audit-0001");
     assert!(r.status.success(), "{}", stderr(&r));
@@ -156,18 +147,7 @@ async fn forged_grants_are_refused_at_use_and_the_refusals_recorded() {
     );
 
     // Out-of-bounds days are refused by the decider and recorded, nothing granted.
-    let g = mebyo(&[
-        "audit",
-        "grant",
-        "--data",
-        d,
-        "--auditor",
-        "audit-0001",
-        "--by",
-        "ba-0001",
-        "--days",
-        "366",
-    ]);
+    let g = mebyo_tests::audit_grant(d, "audit-0001", "ba-0001", &["--days", "366"]);
     assert_eq!(g.status.code(), Some(1), "{}", stderr(&g));
     assert!(
         stderr(&g).contains("audit_grant.days_out_of_bounds"),

@@ -124,33 +124,15 @@ async fn replay_equals_live_projections_and_decryption_needs_a_grant() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("grant"));
     // Only the business administrator grants, and only to an auditor.
     assert_eq!(
-        mebyo(&[
-            "audit",
-            "grant",
-            "--data",
-            d,
-            "--auditor",
-            "audit-0001",
-            "--by",
-            "om-0001"
-        ])
-        .status
-        .code(),
+        mebyo_tests::audit_grant(d, "audit-0001", "om-0001", &[])
+            .status
+            .code(),
         Some(1)
     );
     assert_eq!(
-        mebyo(&[
-            "audit",
-            "grant",
-            "--data",
-            d,
-            "--auditor",
-            "office-0001",
-            "--by",
-            "ba-0001"
-        ])
-        .status
-        .code(),
+        mebyo_tests::audit_grant(d, "office-0001", "ba-0001", &[])
+            .status
+            .code(),
         Some(1)
     );
     // Issue 19 §8: every refused attempt above is itself an event.
@@ -186,18 +168,9 @@ async fn replay_equals_live_projections_and_decryption_needs_a_grant() {
         assert_eq!(uses[0].actor.id, "audit-0001");
     }
     assert!(
-        mebyo(&[
-            "audit",
-            "grant",
-            "--data",
-            d,
-            "--auditor",
-            "audit-0001",
-            "--by",
-            "ba-0001"
-        ])
-        .status
-        .success()
+        mebyo_tests::audit_grant(d, "audit-0001", "ba-0001", &[])
+            .status
+            .success()
     );
 
     let r = mebyo(&[
