@@ -75,13 +75,13 @@ fn decide(
     ensure(
         !req.categories.is_empty(),
         "access.no_categories",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "name the categories asked for",
     )?;
     ensure(
         req.period.is_valid(),
         "access.period_invalid",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "data period must start before it ends",
     )?;
     // A person record of another stream must never answer for this one.
@@ -95,14 +95,14 @@ fn decide(
             ensure(
                 req.channel.fits(&req.actor),
                 "access.channel",
-                "P4.5(3)",
+                crate::clause!("P4.5(3)"),
                 "individuals connect through the portal or app over TLS",
             )?;
             authenticate(&req.actor, credential, now)?;
             ensure(
                 person.status == PersonStatus::Active && person.may_be_acted_for_by(reader),
                 "access.not_own",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "an individual sees only their own information or a represented family member's",
             )?;
             Ok(AccessDecision::Granted {
@@ -115,7 +115,7 @@ fn decide(
             ensure(
                 req.channel.fits(&req.actor),
                 "access.channel",
-                "P4.5(3)",
+                crate::clause!("P4.5(3)"),
                 "providers connect through the provider gateway",
             )?;
             let p = provider
@@ -139,12 +139,12 @@ fn decide(
         }
         Actor::Staff { .. } => Err(Refusal::new(
             "access.staff",
-            "P4.6(2)",
+            crate::clause!("P4.6(2)"),
             "staff roles never read health content",
         )),
         Actor::Applicant | Actor::System => Err(Refusal::new(
             "access.unauthenticated",
-            "P4.6(2)",
+            crate::clause!("P4.6(2)"),
             "health content is read only by its individual or a consented provider",
         )),
     }

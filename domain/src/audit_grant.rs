@@ -55,7 +55,7 @@ pub fn decide(
     ensure(
         DAYS.contains(&cmd.days),
         "audit_grant.days_out_of_bounds",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "a grant lasts 1 to 365 days",
     )?;
     Ok(KeyGrant {
@@ -83,13 +83,13 @@ pub fn honoured(
     ensure(
         grant.auditor == *user,
         "audit_grant.other_auditor",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "the grant names another auditor",
     )?;
     ensure(
         grant.scope == SCOPE_DECRYPT,
         "audit_grant.scope",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "the grant is not for decrypting",
     )?;
     authorised(grantor_then, &grant.by, given_at)?;
@@ -98,13 +98,13 @@ pub fn honoured(
     ensure(
         grant.from_us < grant.until_us && grant.until_us - grant.from_us <= longest,
         "audit_grant.days_out_of_bounds",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "the grant's period is empty or longer than 365 days",
     )?;
     ensure(
         grant.from_us <= now.0 && now.0 < grant.until_us,
         "audit_grant.not_current",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "the grant's period does not cover now",
     )
 }
@@ -127,24 +127,30 @@ pub fn first_honoured(uses: impl IntoIterator<Item = Result<(), Refusal>>) -> Re
 pub fn none() -> Refusal {
     Refusal::new(
         "audit_grant.none",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "no current auditor key grant",
     )
+}
+
+/// Whether a holder of `role` grants an auditor decryption: the business
+/// administrator (P3.1(1)).
+pub fn grants(role: Role) -> bool {
+    role == Role::BusinessAdministrator
 }
 
 /// `state` is `by`'s record, and `by` was the business administrator (P3.1(1))
 /// with privacy training current at `at` (P3.4).
 fn authorised(state: &StaffState, by: &StaffId, at: Timestamp) -> Result<(), Refusal> {
     ensure(
-        state.id.as_ref() == Some(by) && state.roles.contains(&Role::BusinessAdministrator),
+        state.id.as_ref() == Some(by) && state.roles.iter().any(|r| grants(*r)),
         "audit_grant.not_business_administrator",
-        "P3.1(1)",
+        crate::clause!("P3.1(1)"),
         "only the business administrator grants an auditor decryption",
     )?;
     ensure(
         state.training_current(at),
         "audit_grant.training_lapsed",
-        "P3.4",
+        crate::clause!("P3.4"),
         "the business administrator's privacy training was not current",
     )
 }
@@ -154,7 +160,7 @@ fn auditor(state: &StaffState, auditor: &StaffId) -> Result<(), Refusal> {
     ensure(
         state.id.as_ref() == Some(auditor) && state.roles.contains(&Role::Auditor),
         "audit_grant.not_auditor",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "the grantee does not hold the Auditor role",
     )
 }

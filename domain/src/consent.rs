@@ -60,21 +60,21 @@ impl Consent {
         if self.granted_at > now {
             return Err(Refusal::new(
                 "consent.none",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "no consent in force",
             ));
         }
         if self.revoked_at.is_some_and(|r| r <= now) {
             return Err(Refusal::new(
                 "consent.revoked",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "consent was revoked",
             ));
         }
         if now >= self.expires_at {
             return Err(Refusal::new(
                 "consent.expired",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "consent has expired",
             ));
         }
@@ -93,21 +93,21 @@ impl Consent {
         if !categories.is_subset(&self.categories) {
             return Err(Refusal::new(
                 "consent.category",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "consent does not cover these categories",
             ));
         }
         if purpose != self.purpose {
             return Err(Refusal::new(
                 "consent.purpose",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "consent was given for another purpose",
             ));
         }
         if !self.period.covers(period) {
             return Err(Refusal::new(
                 "consent.period",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "consent does not cover this data period",
             ));
         }
@@ -125,14 +125,14 @@ impl Consent {
         if !self.categories.contains(&category) {
             return Err(Refusal::new(
                 "consent.category",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "consent does not cover this category",
             ));
         }
         if !self.period.contains(effective_at) {
             return Err(Refusal::new(
                 "consent.period",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "record date outside the consented period",
             ));
         }
@@ -161,7 +161,11 @@ pub fn find_covering<'c>(
     provider: &ProviderId,
     check: impl Fn(&Consent) -> Result<(), Refusal>,
 ) -> Result<&'c Consent, Refusal> {
-    let mut best = Refusal::new("consent.none", "P4.6(2)", "no consent covers this access");
+    let mut best = Refusal::new(
+        "consent.none",
+        crate::clause!("P4.6(2)"),
+        "no consent covers this access",
+    );
     for c in consents.into_iter().filter(|c| c.provider == *provider) {
         match check(c) {
             Ok(()) => return Ok(c),

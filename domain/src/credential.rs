@@ -47,9 +47,9 @@ pub enum RevocationReason {
 impl RevocationReason {
     pub fn clause(self) -> &'static str {
         match self {
-            RevocationReason::BreachOfLaw => "P4.13(1)",
-            RevocationReason::ImproperHandlingUncorrected => "P4.13(2)",
-            RevocationReason::JudgedRisk => "P4.13(3)",
+            RevocationReason::BreachOfLaw => crate::clause!("P4.13(1)"),
+            RevocationReason::ImproperHandlingUncorrected => crate::clause!("P4.13(2)"),
+            RevocationReason::JudgedRisk => crate::clause!("P4.13(3)"),
         }
     }
 }
@@ -109,20 +109,20 @@ pub fn authenticate(
     let Some(c) = credential.filter(|c| c.id.as_ref() == Some(presented)) else {
         return refuse(
             "credential.invalid",
-            "P4.11(4)",
+            crate::clause!("P4.11(4)"),
             "unknown connection information",
         );
     };
     ensure(
         c.holder.as_ref().is_some_and(|h| owns(actor, h)),
         "credential.invalid",
-        "P4.11(4)",
+        crate::clause!("P4.11(4)"),
         "connection information belongs to someone else",
     )?;
     match c.status {
         CredentialStatus::Lost => refuse(
             "credential.lost",
-            "P4.12(2)",
+            crate::clause!("P4.12(2)"),
             "connection information reported lost",
         ),
         CredentialStatus::Revoked(reason) => refuse(
@@ -132,7 +132,7 @@ pub fn authenticate(
         ),
         _ if !credential_valid(c, now) => refuse(
             "credential.expired",
-            "P4.12(1)",
+            crate::clause!("P4.12(1)"),
             "connection information expired; renew it",
         ),
         _ => Ok(()),
@@ -223,6 +223,13 @@ impl Decider for Credential {
     }
 }
 
+/// Whether a holder of `role` issues, renews and takes loss reports of
+/// connection information: the prefecture and its office (P4.12(1)). The decider
+/// and the dashboard's forms both ask this.
+pub fn issues(role: Role) -> bool {
+    matches!(role, Role::Prefecture | Role::OperationsOffice)
+}
+
 /// Whether a holder of `role` revokes connection information: the prefecture
 /// only (P4.13). The decider and the dashboard's forms both ask this.
 pub fn revokes(role: Role) -> bool {
@@ -244,7 +251,7 @@ fn issued(state: &CredentialState) -> Result<(CredentialId, &Holder), Refusal> {
         (Some(id), Some(h)) => Ok((id.clone(), h)),
         _ => refuse(
             "credential.unknown",
-            "P4.12(1)",
+            crate::clause!("P4.12(1)"),
             "no such connection information",
         ),
     }
@@ -264,14 +271,14 @@ pub fn decide(
         } => {
             let by = privileged(
                 ctx,
-                |r| matches!(r, Role::Prefecture | Role::OperationsOffice),
-                "P4.12(1)",
+                issues,
+                crate::clause!("P4.12(1)"),
                 "connection information is issued by the prefecture or its office",
             )?;
             ensure(
                 state.status == CredentialStatus::Unissued,
                 "credential.already_issued",
-                "P4.12(1)",
+                crate::clause!("P4.12(1)"),
                 "connection information is issued once; renew or reissue instead",
             )?;
             match holder {
@@ -289,7 +296,7 @@ pub fn decide(
                     ensure(
                         p.responsible.as_ref() == Some(responsible),
                         "credential.not_responsible",
-                        "P4.12(1)",
+                        crate::clause!("P4.12(1)"),
                         "provider connection information goes to its responsible person",
                     )?;
                 }
@@ -298,7 +305,7 @@ pub fn decide(
                         p.id.as_ref() == Some(person) && p.status == PersonStatus::Active
                     }),
                     "credential.holder_inactive",
-                    "P2(2)",
+                    crate::clause!("P2(2)"),
                     "connection information goes only to a registered, active individual",
                 )?,
             }
@@ -309,7 +316,7 @@ pub fn decide(
                 else {
                     return refuse(
                         "credential.reissue_unknown",
-                        "P4.12(2)",
+                        crate::clause!("P4.12(2)"),
                         "reissue must name the holder's earlier credential",
                     );
                 };
@@ -325,7 +332,7 @@ pub fn decide(
                     _ => ensure(
                         !credential_valid(prev, now),
                         "credential.reissue_still_valid",
-                        "P4.12(2)",
+                        crate::clause!("P4.12(2)"),
                         "report the loss before reissuing",
                     )?,
                 }
@@ -347,14 +354,14 @@ pub fn decide(
             } else {
                 with_role(
                     ctx,
-                    |r| matches!(r, Role::Prefecture | Role::OperationsOffice),
-                    "P4.12(1)",
+                    issues,
+                    crate::clause!("P4.12(1)"),
                     "renewal by the holder or the office",
                 )?;
                 ensure(
                     credential_valid(state, now),
                     "credential.not_renewable",
-                    "P4.12(1)",
+                    crate::clause!("P4.12(1)"),
                     "only valid connection information is renewed; reissue otherwise",
                 )?;
             }
@@ -369,15 +376,15 @@ pub fn decide(
             if !is_holder(ctx.actor, holder) {
                 with_role(
                     ctx,
-                    |r| matches!(r, Role::Prefecture | Role::OperationsOffice),
-                    "P4.12(2)",
+                    issues,
+                    crate::clause!("P4.12(2)"),
                     "loss is reported by the holder or through the office",
                 )?;
             }
             ensure(
                 matches!(state.status, CredentialStatus::Active),
                 "credential.not_active",
-                "P4.12(2)",
+                crate::clause!("P4.12(2)"),
                 "connection information already lost or revoked",
             )?;
             Ok(vec![CredentialEvent::LossReported {
@@ -413,7 +420,7 @@ pub fn decide(
                 ensure(
                     guidance.is_some_and(|g| g.iter().any(|(_, at)| *at < now)),
                     "credential.no_prior_guidance",
-                    "P4.13(2)",
+                    crate::clause!("P4.13(2)"),
                     "improper handling needs earlier guidance or a warning on record",
                 )?;
             }

@@ -1,5 +1,5 @@
 //! Staff duties that no aggregate of their own decides: a backup taken on demand
-//! and a restore drill (P4.10). Who may take each is a rule, so it lives here,
+//! and a restore drill (P4.10), a rotation of the key-encryption key (P4.8(1)). Who may take each is a rule, so it lives here,
 //! and the running server and the command line ask the same function.
 
 use crate::refusal::Refusal;
@@ -13,6 +13,8 @@ pub enum Duty {
     Backup,
     /// Restore the latest backups into scratch space and prove the same history (P4.10).
     RestoreDrill,
+    /// Rewrap every data key under a new key-encryption key (P4.8(1)).
+    KekRotation,
 }
 
 impl Duty {
@@ -20,12 +22,17 @@ impl Duty {
     /// operations manager, who owns the operating rules, may stand in (P3.1(3)).
     /// A backup holds every sealed record, so it is privileged: training must be
     /// current (P3.4).
+    ///
+    /// The KEK guards every sealed payload, so only the system operations
+    /// administrator, who holds the keys apart from the data (P4.8(1), P3.1(4)),
+    /// rotates it; training must be current too.
     pub fn allowed(self, role: Role) -> bool {
         match self {
             Duty::Backup | Duty::RestoreDrill => matches!(
                 role,
                 Role::SystemOperationsAdministrator | Role::OperationsManager(_)
             ),
+            Duty::KekRotation => role == Role::SystemOperationsAdministrator,
         }
     }
 
@@ -33,13 +40,22 @@ impl Duty {
         match self {
             Duty::Backup => "a backup on demand",
             Duty::RestoreDrill => "a restore drill",
+            Duty::KekRotation => "a rotation of the key-encryption key",
+        }
+    }
+
+    /// The clause a refusal of the duty cites.
+    pub fn clause(self) -> &'static str {
+        match self {
+            Duty::Backup | Duty::RestoreDrill => crate::clause!("P4.10"),
+            Duty::KekRotation => crate::clause!("P4.8(1)"),
         }
     }
 }
 
-/// The acting staff member, if they may take `duty` now (P4.10, P3.4).
+/// The acting staff member, if they may take `duty` now (P4.10, P4.8(1), P3.4).
 pub fn authorise(duty: Duty, ctx: &Ctx) -> Result<StaffId, Refusal> {
-    privileged(ctx, |r| duty.allowed(r), "P4.10", duty.what())
+    privileged(ctx, |r| duty.allowed(r), duty.clause(), duty.what())
 }
 
 #[cfg(test)]
@@ -93,6 +109,35 @@ mod tests {
                 Err(("staff.role_required", "P4.10")),
             );
         }
+    }
+
+    #[test]
+    fn p4_8_1_only_the_system_operations_administrator_rotates_the_kek() {
+        check(
+            &[Role::SystemOperationsAdministrator],
+            true,
+            Duty::KekRotation,
+            Ok(()),
+        );
+        for role in [
+            Role::OperationsManager(Rank::Deputy),
+            Role::OperationsOffice,
+            Role::Prefecture,
+            Role::Auditor,
+        ] {
+            check(
+                &[role],
+                true,
+                Duty::KekRotation,
+                Err(("staff.role_required", "P4.8(1)")),
+            );
+        }
+        check(
+            &[Role::SystemOperationsAdministrator],
+            false,
+            Duty::KekRotation,
+            Err(("staff.training_lapsed", "P3.4")),
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub mod provider;
 pub mod records;
 pub mod refusal;
 pub mod signin;
+pub mod signing_key;
 pub mod staff;
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::Role;
 /// | backups (P4.10) | ✓ | | ✓ | ✓ | | | ✓ |
 /// | incidents and their reports (P4.14) | ✓ | ✓ | ✓ | ✓ | | | ✓ |
 /// | staff training due (P3.4) | ✓ | | ✓ | | | | |
+/// | routine operations: media, disposals, maintenance, firewall reviews (P4.3, P4.4, P4.7, P4.9) | ✓ | | ✓ | ✓ | | | |
 ///
 /// The business administrator heads the system and the operations manager runs
 /// it: both see everything. The system operations administrator runs the
@@ -41,10 +42,11 @@ pub enum Panel {
     Backups,
     Incidents,
     Staff,
+    Operations,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 9] = [
+    pub const ALL: [Panel; 10] = [
         Panel::Registrations,
         Panel::Consents,
         Panel::Providers,
@@ -54,6 +56,7 @@ impl Panel {
         Panel::Backups,
         Panel::Incidents,
         Panel::Staff,
+        Panel::Operations,
     ];
 
     /// The table above, one role at a time.
@@ -67,7 +70,7 @@ impl Panel {
             ),
             Role::SystemOperationsAdministrator => matches!(
                 self,
-                Providers | Access | Credentials | Chain | Backups | Incidents
+                Providers | Access | Credentials | Chain | Backups | Incidents | Operations
             ),
             Role::OperationsOffice => matches!(
                 self,
@@ -88,6 +91,14 @@ pub fn shown(roles: &[Role]) -> BTreeSet<Panel> {
         .into_iter()
         .filter(|p| roles.iter().any(|r| p.seen_by(*r)))
         .collect()
+}
+
+/// Whether a staff member sees the page of one event of the log (its metadata
+/// and hashes, never its payload): whoever sees the chain panel sees any; anyone
+/// else the events they recorded themselves, so every action's outcome can link
+/// to its event for the one who acted (issue 15 §2).
+pub fn event_visible(shown: &BTreeSet<Panel>, recorded_by_viewer: bool) -> bool {
+    recorded_by_viewer || shown.contains(&Panel::Chain)
 }
 
 #[cfg(test)]
@@ -123,5 +134,13 @@ mod tests {
         assert!(office_and_auditor.contains(&Panel::Incidents));
         assert!(!office_and_auditor.contains(&Panel::Staff));
         assert!(shown(&[]).is_empty());
+    }
+
+    #[test]
+    fn p3_1_an_event_page_is_the_chain_viewers_or_its_actors() {
+        let office = shown(&[Role::OperationsOffice]);
+        assert!(!event_visible(&office, false));
+        assert!(event_visible(&office, true));
+        assert!(event_visible(&shown(&[Role::Auditor]), false));
     }
 }

@@ -62,14 +62,14 @@ pub fn acting_individual(state: &PersonState, ctx: &Ctx) -> Result<PersonId, Ref
     let Actor::Individual { person, .. } = ctx.actor else {
         return refuse(
             "person.not_self",
-            "P4.6(2)",
+            crate::clause!("P4.6(2)"),
             "only the individual or their representative may do this",
         );
     };
     ensure(
         state.may_be_acted_for_by(person),
         "person.not_self",
-        "P4.6(2)",
+        crate::clause!("P4.6(2)"),
         "only the individual or their representative may do this",
     )?;
     authenticate(ctx.actor, ctx.credential, ctx.now)?;
@@ -244,7 +244,7 @@ pub fn decide(
         ensure(
             state.status == PersonStatus::Unregistered,
             "person.already_registered",
-            "P2(1)",
+            crate::clause!("P2(1)"),
             "this person is already registered",
         )?;
         let registrar = match ctx.actor {
@@ -253,7 +253,7 @@ pub fn decide(
                 staff: privileged(
                     ctx,
                     |r| r == Role::OperationsOffice,
-                    "P3.2",
+                    crate::clause!("P3.2"),
                     "users register themselves or through the office",
                 )?,
             },
@@ -272,11 +272,11 @@ pub fn decide(
         (Some(_), _) => {
             return refuse(
                 "person.withdrawn",
-                "P4.9",
+                crate::clause!("P4.9"),
                 "withdrawn: the record awaits or has had erasure",
             );
         }
-        (None, _) => return refuse("person.unknown", "P2(1)", "no such person"),
+        (None, _) => return refuse("person.unknown", crate::clause!("P2(1)"), "no such person"),
     };
     let event = match cmd {
         PersonCommand::Register { .. } => unreachable!("handled above"),
@@ -286,7 +286,7 @@ pub fn decide(
                 ctx.policy
                     .is_some_and(|v| v.id == *policy && v.in_force_from <= at),
                 "policy.not_in_force",
-                "P8",
+                crate::clause!("P8"),
                 "only the policy version in force can be accepted",
             )?;
             PersonEvent::PolicyAccepted {
@@ -302,7 +302,7 @@ pub fn decide(
                 privileged(
                     ctx,
                     |r| r == Role::OperationsOffice,
-                    "P3.2",
+                    crate::clause!("P3.2"),
                     "identity changes by the person or the office",
                 )?;
             }
@@ -318,19 +318,19 @@ pub fn decide(
             ensure(
                 by == person,
                 "person.not_self",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "only the person appoints representatives",
             )?;
             ensure(
                 *representative != person,
                 "person.representative_self",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "a person does not represent themselves",
             )?;
             ensure(
                 !state.representatives.contains(representative),
                 "person.representative_exists",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "already a representative",
             )?;
             PersonEvent::RepresentativeGranted {
@@ -344,14 +344,14 @@ pub fn decide(
             ensure(
                 state.representatives.contains(representative),
                 "person.representative_unknown",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "not a representative",
             )?;
             // The person, or the representative stepping down themselves.
             ensure(
                 by == person || by == *representative,
                 "person.not_self",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "only the person or that representative ends a representation",
             )?;
             PersonEvent::RepresentativeRevoked {
@@ -372,50 +372,50 @@ pub fn decide(
             let Some(in_force) = ctx.policy else {
                 return refuse(
                     "policy.none_in_force",
-                    "P7",
+                    crate::clause!("P7"),
                     "no policy version is in force",
                 );
             };
             ensure(
                 state.accepted_policy.as_ref() == Some(&in_force.id),
                 "policy.not_accepted",
-                "P8",
+                crate::clause!("P8"),
                 "accept the policy version in force before consenting",
             )?;
             ensure(
                 !state.consents.contains_key(consent),
                 "consent.exists",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "consent id already used",
             )?;
             ensure(
                 !categories.is_empty(),
                 "consent.no_categories",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "a consent names at least one category",
             )?;
             ensure(
                 *purpose != Purpose::PersonalUse,
                 "consent.purpose_invalid",
-                "P4.11(3)",
+                crate::clause!("P4.11(3)"),
                 "a provider's purpose must be a service purpose",
             )?;
             ensure(
                 period.is_valid(),
                 "consent.period_invalid",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "data period must start before it ends",
             )?;
             ensure(
                 *expires_at > at,
                 "consent.expiry_past",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "expiry must lie in the future",
             )?;
             ensure(
                 *expires_at <= at + ctx.config.consent_max,
                 "consent.expiry_too_far",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "expiry beyond the longest consent allowed",
             )?;
             let p = ctx
@@ -444,7 +444,7 @@ pub fn decide(
                     .get(consent)
                     .is_some_and(|c| c.revoked_at.is_none()),
                 "consent.unknown",
-                "P4.6(2)",
+                crate::clause!("P4.6(2)"),
                 "no such consent in force",
             )?;
             PersonEvent::ConsentRevoked {
@@ -458,7 +458,7 @@ pub fn decide(
             let by = privileged(
                 ctx,
                 |r| r == Role::Prefecture,
-                "P4.13(2)",
+                crate::clause!("P4.13(2)"),
                 "only the prefecture gives guidance or warnings",
             )?;
             PersonEvent::GuidanceGiven {
@@ -473,7 +473,7 @@ pub fn decide(
                 privileged(
                     ctx,
                     |r| r == Role::OperationsOffice,
-                    "P3.2",
+                    crate::clause!("P3.2"),
                     "withdrawal by the person or through the office",
                 )?;
             } else {
@@ -481,7 +481,7 @@ pub fn decide(
                 ensure(
                     by == person,
                     "person.not_self",
-                    "P4.6(2)",
+                    crate::clause!("P4.6(2)"),
                     "only the person withdraws",
                 )?;
             }
@@ -496,14 +496,14 @@ pub fn decide(
         PersonCommand::ConfirmErasure => {
             let witness = privileged(
                 ctx,
-                |r| r == Role::SystemOperationsAdministrator,
-                "P4.9",
+                witnesses_erasure,
+                crate::clause!("P4.9"),
                 "erasure is witnessed by the system operations administrator",
             )?;
             ensure(
                 state.status == PersonStatus::Withdrawn,
                 "person.not_withdrawn",
-                "P4.9",
+                crate::clause!("P4.9"),
                 "only a withdrawn person's data is erased",
             )?;
             PersonEvent::ErasureCompleted {
@@ -514,6 +514,12 @@ pub fn decide(
         }
     };
     Ok(vec![event])
+}
+
+/// Whether a holder of `role` witnesses (and so carries out) a withdrawn
+/// person's erasure: the system operations administrator (P4.9(3)).
+pub fn witnesses_erasure(role: Role) -> bool {
+    role == Role::SystemOperationsAdministrator
 }
 
 pub fn evolve(mut state: PersonState, event: &PersonEvent) -> PersonState {

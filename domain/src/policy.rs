@@ -84,13 +84,13 @@ pub fn decide(
     let by = privileged(
         ctx,
         |r| r == Role::Prefecture,
-        "P8",
+        crate::clause!("P8"),
         "only the prefecture revises the policy",
     )?;
     ensure(
         state.versions.iter().all(|v| v.id != version.id),
         "policy.version_exists",
-        "P8",
+        crate::clause!("P8"),
         "a published version is never replaced; publish a new one",
     )?;
     // Revisions only move forward, so "the version in force" is never ambiguous (P9).
@@ -100,7 +100,7 @@ pub fn decide(
             .last()
             .is_none_or(|v| v.in_force_from < version.in_force_from),
         "policy.version_order",
-        "P9",
+        crate::clause!("P9"),
         "a new version must come into force after the current one",
     )?;
     Ok(vec![PolicyEvent::VersionPublished {

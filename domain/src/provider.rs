@@ -85,13 +85,26 @@ pub fn provider_check(state: &ProviderState, now: Timestamp) -> Result<(), Refus
     match state.status {
         ProviderStatus::Approved => {}
         ProviderStatus::Suspended => {
-            return refuse("provider.suspended", "P2(3)", "provider is suspended");
+            return refuse(
+                "provider.suspended",
+                crate::clause!("P2(3)"),
+                "provider is suspended",
+            );
         }
-        _ => return refuse("provider.not_approved", "P2(3)", "provider is not approved"),
+        _ => {
+            return refuse(
+                "provider.not_approved",
+                crate::clause!("P2(3)"),
+                "provider is not approved",
+            );
+        }
     }
     for (kind, clause) in [
-        (AttestationKind::MembersTrained, "P4.11(1)"),
-        (AttestationKind::AntivirusCurrent, "P4.11(5)"),
+        (AttestationKind::MembersTrained, crate::clause!("P4.11(1)")),
+        (
+            AttestationKind::AntivirusCurrent,
+            crate::clause!("P4.11(5)"),
+        ),
     ] {
         let current = state
             .attestations
@@ -231,8 +244,26 @@ impl Decider for Provider {
     }
 }
 
+/// Who enters a paper application for a provider (P2(3)): the office or the
+/// prefecture; a provider applying itself is the applicant.
+pub fn enters_applications(role: Role) -> bool {
+    matches!(role, Role::OperationsOffice | Role::Prefecture)
+}
+
+/// Who enters a paper attestation received with an application (P4.11(1),
+/// P4.11(5)): the prefecture; a provider attests over its own connection.
+pub fn enters_attestations(role: Role) -> bool {
+    role == Role::Prefecture
+}
+
+/// Who decides on providers' applications, approvals and suspensions (P2(3)):
+/// the prefecture. Public so the dashboard shows the form to exactly them.
+pub fn decides(role: Role) -> bool {
+    role == Role::Prefecture
+}
+
 fn prefecture(ctx: &Ctx, clause: &'static str, what: &str) -> Result<StaffId, Refusal> {
-    privileged(ctx, |r| r == Role::Prefecture, clause, what)
+    privileged(ctx, decides, clause, what)
 }
 
 /// Refuses unless the provider is in one of `from`.
@@ -245,7 +276,7 @@ fn status_in(
         Some(id) if from.contains(&state.status) => Ok(id.clone()),
         _ => refuse(
             "provider.wrong_status",
-            "P2(3)",
+            crate::clause!("P2(3)"),
             format!("cannot {what} a provider that is {:?}", state.status),
         ),
     }
@@ -269,21 +300,21 @@ pub fn decide(
             if *ctx.actor != Actor::Applicant {
                 with_role(
                     ctx,
-                    |r| matches!(r, Role::OperationsOffice | Role::Prefecture),
-                    "P2(3)",
+                    enters_applications,
+                    crate::clause!("P2(3)"),
                     "applications come from the applicant or through the office",
                 )?;
             }
             ensure(
                 matches!(state.status, Unknown | Rejected),
                 "provider.already_applied",
-                "P2(3)",
+                crate::clause!("P2(3)"),
                 "provider already applied or is approved",
             )?;
             ensure(
                 state.id.as_ref().is_none_or(|id| id == provider),
                 "provider.stream_mismatch",
-                "P2(3)",
+                crate::clause!("P2(3)"),
                 "application addressed to another provider's stream",
             )?;
             ProviderEvent::Applied {
@@ -295,27 +326,47 @@ pub fn decide(
             }
         }
         ProviderCommand::Approve => {
-            let by = prefecture(ctx, "P2(3)", "only the prefecture approves providers")?;
+            let by = prefecture(
+                ctx,
+                crate::clause!("P2(3)"),
+                "only the prefecture approves providers",
+            )?;
             let provider = status_in(state, &[Applied], "approve")?;
             ProviderEvent::Approved { provider, by, at }
         }
         ProviderCommand::Reject => {
-            let by = prefecture(ctx, "P2(3)", "only the prefecture rejects providers")?;
+            let by = prefecture(
+                ctx,
+                crate::clause!("P2(3)"),
+                "only the prefecture rejects providers",
+            )?;
             let provider = status_in(state, &[Applied], "reject")?;
             ProviderEvent::Rejected { provider, by, at }
         }
         ProviderCommand::Suspend => {
-            let by = prefecture(ctx, "P2(3)", "only the prefecture suspends providers")?;
+            let by = prefecture(
+                ctx,
+                crate::clause!("P2(3)"),
+                "only the prefecture suspends providers",
+            )?;
             let provider = status_in(state, &[Approved], "suspend")?;
             ProviderEvent::Suspended { provider, by, at }
         }
         ProviderCommand::Reinstate => {
-            let by = prefecture(ctx, "P2(3)", "only the prefecture reinstates providers")?;
+            let by = prefecture(
+                ctx,
+                crate::clause!("P2(3)"),
+                "only the prefecture reinstates providers",
+            )?;
             let provider = status_in(state, &[Suspended], "reinstate")?;
             ProviderEvent::Reinstated { provider, by, at }
         }
         ProviderCommand::Revoke => {
-            let by = prefecture(ctx, "P2(3)", "only the prefecture revokes providers")?;
+            let by = prefecture(
+                ctx,
+                crate::clause!("P2(3)"),
+                "only the prefecture revokes providers",
+            )?;
             let provider = status_in(state, &[Approved, Suspended], "revoke")?;
             ProviderEvent::Revoked { provider, by, at }
         }
@@ -325,8 +376,8 @@ pub fn decide(
             valid_until,
         } => {
             let clause = match kind {
-                AttestationKind::MembersTrained => "P4.11(1)",
-                AttestationKind::AntivirusCurrent => "P4.11(5)",
+                AttestationKind::MembersTrained => crate::clause!("P4.11(1)"),
+                AttestationKind::AntivirusCurrent => crate::clause!("P4.11(5)"),
             };
             let provider = status_in(state, &[Applied, Approved, Suspended], "attest for")?;
             // The responsible person attests over their own connection, or the
@@ -338,7 +389,7 @@ pub fn decide(
                 _ => {
                     with_role(
                         ctx,
-                        |r| r == Role::Prefecture,
+                        enters_attestations,
                         clause,
                         "attestations come from the provider",
                     )?;
@@ -363,7 +414,7 @@ pub fn decide(
         ProviderCommand::GiveGuidance { kind } => {
             let by = prefecture(
                 ctx,
-                "P4.13(2)",
+                crate::clause!("P4.13(2)"),
                 "only the prefecture gives guidance or warnings",
             )?;
             let provider = status_in(state, &[Approved, Suspended], "give guidance to")?;

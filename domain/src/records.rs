@@ -221,6 +221,9 @@ pub struct StoredRecord {
 pub struct RecordState {
     pub person: Option<PersonId>,
     pub records: BTreeMap<RecordId, StoredRecord>,
+    /// The FHIR text the records hold, in bytes, kept up as they come so that
+    /// weighing the state for a cache is not a walk over every record.
+    pub text_bytes: usize,
 }
 
 impl RecordState {
@@ -268,7 +271,7 @@ fn provenance(s: &Submission, ctx: &Ctx) -> Result<Provenance, Refusal> {
             ensure(
                 s.origin == Origin::SelfEntered && s.created_by.is_none(),
                 "record.origin_mismatch",
-                "P5.1",
+                crate::clause!("P5.1"),
                 "individuals enter self-entered data only",
             )?;
             let party = Party::Person { person: by };
@@ -290,19 +293,19 @@ fn provenance(s: &Submission, ctx: &Ctx) -> Result<Provenance, Refusal> {
             ensure(
                 s.origin == Origin::MedicalInstitution,
                 "record.origin_mismatch",
-                "P5.1",
+                crate::clause!("P5.1"),
                 "providers deliver institution data, not self-entered data",
             )?;
             ensure(
                 p.connection_is_vpn(),
                 "record.connection_not_vpn",
-                "P4.5(3)",
+                crate::clause!("P4.5(3)"),
                 "medical-institution data only over a closed IP-VPN or IPsec+IKE VPN",
             )?;
             ensure(
                 s.original_identifier.is_some(),
                 "record.original_identifier_missing",
-                "P5.1",
+                crate::clause!("P5.1"),
                 "medical-institution data names its original at the creator",
             )?;
             // Deny by default: delivery into a person's record needs their consent.
@@ -322,7 +325,7 @@ fn provenance(s: &Submission, ctx: &Ctx) -> Result<Provenance, Refusal> {
         }
         _ => refuse(
             "record.no_health_access",
-            "P4.6(2)",
+            crate::clause!("P4.6(2)"),
             "staff neither read nor write health content",
         ),
     }
@@ -338,39 +341,48 @@ fn entry(
             p.id.clone().expect("active person has an id")
         }
         Some(p) if p.id.is_some() => {
-            return refuse("person.withdrawn", "P4.9", "withdrawn: no further records");
+            return refuse(
+                "person.withdrawn",
+                crate::clause!("P4.9"),
+                "withdrawn: no further records",
+            );
         }
-        _ => return refuse("person.unknown", "P2(1)", "no such person"),
+        _ => return refuse("person.unknown", crate::clause!("P2(1)"), "no such person"),
     };
     ensure(
         state.person.as_ref().is_none_or(|p| *p == person),
         "record.stream_mismatch",
-        "P2(1)",
+        crate::clause!("P2(1)"),
         "records are kept per individual",
     )?;
     let provenance = provenance(s, ctx)?;
     ensure(
         !state.records.contains_key(&s.record),
         "record.exists",
-        "P2(1)",
+        crate::clause!("P2(1)"),
         "record ids are never reused",
     )?;
     ensure(
         s.effective_at <= ctx.now,
         "record.effective_in_future",
-        "P2(1)",
+        crate::clause!("P2(1)"),
         "clinical date lies in the future",
     )?;
     if let Some(id) = &s.original_identifier {
         ensure(
             (1..=256).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()),
             "record.original_identifier_invalid",
-            "P5.1",
+            crate::clause!("P5.1"),
             "original identifier must be 1..=256 printable ASCII characters",
         )?;
     }
-    let vital = fhir::validate(s.category, &person, &s.resource)
-        .map_err(|e| Refusal::new("record.fhir_invalid", "P2(1)", e.to_string()))?;
+    let vital = fhir::validate(s.category, &person, &s.resource).map_err(|e| {
+        Refusal::new(
+            "record.fhir_invalid",
+            crate::clause!("P2(1)"),
+            e.to_string(),
+        )
+    })?;
     Ok((
         person,
         RecordEntry {
@@ -404,7 +416,7 @@ pub fn decide(
                     ensure(
                         ids.insert(&s.record),
                         "record.exists",
-                        "P2(1)",
+                        crate::clause!("P2(1)"),
                         "record ids are never reused",
                     )?;
                     let (person, entry) = entry(state, s, ctx)?;
@@ -418,18 +430,22 @@ pub fn decide(
         } => {
             let (person, entry) = entry(state, submission, ctx)?;
             let Some(old) = state.records.get(supersedes) else {
-                return refuse("record.unknown", "P2(1)", "no such record to correct");
+                return refuse(
+                    "record.unknown",
+                    crate::clause!("P2(1)"),
+                    "no such record to correct",
+                );
             };
             ensure(
                 old.superseded_by.is_none(),
                 "record.already_superseded",
-                "P2(1)",
+                crate::clause!("P2(1)"),
                 "correct the latest version",
             )?;
             ensure(
                 old.entry.category == entry.category,
                 "record.category_changed",
-                "P2(1)",
+                crate::clause!("P2(1)"),
                 "a correction keeps the category",
             )?;
             // The original stays with its creator, so only its side corrects it (P5.1):
@@ -446,7 +462,7 @@ pub fn decide(
             ensure(
                 same_side,
                 "record.not_creator",
-                "P5.1",
+                crate::clause!("P5.1"),
                 "only the record's creator side corrects it",
             )?;
             Ok(vec![RecordEvent::Corrected {
@@ -473,7 +489,8 @@ pub fn evolve(mut state: RecordState, event: &RecordEvent) -> RecordState {
     if let Some(old) = supersedes.as_ref().and_then(|id| state.records.get_mut(id)) {
         old.superseded_by = Some(entry.record.clone());
     }
-    state.records.insert(
+    state.text_bytes += entry.resource.json().len();
+    let replaced = state.records.insert(
         entry.record.clone(),
         StoredRecord {
             entry: entry.clone(),
@@ -481,5 +498,8 @@ pub fn evolve(mut state: RecordState, event: &RecordEvent) -> RecordState {
             superseded_by: None,
         },
     );
+    if let Some(old) = replaced {
+        state.text_bytes -= old.entry.resource.json().len();
+    }
     state
 }

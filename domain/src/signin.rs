@@ -24,7 +24,7 @@
 
 use std::net::IpAddr;
 
-use crate::Timestamp;
+use crate::{Refusal, Timestamp};
 
 /// The rule's values. The defaults are the platform's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,47 @@ impl Default for SigninRule {
             account_per_minute: 10,
         }
     }
+}
+
+/// The rule for a password being set (sign-up, change, reset) (P4.8(2)): long
+/// enough to resist guessing with the lockout in place, short enough to bound the
+/// hashing. Counted in characters, as the API schema's `minLength`/`maxLength`
+/// count them (issue 22 §7).
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Four bytes at most per character: 1,024 bytes, the hasher's input limit.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// Refused unless `new` follows the password rule and differs from `current`
+/// (when the caller knows it).
+pub fn check_new_password(new: &str, current: Option<&str>) -> Result<(), Refusal> {
+    let n = new.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        return Err(Refusal::new(
+            "password.rule",
+            crate::clause!("P4.8(2)"),
+            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    if current == Some(new) {
+        return Err(Refusal::new(
+            "password.unchanged",
+            crate::clause!("P4.8(2)"),
+            "the new password must differ from the current one",
+        ));
+    }
+    Ok(())
+}
+
+/// Which TOTP steps (RFC 6238) a second factor accepts a code from (issue 15 §5):
+/// the current step and one either side, for clocks that drift; and a code is
+/// used once: a step at or before the last one accepted (`used`) is refused, so a
+/// code seen over a shoulder or in a replayed form is worth nothing.
+pub const TOTP_SKEW_STEPS: u64 = 1;
+
+/// The steps a code presented during step `now` may belong to, oldest first.
+pub fn totp_steps(now: u64, used: Option<u64>) -> impl Iterator<Item = u64> {
+    (now.saturating_sub(TOTP_SKEW_STEPS)..=now.saturating_add(TOTP_SKEW_STEPS))
+        .filter(move |s| used.is_none_or(|u| *s > u))
 }
 
 /// One (account, source group) pair's attempts.
@@ -156,6 +197,32 @@ mod tests {
         assert_eq!((a.failures, a.in_flight), (0, 0));
         assert!(!a.idle(until, &rule));
         assert!(a.idle(Timestamp(until.0 + rule.lock_for_us), &rule));
+    }
+
+    /// P4.8(2): the password rule, in characters, and a change must change it.
+    #[test]
+    fn p4_8_2_password_rule() {
+        assert_eq!(
+            check_new_password("short", None).unwrap_err().code,
+            "password.rule"
+        );
+        assert!(check_new_password(&"é".repeat(MAX_PASSWORD_CHARS), None).is_ok());
+        assert!(check_new_password(&"é".repeat(MAX_PASSWORD_CHARS + 1), None).is_err());
+        let same = check_new_password("long-enough-1", Some("long-enough-1")).unwrap_err();
+        assert_eq!((same.code, same.clause), ("password.unchanged", "P4.8(2)"));
+    }
+
+    /// Issue 15 §5: a code is taken from the current step or one either side, and
+    /// never from a step already used.
+    #[test]
+    fn p4_8_2_totp_steps_skew_and_single_use() {
+        assert_eq!(
+            totp_steps(1000, None).collect::<Vec<_>>(),
+            [999, 1000, 1001]
+        );
+        assert_eq!(totp_steps(1000, Some(1000)).collect::<Vec<_>>(), [1001]);
+        assert_eq!(totp_steps(1000, Some(1001)).count(), 0);
+        assert_eq!(totp_steps(0, None).collect::<Vec<_>>(), [0, 1]);
     }
 
     /// P4.4(1): an IPv6 /64 is one source; IPv4 addresses are each their own.

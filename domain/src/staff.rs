@@ -44,10 +44,45 @@ impl Role {
         Role::Auditor,
     ];
 
+    /// The role's name in commands and the API (`operations-manager`,
+    /// `operations-manager-deputy`, …).
+    pub const fn slug(self) -> &'static str {
+        match self {
+            Role::BusinessAdministrator => "business-administrator",
+            Role::BusinessImplementationManager(Rank::Primary) => "implementation-manager",
+            Role::BusinessImplementationManager(Rank::Deputy) => "implementation-manager-deputy",
+            Role::OperationsManager(Rank::Primary) => "operations-manager",
+            Role::OperationsManager(Rank::Deputy) => "operations-manager-deputy",
+            Role::SystemOperationsAdministrator => "system-operations-administrator",
+            Role::OperationsOffice => "operations-office",
+            Role::Prefecture => "prefecture",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn from_slug(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.slug() == s)
+    }
+
     /// Whether a holder of `appointer` may appoint this role (P3.1). The head is ex
     /// officio and appointed by nobody. Roles outside the policy's chain sit under the
     /// head that owns them: the office under the operations manager, prefecture
     /// officials and auditors under the business administrator.
+    /// Whether a holder of `self` appoints or dismisses anyone at all (P3.1): the
+    /// dashboard shows the staff forms to them.
+    pub fn appoints_anyone(self) -> bool {
+        Role::ALL.iter().any(|r| r.appointable_by(self))
+    }
+
+    /// Whether a holder of `self` records staff training (P3.4(2)): the
+    /// operations manager, and the business administrator for the managers.
+    pub fn records_training(self) -> bool {
+        matches!(
+            self,
+            Role::OperationsManager(_) | Role::BusinessAdministrator
+        )
+    }
+
     pub fn appointable_by(self, appointer: Role) -> bool {
         match self {
             Role::BusinessAdministrator => false,
@@ -60,6 +95,14 @@ impl Role {
             }
         }
     }
+}
+
+/// Whether signing in with this role needs a second factor (issue 15 §5): every
+/// role that can approve, revoke, erase, grant, appoint or export does. The office
+/// answers inquiries and handles applications; everything it does is undone or
+/// decided by one of the others, so a password (with the lockout) is enough.
+pub fn second_factor_required(roles: &BTreeSet<Role>) -> bool {
+    roles.iter().any(|r| *r != Role::OperationsOffice)
 }
 
 /// A completed privacy training (P3.4(2)).
@@ -122,7 +165,7 @@ pub fn privileged(
     ensure(
         ctx.staff.is_some_and(|s| s.training_current(ctx.now)),
         "staff.training_lapsed",
-        "P3.4",
+        crate::clause!("P3.4"),
         "privileged action refused: privacy training is not current",
     )?;
     Ok(id)
@@ -142,6 +185,16 @@ pub enum StaffCommand {
         completed_at: Timestamp,
         valid_until: Timestamp,
     },
+    /// Give this staff member a new one-time password (and, with `second_factor`,
+    /// drop their enrolled second factor): only the role that appoints theirs
+    /// (P3.1, P4.8(2)).
+    ResetSignIn {
+        second_factor: bool,
+    },
+    /// The staff member replaced their password themselves (P4.8(2)).
+    RecordPasswordChange,
+    /// The staff member enrolled a second factor themselves (P4.8(2)).
+    EnrolSecondFactor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +222,33 @@ pub enum StaffEvent {
         by: StaffId,
         at: Timestamp,
     },
+    /// Neither the password nor the secret: those live in the auth data area.
+    #[serde(rename = "staff.sign_in_reset")]
+    SignInReset {
+        staff: StaffId,
+        /// `None`: the system actor, at the console of the stopped platform.
+        by: Option<StaffId>,
+        second_factor: bool,
+        at: Timestamp,
+    },
+    #[serde(rename = "staff.password_changed")]
+    PasswordChanged { staff: StaffId, at: Timestamp },
+    #[serde(rename = "staff.second_factor_enrolled")]
+    SecondFactorEnrolled { staff: StaffId, at: Timestamp },
+}
+
+impl StaffEvent {
+    /// Whose record this event is part of.
+    pub fn staff(&self) -> &StaffId {
+        match self {
+            StaffEvent::Appointed { staff, .. }
+            | StaffEvent::Dismissed { staff, .. }
+            | StaffEvent::TrainingRecorded { staff, .. }
+            | StaffEvent::SignInReset { staff, .. }
+            | StaffEvent::PasswordChanged { staff, .. }
+            | StaffEvent::SecondFactorEnrolled { staff, .. } => staff,
+        }
+    }
 }
 
 impl DomainEvent for StaffEvent {
@@ -177,6 +257,9 @@ impl DomainEvent for StaffEvent {
             StaffEvent::Appointed { .. } => "staff.appointed",
             StaffEvent::Dismissed { .. } => "staff.dismissed",
             StaffEvent::TrainingRecorded { .. } => "staff.training_recorded",
+            StaffEvent::SignInReset { .. } => "staff.sign_in_reset",
+            StaffEvent::PasswordChanged { .. } => "staff.password_changed",
+            StaffEvent::SecondFactorEnrolled { .. } => "staff.second_factor_enrolled",
         }
     }
 
@@ -206,10 +289,13 @@ impl Decider for Staff {
 }
 
 fn this(state: &StaffState) -> Result<StaffId, Refusal> {
-    state
-        .id
-        .clone()
-        .ok_or_else(|| Refusal::new("staff.unknown", "P3.1", "no such staff member"))
+    state.id.clone().ok_or_else(|| {
+        Refusal::new(
+            "staff.unknown",
+            crate::clause!("P3.1"),
+            "no such staff member",
+        )
+    })
 }
 
 pub fn decide(
@@ -223,13 +309,13 @@ pub fn decide(
             ensure(
                 state.id.as_ref().is_none_or(|id| id == staff),
                 "staff.stream_mismatch",
-                "P3.1",
+                crate::clause!("P3.1"),
                 "appointment addressed to another staff member's stream",
             )?;
             ensure(
                 !state.roles.contains(role),
                 "staff.already_appointed",
-                "P3.1",
+                crate::clause!("P3.1"),
                 "already holds this role",
             )?;
             let by = if *role == Role::BusinessAdministrator {
@@ -237,7 +323,7 @@ pub fn decide(
                 ensure(
                     *ctx.actor == Actor::System && *staff == ctx.config.business_administrator,
                     "staff.appointment_chain",
-                    "P3.1(1)",
+                    crate::clause!("P3.1(1)"),
                     "the business administrator is the system's head ex officio",
                 )?;
                 None
@@ -245,13 +331,13 @@ pub fn decide(
                 let by = privileged(
                     ctx,
                     |r| role.appointable_by(r),
-                    "P3.1",
+                    crate::clause!("P3.1"),
                     "appointment outside the chain of authority",
                 )?;
                 ensure(
                     by != *staff,
                     "staff.self_appointment",
-                    "P3.1",
+                    crate::clause!("P3.1"),
                     "nobody appoints themselves",
                 )?;
                 Some(by)
@@ -268,13 +354,13 @@ pub fn decide(
             ensure(
                 state.roles.contains(role),
                 "staff.not_appointed",
-                "P3.1",
+                crate::clause!("P3.1"),
                 "does not hold this role",
             )?;
             let by = privileged(
                 ctx,
                 |r| role.appointable_by(r),
-                "P3.1",
+                crate::clause!("P3.1"),
                 "dismissal outside the chain of authority",
             )?;
             Ok(vec![StaffEvent::Dismissed {
@@ -294,14 +380,14 @@ pub fn decide(
             // never be renewed.
             let by = with_role(
                 ctx,
-                |r| matches!(r, Role::OperationsManager(_) | Role::BusinessAdministrator),
-                "P3.4",
+                Role::records_training,
+                crate::clause!("P3.4"),
                 "training is recorded by the operations manager",
             )?;
             ensure(
                 completed_at < valid_until && *completed_at <= at,
                 "staff.training_dates",
-                "P3.4",
+                crate::clause!("P3.4"),
                 "training must be completed and expire after completion",
             )?;
             Ok(vec![StaffEvent::TrainingRecorded {
@@ -314,7 +400,64 @@ pub fn decide(
                 at,
             }])
         }
+        StaffCommand::ResetSignIn { second_factor } => reset_sign_in(state, *second_factor, ctx),
+        StaffCommand::RecordPasswordChange => {
+            let staff = own_sign_in(state, ctx)?;
+            Ok(vec![StaffEvent::PasswordChanged { staff, at }])
+        }
+        StaffCommand::EnrolSecondFactor => {
+            let staff = own_sign_in(state, ctx)?;
+            Ok(vec![StaffEvent::SecondFactorEnrolled { staff, at }])
+        }
     }
+}
+
+/// A reset of another staff member's sign-in (P3.1, P4.8(2)): by the role that
+/// appoints theirs, with current training, never one's own; or by the system
+/// actor (the console of the stopped platform, the only way for the head).
+fn reset_sign_in(
+    state: &StaffState,
+    second_factor: bool,
+    ctx: &Ctx,
+) -> Result<Vec<StaffEvent>, Refusal> {
+    let staff = this(state)?;
+    let by = if *ctx.actor == Actor::System {
+        None
+    } else {
+        let by = privileged(
+            ctx,
+            // The role that appoints theirs, as for dismissal; the head is
+            // appointed by nobody, so only the console resets the head.
+            |r| state.roles.iter().any(|held| held.appointable_by(r)),
+            crate::clause!("P3.1"),
+            "a sign-in is reset only by the role that appoints the staff member's",
+        )?;
+        ensure(
+            by != staff,
+            "staff.self_reset",
+            crate::clause!("P3.1"),
+            "nobody resets their own sign-in; change the password instead",
+        )?;
+        Some(by)
+    };
+    Ok(vec![StaffEvent::SignInReset {
+        staff,
+        by,
+        second_factor,
+        at: ctx.now,
+    }])
+}
+
+/// The staff member acting on their own sign-in (P4.8(2)).
+fn own_sign_in(state: &StaffState, ctx: &Ctx) -> Result<StaffId, Refusal> {
+    let staff = this(state)?;
+    ensure(
+        matches!(ctx.actor, Actor::Staff { staff: s } if *s == staff),
+        "staff.self_only",
+        crate::clause!("P4.8(2)"),
+        "only the staff member themselves sets their password and second factor",
+    )?;
+    Ok(staff)
 }
 
 pub fn evolve(mut state: StaffState, event: &StaffEvent) -> StaffState {
@@ -327,6 +470,11 @@ pub fn evolve(mut state: StaffState, event: &StaffEvent) -> StaffState {
             state.roles.remove(role);
         }
         StaffEvent::TrainingRecorded { training, .. } => state.training = Some(*training),
+        // Whether a second factor is enrolled is the auth data area's (the
+        // secret lives there); the events are the record of who did what.
+        StaffEvent::SignInReset { .. }
+        | StaffEvent::PasswordChanged { .. }
+        | StaffEvent::SecondFactorEnrolled { .. } => {}
     }
     state
 }

@@ -38,11 +38,7 @@ impl StaffRoster {
         let AnyEvent::Staff(s) = e.event else {
             return;
         };
-        let staff = match s {
-            StaffEvent::Appointed { staff, .. }
-            | StaffEvent::Dismissed { staff, .. }
-            | StaffEvent::TrainingRecorded { staff, .. } => staff,
-        };
+        let staff = s.staff();
         let ix = self.ids.intern(staff.as_str());
         ensure_len(&mut self.rows, ix, StaffRow::default());
         let row = &mut self.rows[ix as usize];
@@ -54,6 +50,9 @@ impl StaffRoster {
             }
             StaffEvent::Dismissed { role, .. } => row.roles.retain(|(r, _)| r != role),
             StaffEvent::TrainingRecorded { training, .. } => row.training = Some(*training),
+            StaffEvent::SignInReset { .. }
+            | StaffEvent::PasswordChanged { .. }
+            | StaffEvent::SecondFactorEnrolled { .. } => {}
         }
     }
 

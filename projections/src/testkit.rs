@@ -14,7 +14,7 @@ use mebyo_domain::provider::{
     self, AttestationKind, Basis, ConnectionClass, ProviderCommand, ProviderEvent,
 };
 use mebyo_domain::records::{Origin, Party, Provenance, RecordEntry, RecordEvent};
-use mebyo_domain::staff::{self, Rank, StaffCommand, StaffEvent};
+use mebyo_domain::staff::{self, Rank, StaffCommand};
 use mebyo_domain::*;
 use mebyo_operations::incident::{self as incident, Incident, IncidentCommand, IncidentEvent};
 use serde_json::json;
@@ -104,11 +104,7 @@ fn stream_of(e: &AnyEvent) -> String {
             | CredentialEvent::LossReported { credential, .. }
             | CredentialEvent::Revoked { credential, .. } => credential.stream(),
         },
-        AnyEvent::Staff(e) => match e {
-            StaffEvent::Appointed { staff, .. }
-            | StaffEvent::Dismissed { staff, .. }
-            | StaffEvent::TrainingRecorded { staff, .. } => staff.stream(),
-        },
+        AnyEvent::Staff(e) => e.staff().stream(),
         AnyEvent::Record(RecordEvent::Added { person, .. })
         | AnyEvent::Record(RecordEvent::Corrected { person, .. }) => format!("records-{person}"),
         AnyEvent::Access(AccessEvent::AccessRecorded { person, .. }) => format!("access-{person}"),

@@ -46,11 +46,11 @@ impl IncidentKind {
 
     pub fn clause(self) -> &'static str {
         match self {
-            IncidentKind::UnauthorizedAccess => "P4.14(2)",
-            IncidentKind::Malware => "P4.14(3)",
-            IncidentKind::TheftOrLoss => "P4.14(4)",
-            IncidentKind::Contractor => "P4.14(5)",
-            IncidentKind::Other => "P4.14(1)",
+            IncidentKind::UnauthorizedAccess => mebyo_domain::clause!("P4.14(2)"),
+            IncidentKind::Malware => mebyo_domain::clause!("P4.14(3)"),
+            IncidentKind::TheftOrLoss => mebyo_domain::clause!("P4.14(4)"),
+            IncidentKind::Contractor => mebyo_domain::clause!("P4.14(5)"),
+            IncidentKind::Other => mebyo_domain::clause!("P4.14(1)"),
         }
     }
 
@@ -277,7 +277,7 @@ const UNAUTHORIZED_ACCESS: &[RunbookStep] = &[
         Step::DisconnectDevice,
         1,
         1,
-        "P4.14(2)",
+        mebyo_domain::clause!("P4.14(2)"),
         AnyStaff,
         Always,
         "被害のあったデバイスをネットワークから切断する",
@@ -286,7 +286,7 @@ const UNAUTHORIZED_ACCESS: &[RunbookStep] = &[
         Step::PreserveServer,
         1,
         1,
-        "P4.14(2)",
+        mebyo_domain::clause!("P4.14(2)"),
         AnyStaff,
         Always,
         "当該サーバの電源は落とさず、システム起動した状態に保つ。当該サーバに対して不用意に操作は行わない",
@@ -295,7 +295,7 @@ const UNAUTHORIZED_ACCESS: &[RunbookStep] = &[
         Step::ReportToSoa,
         2,
         2,
-        "P4.14(2)",
+        mebyo_domain::clause!("P4.14(2)"),
         SystemOperationsAdministrator,
         Always,
         "直ちにシステム運用管理者へ状況を報告する",
@@ -304,7 +304,7 @@ const UNAUTHORIZED_ACCESS: &[RunbookStep] = &[
         Step::EscalateToOm,
         3,
         3,
-        "P4.14(2)",
+        mebyo_domain::clause!("P4.14(2)"),
         SystemOperationsAdministrator,
         Always,
         "システム運用管理者より運用管理責任者へ連絡し、対処の指示を仰ぐ",
@@ -313,7 +313,7 @@ const UNAUTHORIZED_ACCESS: &[RunbookStep] = &[
         Step::ContactDepartments,
         0,
         3,
-        "P4.14(1)",
+        mebyo_domain::clause!("P4.14(1)"),
         AdministratorOrManager,
         Always,
         CONTACT,
@@ -325,7 +325,7 @@ const MALWARE: &[RunbookStep] = &[
         Step::DisconnectPc,
         1,
         1,
-        "P4.14(3)",
+        mebyo_domain::clause!("P4.14(3)"),
         AnyStaff,
         Always,
         "直ちに感染したPCをネットワークから切断する",
@@ -334,7 +334,7 @@ const MALWARE: &[RunbookStep] = &[
         Step::ReportToSoa,
         2,
         2,
-        "P4.14(3)",
+        mebyo_domain::clause!("P4.14(3)"),
         SystemOperationsAdministrator,
         Always,
         "直ちにシステム運用管理者へ状況を報告する",
@@ -343,7 +343,7 @@ const MALWARE: &[RunbookStep] = &[
         Step::EscalateToOm,
         3,
         3,
-        "P4.14(3)",
+        mebyo_domain::clause!("P4.14(3)"),
         SystemOperationsAdministrator,
         Always,
         "システム運用管理者より運用管理責任者へ連絡し、対処の指示を仰ぐ",
@@ -352,7 +352,7 @@ const MALWARE: &[RunbookStep] = &[
         Step::ContactDepartments,
         0,
         3,
-        "P4.14(1)",
+        mebyo_domain::clause!("P4.14(1)"),
         AdministratorOrManager,
         Always,
         CONTACT,
@@ -361,7 +361,7 @@ const MALWARE: &[RunbookStep] = &[
         Step::NotifyLeak,
         4,
         4,
-        "P4.14(3)",
+        mebyo_domain::clause!("P4.14(3)"),
         AdministratorOrManager,
         LeakPossible,
         "情報漏洩につながる可能性のある場合またはつながる場合は、適切な部門及び組織に連絡する",
@@ -373,7 +373,7 @@ const THEFT_OR_LOSS: &[RunbookStep] = &[
         Step::PoliceReport,
         1,
         1,
-        "P4.14(4)",
+        mebyo_domain::clause!("P4.14(4)"),
         AnyStaff,
         Always,
         "最寄りの警察に盗難届けまたは遺失届を出す",
@@ -382,7 +382,7 @@ const THEFT_OR_LOSS: &[RunbookStep] = &[
         Step::ChangeConnectionInfo,
         2,
         2,
-        "P4.14(4)",
+        mebyo_domain::clause!("P4.14(4)"),
         Prefecture,
         VpnUsed,
         "VPN を利用していた場合は、接続情報の変更",
@@ -391,7 +391,7 @@ const THEFT_OR_LOSS: &[RunbookStep] = &[
         Step::StopCarrierLine,
         2,
         2,
-        "P4.14(4)",
+        mebyo_domain::clause!("P4.14(4)"),
         AnyStaff,
         VpnUsed,
         "通信カードキャリアへのサービス停止依頼を行う",
@@ -400,7 +400,7 @@ const THEFT_OR_LOSS: &[RunbookStep] = &[
         Step::CheckStoredData,
         3,
         3,
-        "P4.14(4)",
+        mebyo_domain::clause!("P4.14(4)"),
         AnyStaff,
         Always,
         "格納データの確認を行い",
@@ -409,7 +409,7 @@ const THEFT_OR_LOSS: &[RunbookStep] = &[
         Step::ReportToSoa,
         3,
         4,
-        "P4.14(4)",
+        mebyo_domain::clause!("P4.14(4)"),
         SystemOperationsAdministrator,
         Always,
         "システム運用管理者に報告する",
@@ -418,7 +418,7 @@ const THEFT_OR_LOSS: &[RunbookStep] = &[
         Step::ContactDepartments,
         0,
         5,
-        "P4.14(1)",
+        mebyo_domain::clause!("P4.14(1)"),
         AdministratorOrManager,
         Always,
         CONTACT,
@@ -427,7 +427,7 @@ const THEFT_OR_LOSS: &[RunbookStep] = &[
         Step::BusinessAdministratorNotifies,
         4,
         5,
-        "P4.14(4)",
+        mebyo_domain::clause!("P4.14(4)"),
         BusinessAdministrator,
         IndividualsData,
         "個人利用者に関する情報が含まれている場合は原則、事業管理者より適切な部門及び組織に連絡する",
@@ -439,7 +439,7 @@ const CONTRACTOR: &[RunbookStep] = &[
         Step::ReportToSoa,
         1,
         1,
-        "P4.14(5)",
+        mebyo_domain::clause!("P4.14(5)"),
         SystemOperationsAdministrator,
         Always,
         "直ちにシステム運用管理者へ状況を報告し",
@@ -448,7 +448,7 @@ const CONTRACTOR: &[RunbookStep] = &[
         Step::HandlePerContract,
         1,
         2,
-        "P4.14(5)",
+        mebyo_domain::clause!("P4.14(5)"),
         SystemOperationsAdministrator,
         Always,
         "システム運用管理者は委託契約に基づいて対応を行う",
@@ -457,7 +457,7 @@ const CONTRACTOR: &[RunbookStep] = &[
         Step::ContactDepartments,
         0,
         2,
-        "P4.14(1)",
+        mebyo_domain::clause!("P4.14(1)"),
         AdministratorOrManager,
         Always,
         CONTACT,
@@ -469,7 +469,7 @@ const OTHER: &[RunbookStep] = &[
         Step::ReportToSoa,
         0,
         1,
-        "P4.14(1)",
+        mebyo_domain::clause!("P4.14(1)"),
         SystemOperationsAdministrator,
         Always,
         "直ちにシステム運用管理者に報告の上",
@@ -478,7 +478,7 @@ const OTHER: &[RunbookStep] = &[
         Step::ContactDepartments,
         0,
         2,
-        "P4.14(1)",
+        mebyo_domain::clause!("P4.14(1)"),
         AdministratorOrManager,
         Always,
         CONTACT,
@@ -797,7 +797,11 @@ impl Decider for Incident {
 
 fn open(state: &IncidentState) -> Result<(IncidentId, IncidentKind), Refusal> {
     let (Some(id), Some(kind)) = (&state.id, state.kind) else {
-        return refuse("incident.unknown", "P4.14(1)", "no such incident");
+        return refuse(
+            "incident.unknown",
+            mebyo_domain::clause!("P4.14(1)"),
+            "no such incident",
+        );
     };
     ensure(
         state.closed_at.is_none(),
@@ -828,7 +832,7 @@ pub fn decide(
             ensure(
                 state.id.is_none(),
                 "incident.already_reported",
-                "P4.14(1)",
+                mebyo_domain::clause!("P4.14(1)"),
                 "this incident is already reported",
             )?;
             let by = match (ctx.actor, source) {
@@ -836,14 +840,14 @@ pub fn decide(
                 (Actor::System, Source::Staff) => {
                     return refuse(
                         "incident.reporter",
-                        "P4.14(1)",
+                        mebyo_domain::clause!("P4.14(1)"),
                         "the platform reports only what its anomaly rules detected",
                     );
                 }
                 (_, Source::Detected { .. }) => {
                     return refuse(
                         "incident.reporter",
-                        "P4.4(1)",
+                        mebyo_domain::clause!("P4.4(1)"),
                         "only the platform's detector reports detected anomalies",
                     );
                 }
@@ -853,7 +857,7 @@ pub fn decide(
                         ctx,
                         |r| Level::Reporter.held_by(r),
                         false,
-                        "P4.14(1)",
+                        mebyo_domain::clause!("P4.14(1)"),
                         "reporting an incident",
                     )?;
                     Reporter::Staff { staff, role }
@@ -862,19 +866,19 @@ pub fn decide(
             ensure(
                 *detected_at <= now,
                 "incident.detected_in_future",
-                "P4.14(1)",
+                mebyo_domain::clause!("P4.14(1)"),
                 "an incident cannot be detected after it is reported",
             )?;
             ensure(
                 !*vpn_used || *kind == IncidentKind::TheftOrLoss,
                 "incident.vpn_not_applicable",
-                "P4.14(4)",
+                mebyo_domain::clause!("P4.14(4)"),
                 "VPN use matters only for a stolen or lost PC or medium",
             )?;
             ensure(
                 (*kind == IncidentKind::Contractor) == contractor.is_some(),
                 "incident.contractor",
-                "P4.14(5)",
+                mebyo_domain::clause!("P4.14(5)"),
                 "a contractor incident names the contractor and contract, and only it does",
             )?;
             Ok(vec![IncidentEvent::Reported {
@@ -927,7 +931,7 @@ pub fn decide(
             ensure(
                 from.next() == Some(*to),
                 "incident.escalation_chain",
-                "P4.14(1)",
+                mebyo_domain::clause!("P4.14(1)"),
                 "escalation goes one level up the chain of roles at a time",
             )?;
             // Where the runbook has the escalation as a step, it is that step.
@@ -946,7 +950,7 @@ pub fn decide(
                 ctx,
                 |r| from.held_by(r),
                 false,
-                "P4.14(1)",
+                mebyo_domain::clause!("P4.14(1)"),
                 "only the holder of the current level passes an incident up",
             )?;
             Ok(vec![IncidentEvent::Escalated {
@@ -992,13 +996,13 @@ pub fn decide(
             ensure(
                 kind == IncidentKind::TheftOrLoss,
                 "incident.rotation_not_applicable",
-                "P4.14(4)",
+                mebyo_domain::clause!("P4.14(4)"),
                 "connection information is changed for a stolen or lost PC or medium",
             )?;
             ensure(
                 !rotations.is_empty() && rotations.iter().all(|r| r.revoked != r.issued),
                 "incident.rotation_empty",
-                "P4.14(4)",
+                mebyo_domain::clause!("P4.14(4)"),
                 "name each revoked credential and its replacement",
             )?;
             let step = record_step(

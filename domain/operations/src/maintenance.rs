@@ -218,7 +218,9 @@ impl Decider for Maintenance {
 
 /// Who plans maintenance: the operations manager, who owns operations (P3.1(3)),
 /// or the system operations administrator, who runs them (P3.1(4)).
-fn planner(r: Role) -> bool {
+/// Whether a holder of `r` announces, moves and cancels maintenance windows
+/// (P4.3): the operations manager and the system operations administrator.
+pub fn planner(r: Role) -> bool {
     matches!(
         r,
         Role::OperationsManager(_) | Role::SystemOperationsAdministrator
@@ -240,37 +242,43 @@ pub fn decide(
             summary,
             lead_time,
         } => {
-            let (by, _) = acting_staff(ctx, planner, false, "P4.3", "scheduling maintenance")?;
+            let (by, _) = acting_staff(
+                ctx,
+                planner,
+                false,
+                mebyo_domain::clause!("P4.3"),
+                "scheduling maintenance",
+            )?;
             ensure(
                 !state.windows.contains_key(window),
                 "maintenance.duplicate",
-                "P4.3",
+                mebyo_domain::clause!("P4.3"),
                 "a window with this id is already announced",
             )?;
             ensure(
                 starts_at < ends_at,
                 "maintenance.window_invalid",
-                "P4.3",
+                mebyo_domain::clause!("P4.3"),
                 "a window ends after it starts",
             )?;
             ensure(
                 !affects.is_empty(),
                 "maintenance.affects_nothing",
-                "P4.3",
+                mebyo_domain::clause!("P4.3"),
                 "name what the window takes down",
             )?;
             let chars = summary.chars().count();
             ensure(
                 (1..=SUMMARY_MAX_CHARS).contains(&chars) && !summary.chars().any(char::is_control),
                 "maintenance.summary",
-                "P4.3",
+                mebyo_domain::clause!("P4.3"),
                 "the notice needs a one-line summary of at most 200 characters",
             )?;
             // The heart of P4.3: users hear of it in advance, by the lead time.
             ensure(
                 *starts_at >= now + *lead_time,
                 "maintenance.short_notice",
-                "P4.3",
+                mebyo_domain::clause!("P4.3"),
                 "maintenance must be announced at least the configured lead time ahead",
             )?;
             Ok(vec![MaintenanceEvent::Scheduled {
@@ -285,14 +293,24 @@ pub fn decide(
             }])
         }
         MaintenanceCommand::Cancel { window } => {
-            let (by, _) = acting_staff(ctx, planner, false, "P4.3", "cancelling maintenance")?;
+            let (by, _) = acting_staff(
+                ctx,
+                planner,
+                false,
+                mebyo_domain::clause!("P4.3"),
+                "cancelling maintenance",
+            )?;
             let Some(w) = state.windows.get(window) else {
-                return refuse("maintenance.unknown", "P4.3", "no such window");
+                return refuse(
+                    "maintenance.unknown",
+                    mebyo_domain::clause!("P4.3"),
+                    "no such window",
+                );
             };
             ensure(
                 w.cancelled_at.is_none() && now < w.ends_at,
                 "maintenance.not_cancellable",
-                "P4.3",
+                mebyo_domain::clause!("P4.3"),
                 "the window is already cancelled or over",
             )?;
             Ok(vec![MaintenanceEvent::Cancelled {
@@ -304,15 +322,25 @@ pub fn decide(
         MaintenanceCommand::RecordPublished { window, audience } => {
             // The platform's bus publishes on its own; staff may record a manual send.
             if *ctx.actor != Actor::System {
-                acting_staff(ctx, planner, false, "P4.3", "recording a publication")?;
+                acting_staff(
+                    ctx,
+                    planner,
+                    false,
+                    mebyo_domain::clause!("P4.3"),
+                    "recording a publication",
+                )?;
             }
             let Some(w) = state.windows.get(window) else {
-                return refuse("maintenance.unknown", "P4.3", "no such window");
+                return refuse(
+                    "maintenance.unknown",
+                    mebyo_domain::clause!("P4.3"),
+                    "no such window",
+                );
             };
             ensure(
                 w.cancelled_at.is_none(),
                 "maintenance.cancelled",
-                "P4.3",
+                mebyo_domain::clause!("P4.3"),
                 "the window was cancelled",
             )?;
             if w.published.contains_key(audience) {

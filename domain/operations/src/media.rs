@@ -88,6 +88,12 @@ pub struct Disposal {
     pub disposed_at: Timestamp,
 }
 
+/// Whether a holder of `r` approves copies to media, hands them out and
+/// witnesses disposals (P4.7(1), P4.9(3)): the system operations administrator.
+pub fn keeper(r: Role) -> bool {
+    r == Role::SystemOperationsAdministrator
+}
+
 /// The checks every disposal passes: the actor is the witnessing administrator,
 /// the method fits the subject, and a method short of destruction is justified.
 fn disposal(
@@ -99,9 +105,9 @@ fn disposal(
 ) -> Result<Disposal, Refusal> {
     let (witness, _) = acting_staff(
         ctx,
-        |r| r == Role::SystemOperationsAdministrator,
+        keeper,
         true,
-        "P4.9(3)",
+        mebyo_domain::clause!("P4.9(3)"),
         "disposal is witnessed and recorded by the system operations administrator",
     )?;
     match subject {
@@ -109,27 +115,27 @@ fn disposal(
             ensure(
                 method.is_nist(),
                 "disposal.method",
-                "P4.9(2)",
+                mebyo_domain::clause!("P4.9(2)"),
                 "media are sanitised per NIST SP 800-88: clear, purge or destroy",
             )?;
             ensure(
                 *method == Method::Destroy || reason.is_some(),
                 "disposal.not_destroyed",
-                "P4.9(2)",
+                mebyo_domain::clause!("P4.9(2)"),
                 "media are in principle physically destroyed; give the reason for clear or purge",
             )?;
         }
         Subject::Paper => ensure(
             matches!(method, Method::Shred | Method::Melt { .. }),
             "disposal.method",
-            "P4.9(1)",
+            mebyo_domain::clause!("P4.9(1)"),
             "paper is shredded, or melted by a contractor against a certificate",
         )?,
     }
     ensure(
         disposed_at <= ctx.now,
         "disposal.future",
-        "P4.9(3)",
+        mebyo_domain::clause!("P4.9(3)"),
         "a disposal is recorded after it was witnessed",
     )?;
     Ok(Disposal {
@@ -281,15 +287,15 @@ pub fn decide_media(
     {
         let (by, _) = acting_staff(
             ctx,
-            |r| r == Role::SystemOperationsAdministrator,
+            keeper,
             true,
-            "P4.7(1)",
+            mebyo_domain::clause!("P4.7(1)"),
             "copying to media needs the system operations administrator's permission",
         )?;
         ensure(
             state.status == MediaStatus::Unknown,
             "media.already_in_ledger",
-            "P4.7(2)",
+            mebyo_domain::clause!("P4.7(2)"),
             "this medium is already in the ledger",
         )?;
         return Ok(vec![MediaEvent::ExportApproved {
@@ -308,39 +314,47 @@ pub fn decide_media(
     let Some(media) = state.id.clone() else {
         return refuse(
             "media.not_approved",
-            "P4.7(1)",
+            mebyo_domain::clause!("P4.7(1)"),
             "no approval by the system operations administrator for this medium",
         );
     };
     ensure(
         state.status != MediaStatus::Disposed,
         "media.disposed",
-        "P4.7(2)",
+        mebyo_domain::clause!("P4.7(2)"),
         "the medium was disposed of",
     )?;
     let custodian = state
         .custodian
         .clone()
         .expect("approved media have a custodian");
-    let keeper = |r: Role| r == Role::SystemOperationsAdministrator;
     match cmd {
         MediaCommand::ApproveExport { .. } => unreachable!("handled above"),
         MediaCommand::Issue { contents_digest } => {
             // The custodian takes the copy, or the administrator hands it over.
             let by = match ctx.actor {
                 mebyo_domain::Actor::Staff { staff } if *staff == custodian => staff.clone(),
-                _ => acting_staff(ctx, keeper, false, "P4.7(2)", "issuing a medium")?.0,
+                _ => {
+                    acting_staff(
+                        ctx,
+                        keeper,
+                        false,
+                        mebyo_domain::clause!("P4.7(2)"),
+                        "issuing a medium",
+                    )?
+                    .0
+                }
             };
             ensure(
                 matches!(state.status, MediaStatus::Approved | MediaStatus::Returned),
                 "media.not_in_storage",
-                "P4.7(2)",
+                mebyo_domain::clause!("P4.7(2)"),
                 "the medium is already out",
             )?;
             ensure(
                 state.contents_digest.as_ref() == Some(contents_digest),
                 "media.contents_differ",
-                "P4.7(1)",
+                mebyo_domain::clause!("P4.7(1)"),
                 "the copy is not what was approved",
             )?;
             Ok(vec![MediaEvent::Issued {
@@ -355,13 +369,13 @@ pub fn decide_media(
                 ctx,
                 keeper,
                 false,
-                "P4.7(2)",
+                mebyo_domain::clause!("P4.7(2)"),
                 "the system operations administrator locks media away",
             )?;
             ensure(
                 state.status == MediaStatus::Issued,
                 "media.not_issued",
-                "P4.7(2)",
+                mebyo_domain::clause!("P4.7(2)"),
                 "the medium is not out",
             )?;
             Ok(vec![MediaEvent::Returned {
@@ -380,7 +394,7 @@ pub fn decide_media(
             ensure(
                 state.status != MediaStatus::Issued,
                 "media.not_in_storage",
-                "P4.7(2)",
+                mebyo_domain::clause!("P4.7(2)"),
                 "return the medium to the ledger before disposing of it",
             )?;
             Ok(vec![MediaEvent::Disposed {
@@ -390,6 +404,19 @@ pub fn decide_media(
             }])
         }
     }
+}
+
+/// Who may read a ledger entry (P4.7(2)): the ledger is the staff's record of
+/// permitted media, so any staff member holding a role (an auditor checks it,
+/// the administrator keeps it); never an individual or a provider. `roles` are
+/// the reader's roles as staff, `None` when the reader is not staff.
+pub fn may_read_ledger(roles: Option<&[Role]>) -> Result<(), Refusal> {
+    ensure(
+        roles.is_some_and(|r| !r.is_empty()),
+        "media.ledger_staff_only",
+        mebyo_domain::clause!("P4.7(2)"),
+        "the media ledger is read by staff holding a role only",
+    )
 }
 
 pub fn evolve_media(mut state: MediaState, event: &MediaEvent) -> MediaState {
@@ -480,7 +507,7 @@ impl Decider for DisposalLog {
         ensure(
             state.recorded.is_none(),
             "disposal.duplicate",
-            "P4.9(3)",
+            mebyo_domain::clause!("P4.9(3)"),
             "this disposal is already recorded",
         )?;
         Ok(vec![DisposalEvent::Recorded {

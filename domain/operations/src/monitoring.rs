@@ -133,6 +133,12 @@ pub struct FirewallState {
     pub late_reviews: u32,
 }
 
+/// Whether a holder of `r` reviews the firewall logs (P4.4(3), P4.5(1)): the
+/// system operations administrator.
+pub fn reviewer(r: Role) -> bool {
+    r == Role::SystemOperationsAdministrator
+}
+
 pub struct FirewallReview;
 
 impl Decider for FirewallReview {
@@ -147,15 +153,15 @@ impl Decider for FirewallReview {
     ) -> Result<Vec<FirewallEvent>, Refusal> {
         let (by, _) = acting_staff(
             ctx,
-            |r| r == Role::SystemOperationsAdministrator,
+            reviewer,
             false,
-            "P4.5(1)",
+            mebyo_domain::clause!("P4.5(1)"),
             "the system operations administrator reviews the firewall logs",
         )?;
         ensure(
             cmd.from < cmd.to && cmd.to <= ctx.now,
             "firewall.span_invalid",
-            "P4.4(3)",
+            mebyo_domain::clause!("P4.4(3)"),
             "a review reads a past span of the log",
         )?;
         if let Some(last) = &state.last {
@@ -163,13 +169,13 @@ impl Decider for FirewallReview {
             ensure(
                 cmd.from <= last.to,
                 "firewall.coverage_gap",
-                "P4.4(3)",
+                mebyo_domain::clause!("P4.4(3)"),
                 "the span must start where the last review ended (or earlier): no gaps",
             )?;
             ensure(
                 cmd.to > last.to,
                 "firewall.nothing_new",
-                "P4.4(3)",
+                mebyo_domain::clause!("P4.4(3)"),
                 "the span adds nothing to the last review",
             )?;
         }

@@ -134,7 +134,7 @@ pub fn report(events: &[IncidentEvent]) -> Option<IncidentReport> {
                 *at,
                 format!("reported as {}", kind.title()),
                 Some(reporter(by)),
-                "P4.14(1)",
+                mebyo_domain::clause!("P4.14(1)"),
             ),
             IncidentEvent::StepRecorded {
                 step,
@@ -187,7 +187,7 @@ pub fn report(events: &[IncidentEvent]) -> Option<IncidentReport> {
                 *at,
                 format!("escalated from {from:?} to {to:?}"),
                 Some(format!("{by} ({})", role_name(*role))),
-                "P4.14(1)",
+                mebyo_domain::clause!("P4.14(1)"),
             ),
             IncidentEvent::Notified {
                 target,
@@ -230,7 +230,7 @@ pub fn report(events: &[IncidentEvent]) -> Option<IncidentReport> {
                     *at,
                     format!("{} credential(s) revoked and reissued", rotations.len()),
                     Some(by.to_string()),
-                    "P4.14(4)",
+                    mebyo_domain::clause!("P4.14(4)"),
                 )
             }
             IncidentEvent::Closed { by, role, at, .. } => (

@@ -349,6 +349,13 @@ fn p2_1_corrections_supersede_and_never_edit() {
             .collect::<Vec<_>>(),
         vec![rid("r2")]
     );
+    // The text held is counted as records come (what the cache weighs, issue 19 §9).
+    let text: usize = after
+        .records
+        .values()
+        .map(|r| r.entry.resource.json().len())
+        .sum();
+    assert_eq!(after.text_bytes, text);
     let mut history = given.to_vec();
     history.extend(records::decide(&records::Records::fold(&given), &correct, &fx.ctx()).unwrap());
     let again = C::Correct {

@@ -230,3 +230,142 @@ fn p3_1_a_staff_record_must_be_the_actors_own() {
         Refused("staff.role_required", "P3.1"),
     );
 }
+
+fn office_with_second_factor() -> Vec<StaffEvent> {
+    vec![
+        appointed("sys", SystemOperationsAdministrator),
+        StaffEvent::SecondFactorEnrolled {
+            staff: sid("sys"),
+            at: days(-10),
+        },
+    ]
+}
+
+/// P3.1, P4.8(2): a sign-in is reset by the role that appoints the staff member's
+/// (the operations manager for a system operations administrator), with current
+/// training, never by the member or by anyone else; the event says whether the
+/// second factor was dropped.
+#[test]
+fn p3_1_sign_in_reset_by_the_appointing_role_only() {
+    let cfg = config();
+    let given = office_with_second_factor();
+    let om = staff("om", OperationsManager(Rank::Primary), true);
+    let by_om = staff_actor("om");
+    let reset = StaffCommand::ResetSignIn {
+        second_factor: true,
+    };
+    check::<Staff>(
+        &Ctx::new(T0, &by_om, &cfg).staff(&om),
+        &given,
+        reset.clone(),
+        Events(vec![StaffEvent::SignInReset {
+            staff: sid("sys"),
+            by: Some(sid("om")),
+            second_factor: true,
+            at: T0,
+        }]),
+    );
+
+    let untrained = staff("om", OperationsManager(Rank::Primary), false);
+    check::<Staff>(
+        &Ctx::new(T0, &by_om, &cfg).staff(&untrained),
+        &given,
+        reset.clone(),
+        Refused("staff.training_lapsed", "P3.4"),
+    );
+    for (id, role) in [
+        ("pref", Prefecture),
+        ("ba", BusinessAdministrator),
+        ("sys2", SystemOperationsAdministrator),
+    ] {
+        let other = staff(id, role, true);
+        let actor = staff_actor(id);
+        check::<Staff>(
+            &Ctx::new(T0, &actor, &cfg).staff(&other),
+            &given,
+            reset.clone(),
+            Refused("staff.role_required", "P3.1"),
+        );
+    }
+    // The console of the stopped platform resets anyone, the head included.
+    check::<Staff>(
+        &Ctx::new(T0, &Actor::System, &cfg),
+        &[appointed("ba", BusinessAdministrator)],
+        reset.clone(),
+        Events(vec![StaffEvent::SignInReset {
+            staff: sid("ba"),
+            by: None,
+            second_factor: true,
+            at: T0,
+        }]),
+    );
+    check::<Staff>(
+        &Ctx::new(T0, &by_om, &cfg).staff(&om),
+        &[],
+        reset,
+        Refused("staff.unknown", "P3.1"),
+    );
+}
+
+/// P4.8(2): only the staff member records their own password change and
+/// enrolment.
+#[test]
+fn p4_8_2_password_change_and_enrolment_are_the_members_own() {
+    let cfg = config();
+    let given = office_with_second_factor();
+    let me = staff_actor("sys");
+    let om = staff("om", OperationsManager(Rank::Primary), true);
+    let by_om = staff_actor("om");
+    check::<Staff>(
+        &Ctx::new(T0, &me, &cfg),
+        &given,
+        StaffCommand::RecordPasswordChange,
+        Events(vec![StaffEvent::PasswordChanged {
+            staff: sid("sys"),
+            at: T0,
+        }]),
+    );
+    check::<Staff>(
+        &Ctx::new(T0, &me, &cfg),
+        &given,
+        StaffCommand::EnrolSecondFactor,
+        Events(vec![StaffEvent::SecondFactorEnrolled {
+            staff: sid("sys"),
+            at: T0,
+        }]),
+    );
+    for cmd in [
+        StaffCommand::RecordPasswordChange,
+        StaffCommand::EnrolSecondFactor,
+    ] {
+        check::<Staff>(
+            &Ctx::new(T0, &by_om, &cfg).staff(&om),
+            &given,
+            cmd,
+            Refused("staff.self_only", "P4.8(2)"),
+        );
+    }
+}
+
+/// Issue 15 §5: every role but the office signs in with a second factor.
+#[test]
+fn p4_8_2_second_factor_for_every_role_that_decides() {
+    use std::collections::BTreeSet;
+    for role in Role::ALL {
+        let needs = crate::staff::second_factor_required(&BTreeSet::from([role]));
+        assert_eq!(needs, role != OperationsOffice, "{role:?}");
+    }
+    assert!(!crate::staff::second_factor_required(&BTreeSet::new()));
+}
+
+#[test]
+fn p3_1_role_names_round_trip() {
+    for role in Role::ALL {
+        assert_eq!(Role::from_slug(role.slug()), Some(role));
+    }
+    assert_eq!(
+        Role::from_slug("operations-manager-deputy"),
+        Some(OperationsManager(Rank::Deputy))
+    );
+    assert_eq!(Role::from_slug("root"), None);
+}

@@ -3,6 +3,7 @@
 use crate::ids::{Digest, DisposalId, MediaId, Reference};
 use crate::media::{
     DisposalLog, Media, MediaCommand as C, MediaKind, MediaStatus, Method, RecordDisposal, Subject,
+    may_read_ledger,
 };
 use crate::testkit::*;
 use mebyo_domain::Decider;
@@ -262,4 +263,16 @@ fn p4_9_disposals_outside_the_ledger() {
     );
     assert_eq!(Method::parse("melt", None), None);
     assert_eq!(Method::parse("destroy", None), Some(Method::Destroy));
+}
+
+/// P4.7(2): the ledger is read by staff holding a role, never by anyone else.
+#[test]
+fn p4_7_2_the_ledger_is_read_by_staff_with_a_role_only() {
+    use mebyo_domain::staff::Role;
+    assert!(may_read_ledger(Some(&[Role::Auditor])).is_ok());
+    assert!(may_read_ledger(Some(&[Role::SystemOperationsAdministrator])).is_ok());
+    for roles in [None, Some(&[][..])] {
+        let r = may_read_ledger(roles).unwrap_err();
+        assert_eq!((r.code, r.clause), ("media.ledger_staff_only", "P4.7(2)"));
+    }
 }
