@@ -23,6 +23,7 @@ mod kek;
 mod keystore;
 mod password;
 mod payload;
+mod totp;
 mod vault;
 
 #[cfg(test)]
@@ -42,5 +43,6 @@ pub use password::{
     Verification, hash_password, verify_password,
 };
 pub use payload::{Dek, SEAL_OVERHEAD, envelope_ad, open, seal};
+pub use totp::{TOTP_DIGITS, TOTP_SECRET_LEN, TOTP_STEP_S, TotpSecret, totp_step};
 pub use vault::{IdentityRecord, IdentityVault};
 pub use zeroize::Zeroizing;

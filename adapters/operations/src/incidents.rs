@@ -98,7 +98,7 @@ pub async fn rotate_credentials(
         let Some(holder) = s.holder.clone() else {
             return Ok(Err(refusal(
                 "incident.rotation_unknown_credential",
-                "P4.14(4)",
+                mebyo_domain::clause!("P4.14(4)"),
                 format!("no credential {c}"),
             )));
         };
