@@ -49,6 +49,18 @@ pub struct AuthEntry {
     /// individuals and providers act with a credential, staff without.
     pub credential: Option<CredentialId>,
     pub updated_at: Timestamp,
+    /// A one-time password (from `serve`'s first start or a reset): the next
+    /// sign-in must replace it before anything else (issue 15 §5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_change: bool,
+    /// The TOTP secret, sealed (AES-SIV under the platform's credentials key, see
+    /// `Platform::seal_sign_in_secret`), base64; `None` until enrolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_sealed: Option<String>,
+    /// The last TOTP step accepted: a code of that step or before is refused, so
+    /// a code is used once, across restarts too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_last_step: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -142,19 +154,67 @@ impl AuthStore {
         credential: Option<CredentialId>,
         now: Timestamp,
     ) -> Result<(), AuthError> {
+        self.set_password_as(subject, phc, credential, false, now)
+    }
+
+    /// Sets a password, saying whether it is a one-time one that the next sign-in
+    /// must replace. The second factor, if any, stays.
+    pub fn set_password_as(
+        &self,
+        subject: &Subject,
+        phc: &str,
+        credential: Option<CredentialId>,
+        must_change: bool,
+        now: Timestamp,
+    ) -> Result<(), AuthError> {
         if !phc.starts_with("$argon2id$") {
             return Err(AuthError::NotArgon2id);
         }
         self.update(|f| {
+            let old = f.entries.remove(&subject.key());
             f.entries.insert(
                 subject.key(),
                 AuthEntry {
                     phc: phc.to_string(),
                     credential,
                     updated_at: now,
+                    must_change,
+                    totp_sealed: old.as_ref().and_then(|o| o.totp_sealed.clone()),
+                    totp_last_step: old.and_then(|o| o.totp_last_step),
                 },
             );
         })
+    }
+
+    /// Enrols (`Some`) or drops (`None`) a subject's sealed TOTP secret. Returns
+    /// whether the subject has an entry.
+    pub fn set_totp(
+        &self,
+        subject: &Subject,
+        sealed: Option<String>,
+        now: Timestamp,
+    ) -> Result<bool, AuthError> {
+        self.change_entry(subject, now, |e| {
+            e.totp_sealed = sealed;
+        })
+    }
+
+    /// Records the TOTP step just accepted (single use), if it is later than the
+    /// last one; `false` if it is not, which means the code was already used.
+    pub fn use_totp_step(
+        &self,
+        subject: &Subject,
+        step: u64,
+        now: Timestamp,
+    ) -> Result<bool, AuthError> {
+        let mut later = false;
+        self.change_entry(subject, now, |e| {
+            later = e.totp_last_step.is_none_or(|u| step > u);
+            if later {
+                e.totp_last_step = Some(step);
+            }
+        })?;
+        Ok(later)
     }
 
     /// Removes a subject's entry (a registration that did not commit, see
@@ -176,16 +236,28 @@ impl AuthStore {
         credential: Option<CredentialId>,
         now: Timestamp,
     ) -> Result<bool, AuthError> {
+        self.change_entry(subject, now, |e| e.credential = credential)
+    }
+
+    /// Changes a subject's entry durably; `false` (and nothing written) if there is
+    /// none.
+    fn change_entry(
+        &self,
+        subject: &Subject,
+        now: Timestamp,
+        change: impl FnOnce(&mut AuthEntry),
+    ) -> Result<bool, AuthError> {
         let key = subject.key();
-        let mut found = false;
+        if !self.file.lock().entries.contains_key(&key) {
+            return Ok(false);
+        }
         self.update(|f| {
             if let Some(e) = f.entries.get_mut(&key) {
-                e.credential = credential;
+                change(e);
                 e.updated_at = now;
-                found = true;
             }
         })?;
-        Ok(found)
+        Ok(true)
     }
 
     /// Applies `change` and rewrites the file durably; on a write failure the

@@ -37,6 +37,12 @@ impl DataDir {
     pub fn pending_registrations(&self) -> PathBuf {
         self.keys().join("registrations.pending")
     }
+    /// Written before `init`'s first file and removed after its last step: while
+    /// it exists the directory holds an interrupted init, which the next `init`
+    /// (or `serve`) redoes from the start, and which `open` refuses (issue 19 §2).
+    pub fn init_pending(&self) -> PathBuf {
+        self.root.join("init.pending")
+    }
     /// Identity data (name, address, birth date, phone, email), under identity DEKs.
     pub fn vault(&self) -> PathBuf {
         self.root.join("vault").join("identity.vault")

@@ -75,6 +75,12 @@ impl KeyRing {
         } else {
             return Err(KeyError::NoKeyForStream(stream_id.to_string()));
         };
+        self.key_ref_of_owner(owner)
+    }
+
+    /// The key reference of an owner's health DEK (a person's, or one of the
+    /// platform's own keys).
+    fn key_ref_of_owner(&self, owner: &str) -> Result<String, KeyError> {
         if let Some(r) = self.refs.read().get(owner) {
             return Ok(r.clone());
         }
@@ -137,6 +143,32 @@ impl KeyRing {
         }
     }
 
+    /// Seals a sign-in secret (a staff member's TOTP seed) for the auth data area:
+    /// under the credentials key, with the subject as associated data, so a copy
+    /// of `DATA/auth` alone opens nothing and a secret moved to another subject's
+    /// entry does not open either. Hex, for the JSON file.
+    pub fn seal_sign_in_secret(
+        &self,
+        subject_key: &str,
+        secret: &[u8],
+    ) -> Result<String, KeyError> {
+        let dek = self.dek(&self.key_ref_of_owner(CREDENTIALS_KEY_OWNER)?)?;
+        let sealed = mebyo_crypto::seal(&dek, &sign_in_ad(subject_key), secret)?;
+        Ok(hex::encode(sealed))
+    }
+
+    /// Opens what [`Self::seal_sign_in_secret`] sealed for `subject_key`.
+    pub fn open_sign_in_secret(
+        &self,
+        subject_key: &str,
+        sealed_hex: &str,
+    ) -> Result<mebyo_crypto::Zeroizing<Vec<u8>>, KeyError> {
+        let dek = self.dek(&self.key_ref_of_owner(CREDENTIALS_KEY_OWNER)?)?;
+        let sealed = hex::decode(sealed_hex)
+            .map_err(|_| KeyError::Crypto(mebyo_crypto::CryptoError::Decrypt))?;
+        Ok(mebyo_crypto::open(&dek, &sign_in_ad(subject_key), &sealed)?)
+    }
+
     /// Decrypts a payload stored at `place` under `key_ref`.
     pub fn open(
         &self,
@@ -153,6 +185,11 @@ impl KeyRing {
         );
         Ok(mebyo_crypto::open(&dek, &ad, sealed)?)
     }
+}
+
+/// Associated data of a sealed sign-in secret: a purpose label and the subject.
+fn sign_in_ad(subject_key: &str) -> Vec<u8> {
+    [b"mebyo sign-in secret\0".as_slice(), subject_key.as_bytes()].concat()
 }
 
 impl Sealer for KeyRing {

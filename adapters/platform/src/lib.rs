@@ -11,6 +11,7 @@
 //! access (granted or refused) durably before any data leaves (principle 2).
 #![forbid(unsafe_code)]
 
+pub mod audit_grants;
 pub mod auth;
 pub mod codec;
 pub mod dirs;
@@ -19,6 +20,7 @@ pub mod keyring;
 pub mod loss;
 pub mod receipt;
 pub mod registration;
+pub mod signing_keys;
 pub mod snapshot;
 mod state;
 pub mod views;
@@ -67,12 +69,33 @@ enum Attempt<E> {
 /// The outcome of a command: decided (events or refusal), or a failure of the machinery.
 pub type Outcome<T> = Result<Result<T, Refusal>, PlatformError>;
 
+/// Named places where a test stops the process as a crash would (issue 19 §2):
+/// with `MEBYO_FAULT_POINT=init.after_ledger`, `mebyo init` or `serve` exits
+/// with status [`fault::EXIT_STATUS`] at that point, after what it wrote before.
+/// An exit, not a panic: no destructor, flush or undo runs, as with SIGKILL
+/// (lost unsynced pages are the store's simulated disk's to test, not this).
+/// Unset, a point costs one environment lookup, and only set-up steps have one.
+pub mod fault {
+    pub const VAR: &str = "MEBYO_FAULT_POINT";
+    pub const EXIT_STATUS: i32 = 86;
+
+    pub fn point(name: &str) {
+        if std::env::var_os(VAR).is_some_and(|v| v == name) {
+            std::process::exit(EXIT_STATUS);
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
     #[error("{0} already holds a ledger; refusing to touch it")]
     AlreadyInitialised(String),
     #[error("no platform at {0} (run `mebyo init --data {0}` first)")]
     NotInitialised(String),
+    #[error(
+        "{0} holds an interrupted `mebyo init` (init.pending): run `mebyo init` again, or `mebyo serve`, which redoes it"
+    )]
+    InitInterrupted(String),
     #[error(transparent)]
     Open(#[from] mebyo_store::embedded::OpenError),
     #[error(transparent)]
@@ -192,13 +215,13 @@ impl Settings {
             "consent_max_days",
             self.consent_max_days,
             &CONSENT_MAX_DAYS,
-            "P4.6(2)",
+            mebyo_domain::clause!("P4.6(2)"),
         )?;
         days(
             "credential_renewal_days",
             self.credential_renewal_days,
             &CREDENTIAL_RENEWAL_DAYS,
-            "P4.12(1)",
+            mebyo_domain::clause!("P4.12(1)"),
         )?;
         StaffId::new(&self.business_administrator)
             .map_err(|e| format!("business_administrator: {e}"))?;
@@ -273,6 +296,9 @@ pub struct Platform {
     /// Reads refused because the id was never registered: counted, not recorded
     /// (`access_record`), so the noise is still visible to monitoring (P4.4).
     unknown_person_reads: std::sync::atomic::AtomicU64,
+    /// The KEK is `DATA/keys/kek`, which [`Platform::rotate_kek`] may replace; an
+    /// external one is rotated with the tool that keeps it.
+    kek_in_dir: bool,
 }
 
 fn load_kek(dir: &DataDir, source: &KekSource) -> Result<Kek, PlatformError> {
@@ -375,7 +401,8 @@ impl Platform {
         opts: Options,
     ) -> Result<InitReport, PlatformError> {
         let dir = DataDir::new(root);
-        if EmbeddedStore::exists(&dir.ledger()) {
+        let interrupted = dir.init_pending().exists();
+        if EmbeddedStore::exists(&dir.ledger()) && !interrupted {
             return Err(PlatformError::AlreadyInitialised(
                 root.display().to_string(),
             ));
@@ -385,6 +412,18 @@ impl Platform {
             .map_err(|e| PlatformError::Settings(format!("{}: {e}", Settings::FILE)))?;
         let config = settings.domain()?;
         let mut rng = rng_from(opts.seed);
+        // One recoverable step (issue 19 §2): the marker first; an earlier init
+        // that left it was cut short, and nothing it wrote was ever acknowledged
+        // (the marker goes only after its last step), so its files go and it is
+        // done again. The KEK, the checkpoint and backup keys are kept: made
+        // again or not, they are the same kind of file, and key material is never
+        // deleted on a guess.
+        std::fs::create_dir_all(root)?;
+        if interrupted {
+            tracing::warn!(root = %root.display(), "redoing an interrupted init");
+            clear_interrupted_init(&dir)?;
+        }
+        write_marker(&dir.init_pending())?;
         std::fs::create_dir_all(dir.keys())?;
         set_mode(&dir.keys(), 0o700)?;
         let vault_dir = dir
@@ -399,6 +438,7 @@ impl Platform {
             other => load_kek(&dir, other)?,
         };
         let mut keystore = KeyStore::create(dir.keystore(), &kek, &mut rng)?;
+        fault::point("init.after_keystore");
         for owner in [AUDIT_KEY_OWNER, CREDENTIALS_KEY_OWNER] {
             keystore.create_person_keys(&Pseudonym::new(owner)?, &mut rng)?;
         }
@@ -408,6 +448,7 @@ impl Platform {
         let mut ledger_id = [0u8; 16];
         rng.fill_bytes(&mut ledger_id);
         EmbeddedStore::create(&dir.ledger(), ledger_id, opts.clock.now_us())?;
+        fault::point("init.after_ledger");
         // The checkpoint signing key (auditors verify with its public half) and the
         // backup keys (log key; key-store epoch key that keeps erasure effective in
         // backups, P4.9) belong to the platform from its first moment.
@@ -417,7 +458,7 @@ impl Platform {
             .map_err(|e| PlatformError::Settings(e.to_string()))?;
         let kek_id = kek.id().to_hex();
         drop(keystore);
-        let platform = Platform::open(
+        let platform = Platform::open_initialised(
             root,
             Options {
                 seed: Some(rng.next_u64()),
@@ -438,12 +479,31 @@ impl Platform {
             )
             .await?
             .map_err(|r| PlatformError::Settings(format!("bootstrap refused: {r}")))?;
+        drop(platform);
+        remove_marker(&dir.init_pending())?;
         Ok(InitReport { ledger_id, kek_id })
     }
 
     /// Opens an initialised platform. Refuses a KEK file readable by others and a
     /// wrong KEK, changing nothing (P4.8(1)).
     pub async fn open(root: &Path, opts: Options) -> Result<Platform, PlatformError> {
+        Self::check_init_finished(root)?;
+        Self::open_initialised(root, opts).await
+    }
+
+    /// Refuses a directory whose init was cut short (issue 19 §2): what it holds
+    /// was never acknowledged, so nothing that only reads it (opening, `audit
+    /// verify`) may present it as a platform.
+    pub fn check_init_finished(root: &Path) -> Result<(), PlatformError> {
+        if DataDir::new(root).init_pending().exists() {
+            return Err(PlatformError::InitInterrupted(root.display().to_string()));
+        }
+        Ok(())
+    }
+
+    /// [`Platform::open`] without the check for an unfinished init: init's own
+    /// last step opens the platform it is making.
+    async fn open_initialised(root: &Path, opts: Options) -> Result<Platform, PlatformError> {
         let dir = DataDir::new(root);
         if !EmbeddedStore::exists(&dir.ledger()) {
             return Err(PlatformError::NotInitialised(root.display().to_string()));
@@ -521,6 +581,7 @@ impl Platform {
             faults: Mutex::new(None),
             views: Mutex::new(None),
             unknown_person_reads: std::sync::atomic::AtomicU64::new(0),
+            kek_in_dir: matches!(opts.kek, KekSource::DataDir),
         };
         // With the ledger's lock held: no other process is registering anyone.
         platform.recover_registrations().await?;
@@ -607,7 +668,7 @@ impl Platform {
         Timestamp(self.clock.now_us())
     }
 
-    fn id128(&self) -> Id128 {
+    pub(crate) fn id128(&self) -> Id128 {
         let mut id = [0u8; 16];
         self.rng.lock().fill_bytes(&mut id);
         id
@@ -937,10 +998,19 @@ impl Platform {
     /// every DEK is rewrapped under it (no event changes), then `kek.new` replaces
     /// `kek`; a crash between the two steps is finished at the next open. Records
     /// that it happened. Only for a platform whose KEK lives in the data directory.
-    pub async fn rotate_kek(
-        &self,
-        by: &Actor,
-    ) -> Result<mebyo_crypto::RotationReport, PlatformError> {
+    /// Who may is `domain::duty` (`Duty::KekRotation`, P4.8(1)).
+    pub async fn rotate_kek(&self, by: &Actor) -> Outcome<mebyo_crypto::RotationReport> {
+        if let Err(r) = self
+            .authorise(by, mebyo_domain::duty::Duty::KekRotation)
+            .await?
+        {
+            return Ok(Err(r));
+        }
+        if !self.kek_in_dir {
+            return Err(PlatformError::Settings(
+                "the KEK lives outside DIR/keys; rotate it with the tool that keeps it".into(),
+            ));
+        }
         let new_kek = self.with_rng(|rng| Kek::create_file(self.dir.kek_new(), rng))?;
         let report = match self.keys.with_store(|k| k.rotate_kek(&new_kek)) {
             Ok(r) => r,
@@ -973,7 +1043,7 @@ impl Platform {
             )
             .await?;
         receipt::note(&out, 1);
-        Ok(report)
+        Ok(Ok(report))
     }
 
     /// Appends one event to a stream whatever it holds (audit trails).
@@ -1330,6 +1400,41 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 /// Writes a new file durably (file and directory fsynced); refuses to overwrite.
+/// What an interrupted init left that the next one makes again: the key store,
+/// the vault, the settings and the ledger. Only called while `init.pending` says
+/// that init never finished, so none of it was ever in use.
+fn clear_interrupted_init(dir: &DataDir) -> std::io::Result<()> {
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
+    gone(std::fs::remove_file(dir.keystore()))?;
+    gone(std::fs::remove_file(dir.vault()))?;
+    gone(std::fs::remove_file(dir.root.join(Settings::FILE)))?;
+    gone(std::fs::remove_dir_all(dir.ledger()))?;
+    std::fs::File::open(&dir.root)?.sync_all()
+}
+
+/// A marker file made durable: the file and its directory entry (a crash after
+/// this returns leaves it in place).
+pub fn write_marker(path: &Path) -> std::io::Result<()> {
+    let f = std::fs::File::create(path)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Removes a marker durably (gone after a crash once this returns).
+pub fn remove_marker(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()

@@ -236,7 +236,7 @@ impl Platform {
         let Some(email) = s.identity.email.as_deref() else {
             return Ok(Err(Refusal::new(
                 "person.email_required",
-                "P2(1)",
+                mebyo_domain::clause!("P2(1)"),
                 "a self-service sign-up needs an e-mail address to sign in with",
             )));
         };
@@ -252,7 +252,7 @@ impl Platform {
             if self.settle(&person, Some(auth)).await? {
                 return Ok(Err(Refusal::new(
                     "person.email_taken",
-                    "P2(1)",
+                    mebyo_domain::clause!("P2(1)"),
                     "this e-mail address is already registered; sign in instead",
                 )));
             }

@@ -55,75 +55,164 @@ impl Facts {
 }
 
 /// States by stream with the revision they include, at most [`STATES_CACHED_MAX`]
-/// per kind. States are shared (`Arc`): a read must not pay for copying a person's
-/// whole record history.
+/// per kind and at most the cache's byte budget in all ([`Weigh`]). States are
+/// shared (`Arc`): a read must not pay for copying a person's whole record history.
 ///
 /// Why bounded: a server that runs for months touches every aggregate; one entry
-/// each would grow without limit (TigerBeetle: limits on everything). A miss is
-/// only slower (the state is folded again from its stream), never wrong, so the
-/// eviction can be crude: when full, an arbitrary entry goes.
+/// each would grow without limit (TigerBeetle: limits on everything). A count
+/// alone does not bound memory, since one person's records grow with every
+/// submission (issue 19 §9: the server's memory grew by about 1.7 KiB per record
+/// written and never came back), so the bytes are bounded too. A miss is only
+/// slower (the state is folded again from its stream), never wrong, so the
+/// eviction can be crude: while over either bound, an arbitrary entry goes. A
+/// state larger than the whole budget is not kept at all.
 pub struct Cache<S> {
-    map: Mutex<HashMap<String, (u64, Arc<S>)>>,
+    inner: Mutex<Entries<S>>,
     capacity: usize,
+    budget_bytes: usize,
 }
 
-/// Aggregate states kept per kind (people, providers, credentials, ...). At 64 Ki
-/// people with a year of records each the records cache stays within a few
-/// hundred MiB; the readers that need more fold again from the log.
+struct Entries<S> {
+    map: HashMap<String, (u64, Arc<S>, usize)>,
+    /// The sum of the entries' weights (their third field).
+    bytes: usize,
+}
+
+/// Aggregate states kept per kind (people, providers, credentials, ...).
 pub const STATES_CACHED_MAX: usize = 65_536;
+
+/// Bytes of states kept per kind but records: 64 MiB. Consents and guidance make
+/// a person's state grow; the others are a few hundred bytes each.
+pub const STATE_BYTES_CACHED_MAX: usize = 64 << 20;
+
+/// Bytes of record states kept: 256 MiB, so that the records cache, the one that
+/// grows with every submission, stays a fixed part of a server's memory
+/// (ARCHITECTURE.md, Limits, adds the bounds up).
+pub const RECORD_BYTES_CACHED_MAX: usize = 256 << 20;
+
+/// A state's approximate size in memory: its own size and what it holds on the
+/// heap, counted from its contents, never exactly (allocator slack is not
+/// counted). Enough to bound the cache by bytes within a small factor.
+pub trait Weigh {
+    fn weight_bytes(&self) -> usize;
+}
+
+/// Per entry of a map or list in a state, beyond its own text: the node and
+/// the ids and times it holds.
+const ENTRY_OVERHEAD_BYTES: usize = 256;
+
+impl Weigh for mebyo_domain::records::RecordState {
+    fn weight_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.records.len() * ENTRY_OVERHEAD_BYTES + self.text_bytes
+    }
+}
+
+impl Weigh for PersonState {
+    fn weight_bytes(&self) -> usize {
+        let entries = self.consents.len() + self.guidance.len() + self.representatives.len();
+        std::mem::size_of::<Self>() + entries * ENTRY_OVERHEAD_BYTES
+    }
+}
+
+macro_rules! weigh_fixed {
+    ($($t:ty),*) => {$(
+        impl Weigh for $t {
+            fn weight_bytes(&self) -> usize {
+                std::mem::size_of::<Self>() + ENTRY_OVERHEAD_BYTES
+            }
+        }
+    )*};
+}
+
+weigh_fixed!(
+    ProviderState,
+    CredentialState,
+    mebyo_domain::policy::PolicyState,
+    u32
+);
+
+impl Weigh for StaffState {
+    fn weight_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + (1 + self.roles.len()) * ENTRY_OVERHEAD_BYTES
+    }
+}
 
 impl<S: Clone> Default for Cache<S> {
     fn default() -> Self {
-        Self::with_capacity(STATES_CACHED_MAX)
+        Self::with_bounds(STATES_CACHED_MAX, STATE_BYTES_CACHED_MAX)
     }
 }
 
 impl<S: Clone> Cache<S> {
-    pub fn with_capacity(capacity: usize) -> Self {
-        assert!(capacity > 0);
+    pub fn with_bounds(capacity: usize, budget_bytes: usize) -> Self {
+        assert!(capacity > 0 && budget_bytes > 0);
         Self {
-            map: Mutex::new(HashMap::default()),
+            inner: Mutex::new(Entries {
+                map: HashMap::default(),
+                bytes: 0,
+            }),
             capacity,
+            budget_bytes,
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.map.lock().len()
+        self.inner.lock().map.len()
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.inner.lock().bytes
     }
 }
 
-impl<S: Clone> Cache<S> {
+impl<S: Clone + Weigh> Cache<S> {
     pub fn get(&self, stream: &str) -> Option<(Option<u64>, Arc<S>)> {
-        self.map
+        self.inner
             .lock()
+            .map
             .get(stream)
-            .map(|(r, s)| (Some(*r), s.clone()))
+            .map(|(r, s, _)| (Some(*r), s.clone()))
     }
     /// Keeps the newer of what is cached and what is offered.
     pub fn put(&self, stream: &str, revision: u64, state: Arc<S>) {
-        let mut m = self.map.lock();
-        match m.get(stream) {
-            Some((r, _)) if *r >= revision => {}
-            Some(_) => {
-                m.insert(stream.to_string(), (revision, state));
-            }
-            None => {
-                if m.len() >= self.capacity {
-                    let victim = m.keys().next().cloned().expect("full map has a key");
-                    m.remove(&victim);
-                }
-                m.insert(stream.to_string(), (revision, state));
-                debug_assert!(m.len() <= self.capacity);
-            }
+        let weight = state.weight_bytes();
+        let mut e = self.inner.lock();
+        if e.map.get(stream).is_some_and(|(r, _, _)| *r >= revision) {
+            return;
         }
+        e.remove(stream);
+        if weight > self.budget_bytes {
+            return;
+        }
+        while e.map.len() >= self.capacity || e.bytes + weight > self.budget_bytes {
+            let victim = e
+                .map
+                .keys()
+                .next()
+                .cloned()
+                .expect("over a bound, so not empty");
+            e.remove(&victim);
+        }
+        e.bytes += weight;
+        e.map.insert(stream.to_string(), (revision, state, weight));
+        debug_assert!(e.map.len() <= self.capacity && e.bytes <= self.budget_bytes);
     }
     /// Removes and returns the entry (so a writer can evolve it without a copy).
     pub fn take(&self, stream: &str) -> Option<(u64, Arc<S>)> {
-        self.map.lock().remove(stream)
+        self.inner.lock().remove(stream)
     }
     pub fn remove(&self, stream: &str) {
-        self.map.lock().remove(stream);
+        self.inner.lock().remove(stream);
+    }
+}
+
+impl<S> Entries<S> {
+    fn remove(&mut self, stream: &str) -> Option<(u64, Arc<S>)> {
+        let (r, s, weight) = self.map.remove(stream)?;
+        self.bytes -= weight;
+        Some((r, s))
     }
 }
 
@@ -183,7 +272,6 @@ impl Drop for StreamGuard<'_> {
     }
 }
 
-#[derive(Default)]
 pub struct Caches {
     person: Cache<PersonState>,
     provider: Cache<ProviderState>,
@@ -191,6 +279,19 @@ pub struct Caches {
     staff: Cache<StaffState>,
     records: Cache<mebyo_domain::records::RecordState>,
     policy: Cache<mebyo_domain::policy::PolicyState>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            person: Cache::default(),
+            provider: Cache::default(),
+            credential: Cache::default(),
+            staff: Cache::default(),
+            records: Cache::with_bounds(STATES_CACHED_MAX, RECORD_BYTES_CACHED_MAX),
+            policy: Cache::default(),
+        }
+    }
 }
 
 impl Caches {
@@ -202,7 +303,7 @@ impl Caches {
 }
 
 /// A decider whose states the platform caches.
-pub trait Cached: Decider {
+pub trait Cached: Decider<State: Weigh> {
     fn cache(c: &Caches) -> &Cache<Self::State>;
 }
 
@@ -245,7 +346,7 @@ mod tests {
 
     #[test]
     fn the_cache_never_holds_more_than_its_capacity_and_keeps_the_newest() {
-        let c: Cache<u32> = Cache::with_capacity(3);
+        let c: Cache<u32> = Cache::with_bounds(3, 1 << 20);
         for i in 0..10u32 {
             c.put(&format!("s-{i}"), 1, Arc::new(i));
             assert!(c.len() <= 3);
@@ -259,5 +360,41 @@ mod tests {
         c.put("s-9", 2, Arc::new(99));
         assert_eq!(*c.get("s-9").unwrap().1, 99);
         assert_eq!(c.len(), 3);
+    }
+
+    /// Issue 19 §9: the bytes held stay within the budget however big the
+    /// states grow; a state bigger than the whole budget is not kept.
+    #[test]
+    fn the_cache_never_holds_more_bytes_than_its_budget() {
+        #[derive(Clone)]
+        struct Blob(usize);
+        impl Weigh for Blob {
+            fn weight_bytes(&self) -> usize {
+                self.0
+            }
+        }
+        let c: Cache<Blob> = Cache::with_bounds(1000, 10_000);
+        for i in 0..500usize {
+            c.put(
+                &format!("s-{}", i % 50),
+                i as u64,
+                Arc::new(Blob(100 + 7 * i)),
+            );
+            assert!(c.bytes() <= 10_000, "{} bytes after {i}", c.bytes());
+        }
+        let held: usize = (0..50)
+            .filter_map(|i| c.get(&format!("s-{i}")))
+            .map(|(_, b)| b.0)
+            .sum();
+        assert_eq!(held, c.bytes(), "the count matches what is held");
+        c.put("big", 1, Arc::new(Blob(10_001)));
+        assert!(c.get("big").is_none());
+        // Replacing an entry releases its old weight; taking one releases it all.
+        c.put("s-x", 1, Arc::new(Blob(5000)));
+        c.put("s-x", 2, Arc::new(Blob(10)));
+        assert!(c.bytes() <= 10_000);
+        let before = c.bytes();
+        c.take("s-x");
+        assert_eq!(c.bytes(), before - 10);
     }
 }

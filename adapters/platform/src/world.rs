@@ -36,6 +36,16 @@ fn done<T>(step: &'static str, o: Outcome<T>) -> Result<T, SetupError> {
     o?.map_err(|refusal| SetupError::Refused { step, refusal })
 }
 
+/// As [`done`], a refusal with code `already` meaning the step was done before:
+/// what lets a set-up cut short be run again to its end (issue 19 §2).
+fn done_or<T>(step: &'static str, o: Outcome<T>, already: &str) -> Result<(), SetupError> {
+    match o? {
+        Ok(_) => Ok(()),
+        Err(r) if r.code == already => Ok(()),
+        Err(refusal) => Err(SetupError::Refused { step, refusal }),
+    }
+}
+
 /// The staff who run the platform, one per role of the chain (P3.1).
 #[derive(Debug, Clone)]
 pub struct Org {
@@ -65,7 +75,9 @@ pub fn policy_v1() -> PolicyVersion {
 }
 
 /// Appoints the staff chain with current privacy training (P3.1, P3.4) and
-/// publishes the policy in force (P7, P8). Idempotent only on a fresh platform.
+/// publishes the policy in force (P7, P8). Resumable: run again after it was cut
+/// short, it skips the appointments and the publication already made and
+/// records training again (issue 19 §2).
 pub async fn bootstrap_org(p: &Platform) -> Result<Org, SetupError> {
     let now = p.now();
     let ba = p.config().business_administrator.clone();
@@ -95,7 +107,7 @@ pub async fn bootstrap_org(p: &Platform) -> Result<Org, SetupError> {
         (&org.prefecture, Role::Prefecture),
         (&org.auditor, Role::Auditor),
     ] {
-        done(
+        done_or(
             "appointment by the business administrator",
             p.staff(
                 &ba_actor,
@@ -106,6 +118,7 @@ pub async fn bootstrap_org(p: &Platform) -> Result<Org, SetupError> {
                 },
             )
             .await,
+            "staff.already_appointed",
         )?;
         done("training", p.staff(&ba_actor, staff, train.clone()).await)?;
     }
@@ -117,7 +130,7 @@ pub async fn bootstrap_org(p: &Platform) -> Result<Org, SetupError> {
         ),
         (&org.office, Role::OperationsOffice),
     ] {
-        done(
+        done_or(
             "appointment by the operations manager",
             p.staff(
                 &om_actor,
@@ -128,10 +141,11 @@ pub async fn bootstrap_org(p: &Platform) -> Result<Org, SetupError> {
                 },
             )
             .await,
+            "staff.already_appointed",
         )?;
         done("training", p.staff(&om_actor, staff, train.clone()).await)?;
     }
-    done(
+    done_or(
         "policy publication",
         p.policy(
             &Org::actor(&org.prefecture),
@@ -140,6 +154,7 @@ pub async fn bootstrap_org(p: &Platform) -> Result<Org, SetupError> {
             },
         )
         .await,
+        "policy.version_exists",
     )?;
     Ok(org)
 }
