@@ -196,7 +196,7 @@ pub fn verify(
     ) else {
         return Err(ErrorBody::new(
             "request.unsigned",
-            "P4.12(1)",
+            mebyo_domain::clause!("P4.12(1)"),
             format!(
                 "every request carries {}, {}, {}, {} and {} headers",
                 wire::H_PROVIDER,
@@ -207,8 +207,13 @@ pub fn verify(
             ),
         ));
     };
-    let malformed =
-        |what: &str| ErrorBody::new("request.malformed_header", "P4.12(1)", what.to_string());
+    let malformed = |what: &str| {
+        ErrorBody::new(
+            "request.malformed_header",
+            mebyo_domain::clause!("P4.12(1)"),
+            what.to_string(),
+        )
+    };
     let provider_id = ProviderId::new(provider.as_str())
         .map_err(|_| malformed("Mebyo-Provider is not a provider id"))?;
     let credential_id = CredentialId::new(credential.as_str())
@@ -216,7 +221,7 @@ pub fn verify(
     if provider != subject_provider {
         return Err(ErrorBody::new(
             "request.wrong_provider",
-            "P4.11(4)",
+            mebyo_domain::clause!("P4.11(4)"),
             "the subject names another provider than the signer",
         ));
     }
@@ -241,7 +246,7 @@ pub fn verify(
     if (ts_us - now.0).abs() > window_us {
         return Err(ErrorBody::new(
             "request.stale",
-            "P4.11(4)",
+            mebyo_domain::clause!("P4.11(4)"),
             format!(
                 "timestamp is more than {} s from the platform's clock; check the clock (NTP) and sign anew",
                 window_us / 1_000_000
@@ -251,14 +256,14 @@ pub fn verify(
     let Some((key_provider, key)) = key_of(&credential_id) else {
         return Err(ErrorBody::new(
             "request.key_unknown",
-            "P4.12(1)",
+            mebyo_domain::clause!("P4.12(1)"),
             "no signing key is registered for this connection information",
         ));
     };
     if key_provider != provider_id {
         return Err(ErrorBody::new(
             "request.signature_invalid",
-            "P4.11(4)",
+            mebyo_domain::clause!("P4.11(4)"),
             "connection information belongs to another provider",
         ));
     }
@@ -278,13 +283,13 @@ pub fn verify(
         if key.verify_strict(v1.as_bytes(), &signature).is_ok() {
             return Err(ErrorBody::new(
                 "request.signature_outdated",
-                "P4.11(4)",
+                mebyo_domain::clause!("P4.11(4)"),
                 "signed the MEBYO-BUS-V1 way; sign the MEBYO-BUS-V2 string, which includes the reply subject",
             ));
         }
         return Err(ErrorBody::new(
             "request.signature_invalid",
-            "P4.11(4)",
+            mebyo_domain::clause!("P4.11(4)"),
             "the signature does not verify with the registered key (body, subject or reply subject changed, or another key)",
         ));
     }
@@ -293,14 +298,14 @@ pub fn verify(
         NonceCheck::Replayed => {
             return Err(ErrorBody::new(
                 "request.replayed",
-                "P4.11(4)",
+                mebyo_domain::clause!("P4.11(4)"),
                 "this nonce was already used; sign every request with a fresh nonce",
             ));
         }
         NonceCheck::Full => {
             return Err(ErrorBody::new(
                 "request.busy",
-                "P4.4",
+                mebyo_domain::clause!("P4.4"),
                 "too many requests in the freshness window; retry shortly",
             ));
         }

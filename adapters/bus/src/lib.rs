@@ -36,7 +36,7 @@ use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-pub use keys::register_provider_key;
+pub use keys::register as register_provider_key;
 pub use service::Services;
 use state::{BusEvent, BusState, FEED_STREAM, FeedMsg};
 
@@ -383,7 +383,7 @@ async fn caught(
     let error = |code: &str, message: &str| {
         let mut h = async_nats::HeaderMap::new();
         h.insert(wire::H_STATUS, "error");
-        let body = wire::ErrorBody::new(code, "P4.4", message).reply();
+        let body = wire::ErrorBody::new(code, mebyo_domain::clause!("P4.4"), message).reply();
         (h, bytes::Bytes::from(body))
     };
     match std::panic::AssertUnwindSafe(handled).catch_unwind().await {

@@ -88,7 +88,7 @@ impl From<ErrorBody> for Refused {
 fn malformed(what: impl std::fmt::Display) -> Refused {
     Refused(ErrorBody::new(
         "request.malformed",
-        "P4.4",
+        mebyo_domain::clause!("P4.4"),
         what.to_string(),
     ))
 }
@@ -118,7 +118,7 @@ impl Services {
         if body.len() > self.cfg.max_body_bytes {
             let e = ErrorBody::new(
                 "request.too_large",
-                "P4.4",
+                mebyo_domain::clause!("P4.4"),
                 format!(
                     "body larger than {} bytes; split the batch",
                     self.cfg.max_body_bytes
@@ -128,7 +128,11 @@ impl Services {
         }
         let Some((provider, service)) = wire::parse_service_subject(&self.cfg.prefix, subject)
         else {
-            let e = ErrorBody::new("request.unknown_service", "P4.4", "no such service subject");
+            let e = ErrorBody::new(
+                "request.unknown_service",
+                mebyo_domain::clause!("P4.4"),
+                "no such service subject",
+            );
             return Ok(self.noise(e));
         };
         // The subject as rebuilt from its parts: the same text (parsing checked
@@ -184,7 +188,7 @@ impl Services {
         if service.writes() && verified.idempotency_key.is_none() {
             let e = ErrorBody::new(
                 "request.idempotency_key_missing",
-                "P2(1)",
+                mebyo_domain::clause!("P2(1)"),
                 "writes carry a Mebyo-Idempotency-Key so that a retry cannot write twice",
             );
             return self.refuse(verified, body, e).await;
@@ -262,7 +266,7 @@ impl Services {
         let Some(kh) = v.evidence.key_hash.clone() else {
             let e = ErrorBody::new(
                 "request.idempotency_key_missing",
-                "P2(1)",
+                mebyo_domain::clause!("P2(1)"),
                 "writes carry a Mebyo-Idempotency-Key so that a retry cannot write twice",
             );
             return self.refuse(v, body, e).await;
@@ -292,7 +296,7 @@ impl Services {
             if !found.same_body {
                 let e = ErrorBody::new(
                     "request.idempotency_key_reused",
-                    "P2(1)",
+                    mebyo_domain::clause!("P2(1)"),
                     "this idempotency key was used for another request body; use a new key",
                 );
                 return self.refuse(v, body, e).await;
@@ -516,7 +520,7 @@ impl Services {
                 if body.len() > self.cfg.max_reply_bytes {
                     let e = ErrorBody::new(
                         "response.too_large",
-                        "P4.4",
+                        mebyo_domain::clause!("P4.4"),
                         "the answer exceeds the reply limit; ask for a shorter period or fewer categories",
                     );
                     (Reply::error(&e), e.code)
@@ -685,7 +689,13 @@ fn prepare(
     kh: &str,
     index: usize,
 ) -> Result<(PersonId, Vec<Submission>, bool), ErrorBody> {
-    let bad = |m: &str| ErrorBody::new("item.invalid", "P2(1)", m.to_string());
+    let bad = |m: &str| {
+        ErrorBody::new(
+            "item.invalid",
+            mebyo_domain::clause!("P2(1)"),
+            m.to_string(),
+        )
+    };
     let rid = |j: usize| {
         RecordId::new(record_id(kh, index, j)).map_err(|_| bad("derived record id is invalid"))
     };
@@ -724,7 +734,13 @@ fn prepare(
             // the bundle (the records decider validates each again), the
             // bundle's original identifier and the entry's position naming it.
             let entries = mebyo_domain::fhir::bundle_entries(category, &person, &resource)
-                .map_err(|e| ErrorBody::new("record.fhir_invalid", "P2(1)", e.to_string()))?;
+                .map_err(|e| {
+                    ErrorBody::new(
+                        "record.fhir_invalid",
+                        mebyo_domain::clause!("P2(1)"),
+                        e.to_string(),
+                    )
+                })?;
             let subs = entries
                 .into_iter()
                 .enumerate()
@@ -743,8 +759,13 @@ fn prepare(
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data_base64.as_bytes())
                 .map_err(|_| bad("data_base64 is not base64"))?;
-            let nb = jahis::parse(&bytes)
-                .map_err(|e| ErrorBody::new("jahis.invalid", "P2(1)", e.to_string()))?;
+            let nb = jahis::parse(&bytes).map_err(|e| {
+                ErrorBody::new(
+                    "jahis.invalid",
+                    mebyo_domain::clause!("P2(1)"),
+                    e.to_string(),
+                )
+            })?;
             let subs = jahis::to_fhir(&nb, &person)
                 .into_iter()
                 .enumerate()

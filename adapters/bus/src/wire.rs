@@ -202,7 +202,7 @@ pub fn ok_reply<T: Serialize>(result: &T) -> Vec<u8> {
     serde_json::to_vec(&Ok { result }).unwrap_or_else(|_| {
         ErrorBody::new(
             "platform.internal",
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             "the answer could not be written",
         )
         .reply()
