@@ -17,6 +17,29 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorEnvelope};
 use crate::svc::{self, Authed, LoginKind};
 
+/// A whole number as JSON Schema reads `integer`: `7` and `7.0` alike (the
+/// schema's meaning, which clients such as Python's may send), anything with a
+/// fraction or out of `T`'s range refused. serde's own integers refuse `7.0`,
+/// so a request valid by the OpenAPI document would be refused.
+pub fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let v = match (n.as_i64(), n.as_f64()) {
+        (Some(v), _) => v,
+        (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+        _ => {
+            return Err(D::Error::custom(format!(
+                "{n} is not a whole number in range"
+            )));
+        }
+    };
+    T::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range")))
+}
+
 /// Rejections of malformed JSON as our error shape, not axum's plain text.
 pub struct JsonBody<T>(pub T);
 
@@ -32,7 +55,7 @@ where
             Err(e) => Err(ApiError::new(
                 e.status(),
                 "request.invalid",
-                "P4.5(1)(2)",
+                mebyo_domain::clause!("P4.5(1)(2)"),
                 e.body_text(),
             )),
         }
@@ -66,6 +89,10 @@ pub struct LoginOutput {
     pub csrf_token: String,
     pub kind: String,
     pub id: String,
+    /// For staff: the step of signing in left (`change_password`,
+    /// `enrol_second_factor`, `second_factor`); absent when signed in. Until then
+    /// the session acts for nobody.
+    pub next: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/session", request_body = LoginInput,
@@ -101,6 +128,7 @@ pub async fn login(
         csrf_token: s.csrf,
         kind: me.kind,
         id: me.id,
+        next: me.next,
     })
     .into_response();
     res.headers_mut().insert(
@@ -165,7 +193,7 @@ pub async fn policy(State(st): State<AppState>) -> ApiResult<Json<svc::PolicyVie
         ApiError::new(
             StatusCode::NOT_FOUND,
             "policy.none_in_force",
-            "P7",
+            mebyo_domain::clause!("P7"),
             "no policy version is in force",
         )
     })
@@ -278,7 +306,10 @@ pub async fn my_access_log(
     // Refused rather than clamped, so the schema's bounds are the server's.
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("P4.6(2)", "limit must be 1 to 1000"));
+        return Err(ApiError::invalid(
+            mebyo_domain::clause!("P4.6(2)"),
+            "limit must be 1 to 1000",
+        ));
     }
     Ok(Json(svc::my_access_log(&st, &a, limit).await?))
 }
@@ -580,6 +611,31 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         crate::ops_api::revoke_credential,
         crate::ops_api::run_backup,
         crate::ops_api::run_drill,
+        crate::staff_signin::enrolment_api,
+        crate::staff_signin::code_api,
+        crate::staff_signin::reset_api,
+        crate::staff_signin::appoint_api,
+        crate::staff_signin::dismiss_api,
+        crate::staff_signin::training_api,
+        crate::ops_providers::apply_api,
+        crate::ops_providers::attest_api,
+        crate::ops_providers::decide_api,
+        crate::ops_providers::renew_api,
+        crate::ops_providers::loss_api,
+        crate::ops_providers::issue_api,
+        crate::ops_providers::signing_key_api,
+        crate::ops_keys::erase_api,
+        crate::ops_keys::rotate_kek_api,
+        crate::ops_keys::grant_api,
+        crate::ops_routine::schedule_api,
+        crate::ops_routine::cancel_api,
+        crate::ops_routine::review_api,
+        crate::ops_media::approve_api,
+        crate::ops_media::show_api,
+        crate::ops_media::issue_api,
+        crate::ops_media::return_api,
+        crate::ops_media::dispose_api,
+        crate::ops_media::disposal_api,
         livez,
         readyz,
         openapi
@@ -623,6 +679,27 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         crate::ops_api::StepInput,
         crate::ops_api::RotationInput,
         crate::ops_api::EscalationInput,
+        crate::staff_signin::Enrolment,
+        crate::staff_signin::CodeInput,
+        crate::staff_signin::ResetInput,
+        crate::staff_signin::ResetDone,
+        crate::staff_signin::RoleInput,
+        crate::staff_signin::TrainingInput,
+        crate::ops_providers::ApplicationInput,
+        crate::ops_providers::AttestationInput,
+        crate::ops_providers::DecisionInput,
+        crate::ops_providers::IssueInput,
+        crate::ops_providers::SigningKeyInput,
+        crate::ops_keys::Erased,
+        crate::ops_keys::Rotated,
+        crate::ops_keys::GrantInput,
+        crate::ops_routine::WindowInput,
+        crate::ops_routine::ReviewInput,
+        crate::ops_media::ApprovalInput,
+        crate::ops_media::MediaIssueInput,
+        crate::ops_media::ReturnInput,
+        crate::ops_media::MediaDisposalInput,
+        crate::ops_media::DisposalInput,
         Health
     ))
 )]

@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mebyo_domain::Refusal;
 use mebyo_platform::PlatformError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable machine code, e.g. `consent.none`.
     pub code: String,
@@ -21,7 +21,7 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
@@ -59,7 +59,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "auth.required",
-            "P4.6(2)",
+            mebyo_domain::clause!("P4.6(2)"),
             "sign in first",
         )
     }
@@ -68,19 +68,33 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "session.expired",
-            "P4.6(1)",
+            mebyo_domain::clause!("P4.6(1)"),
             "the session has expired; sign in again",
         )
     }
+    /// A staff session with a step of signing in left acts for nobody (P4.8(2)).
+    pub fn sign_in_incomplete(next: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "auth.sign_in_incomplete",
+            mebyo_domain::clause!("P4.8(2)"),
+            format!("finish signing in first: {next}"),
+        )
+    }
     pub fn wrong_role(message: &str) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "auth.role", "P4.6(2)", message)
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "auth.role",
+            mebyo_domain::clause!("P4.6(2)"),
+            message,
+        )
     }
     /// A state-changing request from a cookie session without the CSRF token (P4.6(1)).
     pub fn csrf() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "csrf.invalid",
-            "P4.6(1)",
+            mebyo_domain::clause!("P4.6(1)"),
             "missing or wrong CSRF token",
         )
     }
@@ -90,16 +104,21 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "auth.failed",
-            "P4.8(2)",
+            mebyo_domain::clause!("P4.8(2)"),
             "wrong login or password",
         )
     }
-    pub fn locked(retry_secs: u64) -> Self {
+    /// The lock's end is said in words as well as in `Retry-After`, so the person
+    /// locked out knows when to try again (issue 15 §5).
+    pub fn locked(retry_secs: u64, until: &str) -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "auth.locked",
-            "P4.8(2)",
-            "too many failed sign-ins; the account is locked for a while",
+            mebyo_domain::clause!("P4.8(2)"),
+            format!(
+                "too many failed sign-ins from here; signing in from this place is locked until {until} (about {} min)",
+                retry_secs.div_ceil(60)
+            ),
         )
         .retry_after(retry_secs)
     }
@@ -107,7 +126,7 @@ impl ApiError {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate.limited",
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             "too many requests; slow down",
         )
         .retry_after(retry_secs)
@@ -124,7 +143,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "P4.6(2)",
+            mebyo_domain::clause!("P4.6(2)"),
             "no such page",
         )
     }
@@ -132,7 +151,7 @@ impl ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             "internal error; it has been logged",
         )
     }
@@ -141,7 +160,7 @@ impl ApiError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request.too_large",
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             "the request body is too large",
         )
     }
@@ -150,7 +169,7 @@ impl ApiError {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
             "request.timeout",
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             "the request took too long",
         )
     }
@@ -161,9 +180,11 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => return Self::too_large(),
             StatusCode::REQUEST_TIMEOUT => return Self::timeout(),
             StatusCode::NOT_FOUND => return Self::not_found(),
-            StatusCode::METHOD_NOT_ALLOWED => ("request.method", "P4.5(1)(2)"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("request.method", mebyo_domain::clause!("P4.5(1)(2)"))
+            }
             s if s.is_server_error() => return Self::internal(),
-            _ => ("request.invalid", "P4.5(1)(2)"),
+            _ => ("request.invalid", mebyo_domain::clause!("P4.5(1)(2)")),
         };
         let message = if message.trim().is_empty() {
             status.canonical_reason().unwrap_or("refused")
@@ -178,7 +199,7 @@ impl ApiError {
         Self::new(
             StatusCode::CONFLICT,
             "platform.conflict",
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             "a concurrent change got there first; nothing was written; retry the same request",
         )
         .retry_after(1)
@@ -187,7 +208,7 @@ impl ApiError {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             message,
         )
     }
@@ -204,12 +225,13 @@ fn refusal_status(code: &str) -> StatusCode {
         || code.ends_with("_too_far")
         || code.ends_with(".no_categories")
         || code.ends_with("in_future")
+        || code.ends_with("_dates")
     {
         StatusCode::UNPROCESSABLE_ENTITY
     } else if code.ends_with(".exists")
         || code.starts_with("person.already")
         || code.ends_with(".not_active")
-        || code.ends_with(".already_issued")
+        || code.contains(".already_")
     {
         StatusCode::CONFLICT
     } else {
@@ -292,6 +314,13 @@ mod tests {
         }
         assert_eq!(status("credential.not_active"), StatusCode::CONFLICT);
         assert_eq!(status("credential.already_issued"), StatusCode::CONFLICT);
+        // Done already is a conflict with the state; dates out of order are bad input.
+        assert_eq!(status("provider.already_applied"), StatusCode::CONFLICT);
+        assert_eq!(status("staff.already_appointed"), StatusCode::CONFLICT);
+        assert_eq!(
+            status("provider.attestation_dates"),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         assert_eq!(
             status("credential.no_prior_guidance"),
             StatusCode::FORBIDDEN

@@ -133,7 +133,10 @@ impl Drop for Ticket<'_> {
 }
 
 fn locked(until: Timestamp, now: Timestamp) -> ApiError {
-    ApiError::locked(((until.0 - now.0).max(0) / 1_000_000) as u64)
+    ApiError::locked(
+        ((until.0 - now.0).max(0) / 1_000_000) as u64,
+        &mebyo_platform::world::rfc3339_jst(until),
+    )
 }
 
 #[cfg(test)]

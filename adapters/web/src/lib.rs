@@ -19,10 +19,19 @@ pub mod error;
 pub mod guard;
 pub mod openapi;
 pub mod ops_api;
+pub mod ops_dashboard;
+pub mod ops_forms;
+pub mod ops_keys;
+pub mod ops_media;
 pub mod ops_pages;
+pub mod ops_providers;
+pub mod ops_routine;
+pub mod ops_summary;
 pub mod pages;
 pub mod panics;
+pub mod portal_pages;
 pub mod session;
+pub mod staff_signin;
 pub mod svc;
 pub mod tls;
 
@@ -85,6 +94,9 @@ pub struct WebConfig {
     pub max_projection_lag: u64,
     /// Maintenance notices shown on the portal (P4.3); fed by operations later.
     pub notices: Vec<Notice>,
+    /// The operations settings (maintenance lead time, firewall-review interval):
+    /// `DATA/operations.json`, as the CLI reads them.
+    pub ops: mebyo_operations_service::OpsSettings,
     /// The bearer token `/metrics` requires (P4.4); `None` turns `/metrics` off.
     /// A token rather than a second listener: one TLS port to open and watch,
     /// and Prometheus sends it with `authorization.credentials_file`.
@@ -112,6 +124,7 @@ impl WebConfig {
             max_projection_lag: 10_000,
             notices: Vec::new(),
             metrics_token: None,
+            ops: mebyo_operations_service::OpsSettings::default(),
         }
     }
 }
@@ -241,6 +254,40 @@ impl AppState {
             .await?;
         self.auth
             .set_password(subject, &phc, credential, self.platform.now())?;
+        Ok(())
+    }
+
+    /// Sets a one-time password, which the next sign-in must replace before
+    /// anything else (issue 15 §5): for the staff accounts a new platform makes.
+    pub async fn set_one_time_password(
+        &self,
+        subject: &Subject,
+        password: &str,
+    ) -> Result<(), WebError> {
+        let phc = self
+            .hasher
+            .hash(Zeroizing::new(password.to_string()))
+            .await?;
+        self.auth
+            .set_password_as(subject, &phc, None, true, self.platform.now())?;
+        Ok(())
+    }
+
+    /// Enrols a second factor for a subject directly, as a confirmed enrolment
+    /// would, without the event: for tests and operators' tools that set up
+    /// accounts before the server serves.
+    pub fn enrol_second_factor(
+        &self,
+        subject: &Subject,
+        secret: &mebyo_crypto::TotpSecret,
+    ) -> Result<(), WebError> {
+        let sealed = self
+            .platform
+            .keys()
+            .seal_sign_in_secret(&subject.key(), secret.bytes())
+            .map_err(|e| WebError::Io(std::io::Error::other(e.to_string())))?;
+        self.auth
+            .set_totp(subject, Some(sealed), self.platform.now())?;
         Ok(())
     }
 }
@@ -382,7 +429,7 @@ fn metrics_allowed(st: &AppState, headers: &axum::http::HeaderMap) -> Result<(),
     let mut res = error::ApiError::new(
         axum::http::StatusCode::UNAUTHORIZED,
         "auth.required",
-        "P4.4",
+        mebyo_domain::clause!("P4.4"),
         "metrics need the monitoring token",
     )
     .into_response();
@@ -458,6 +505,22 @@ async fn fallback(State(_): State<AppState>, req: Request) -> Response {
     }
 }
 
+/// A path segment as this server's router reads it back: ids are plain, but a
+/// typo such as `..` or `a/b` stays one segment and cannot turn into another
+/// path. The CLI's `--server` commands and the dashboard's forms both build
+/// endpoint paths with it.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn router(state: AppState) -> Router {
     layered(routes(), state)
 }
@@ -469,6 +532,10 @@ fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/v1/session", post(api::login).delete(api::logout))
+        .route(
+            "/api/v1/session/second-factor",
+            get(staff_signin::enrolment_api).post(staff_signin::code_api),
+        )
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/signup", post(api::signup))
         .route("/api/v1/policy", get(api::policy))
@@ -513,7 +580,79 @@ fn routes() -> Router<AppState> {
         )
         .route("/api/v1/ops/backups", post(ops_api::run_backup))
         .route("/api/v1/ops/backups/drill", post(ops_api::run_drill))
+        .route(
+            "/api/v1/ops/staff/{staff}/sign-in-reset",
+            post(staff_signin::reset_api),
+        )
+        .route("/api/v1/ops/maintenance", post(ops_routine::schedule_api))
+        .route(
+            "/api/v1/ops/maintenance/{window}/cancel",
+            post(ops_routine::cancel_api),
+        )
+        .route(
+            "/api/v1/ops/firewall-reviews",
+            post(ops_routine::review_api),
+        )
+        .route("/api/v1/ops/media", post(ops_media::approve_api))
+        .route("/api/v1/ops/media/{media}", get(ops_media::show_api))
+        .route(
+            "/api/v1/ops/media/{media}/issue",
+            post(ops_media::issue_api),
+        )
+        .route(
+            "/api/v1/ops/media/{media}/return",
+            post(ops_media::return_api),
+        )
+        .route(
+            "/api/v1/ops/media/{media}/disposal",
+            post(ops_media::dispose_api),
+        )
+        .route("/api/v1/ops/disposals", post(ops_media::disposal_api))
+        .route(
+            "/api/v1/ops/providers/{provider}/decisions",
+            post(ops_providers::decide_api),
+        )
+        .route("/api/v1/ops/credentials", post(ops_providers::issue_api))
+        .route("/api/v1/ops/providers", post(ops_providers::apply_api))
+        .route(
+            "/api/v1/ops/providers/{provider}/attestations",
+            post(ops_providers::attest_api),
+        )
+        .route(
+            "/api/v1/ops/persons/{person}/erasure",
+            post(ops_keys::erase_api),
+        )
+        .route(
+            "/api/v1/ops/keys/kek-rotation",
+            post(ops_keys::rotate_kek_api),
+        )
+        .route("/api/v1/ops/audit-grants", post(ops_keys::grant_api))
+        .route(
+            "/api/v1/ops/credentials/{credential}/signing-key",
+            post(ops_providers::signing_key_api),
+        )
+        .route(
+            "/api/v1/ops/credentials/{credential}/renew",
+            post(ops_providers::renew_api),
+        )
+        .route(
+            "/api/v1/ops/credentials/{credential}/loss",
+            post(ops_providers::loss_api),
+        )
+        .route(
+            "/api/v1/ops/staff/{staff}/appointments",
+            post(staff_signin::appoint_api),
+        )
+        .route(
+            "/api/v1/ops/staff/{staff}/dismissals",
+            post(staff_signin::dismiss_api),
+        )
+        .route(
+            "/api/v1/ops/staff/{staff}/training",
+            post(staff_signin::training_api),
+        )
         .merge(pages::routes())
+        .merge(ops_forms::routes())
 }
 
 /// The layers every route sits in, innermost first. A panic is caught innermost,
@@ -660,6 +799,20 @@ impl WebHandle {
     ) -> Result<(), WebError> {
         self.state.set_password(subject, password, credential).await
     }
+    pub async fn set_one_time_password(
+        &self,
+        subject: &Subject,
+        password: &str,
+    ) -> Result<(), WebError> {
+        self.state.set_one_time_password(subject, password).await
+    }
+    pub fn enrol_second_factor(
+        &self,
+        subject: &Subject,
+        secret: &mebyo_crypto::TotpSecret,
+    ) -> Result<(), WebError> {
+        self.state.enrol_second_factor(subject, secret)
+    }
     /// Stops accepting, lets requests in flight finish (up to 10 s), and waits.
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.handle
@@ -714,6 +867,13 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use tower::ServiceExt;
+
+    #[test]
+    fn a_segment_cannot_leave_its_place_in_the_path() {
+        assert_eq!(path_segment("inc-01ab"), "inc-01ab");
+        assert_eq!(path_segment("../backups"), "%2E%2E%2Fbackups");
+        assert_eq!(path_segment("a b?c"), "a%20b%3Fc");
+    }
 
     async fn state() -> (tempfile::TempDir, AppState) {
         let dir = tempfile::tempdir().unwrap();

@@ -101,6 +101,11 @@ fn body_limits() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("SignupInput", "password", password.clone()),
         ("PasswordChange", "new_password", password),
+        (
+            "CodeInput",
+            "code",
+            json!({"pattern": "^[0-9]{6}$", "description": "the 6 digits the app shows"}),
+        ),
         ("ConsentInput", "provider", json!({"pattern": ID})),
         (
             "ConsentInput",
@@ -157,6 +162,7 @@ fn parameter_limits() -> Vec<(&'static str, Value)> {
         ("person", json!({"type": "string", "pattern": ID})),
         ("consent", json!({"type": "string", "pattern": ID})),
         ("id", json!({"type": "string", "pattern": ID})),
+        ("media", json!({"type": "string", "pattern": ID})),
         (
             "categories",
             json!({"type": "string",

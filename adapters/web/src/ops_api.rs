@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use mebyo_backup::Kind;
 use mebyo_domain::credential::{CredentialCommand, RevocationReason};
-use mebyo_domain::{Actor, CredentialId, Timestamp};
+use mebyo_domain::{Actor, CredentialId, StaffId, Timestamp};
 use mebyo_operations::incident::{IncidentCommand, IncidentKind, Level, Source, Step};
 use mebyo_operations::{IncidentId, Reference};
 use mebyo_operations_service::incidents;
@@ -26,8 +26,9 @@ use crate::api::JsonBody;
 use crate::error::{ApiError, ApiResult, outcome};
 use crate::svc;
 
-/// Where the action's last event landed.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// Where the action's last event landed. The inputs and this answer serialize
+/// both ways, since `mebyo`'s client sends and reads them as they are (issue 15 §3).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Recorded {
     /// Position of the event in the log (0-based).
     pub position: u64,
@@ -53,15 +54,23 @@ impl Recorded {
 /// A staff member's signed-in session, its CSRF token checked when it came as the
 /// cookie (P4.6(1)).
 pub fn staff_actor(st: &AppState, headers: &HeaderMap, csrf: Option<&str>) -> ApiResult<Actor> {
+    Ok(Actor::Staff {
+        staff: staff_member(st, headers, csrf)?,
+    })
+}
+
+/// The signed-in staff member themselves, for actions whose record names them
+/// (the witness of an erasure, the grantor of a key grant).
+pub fn staff_member(st: &AppState, headers: &HeaderMap, csrf: Option<&str>) -> ApiResult<StaffId> {
     let a = svc::signed_in(st, headers)?;
     let staff = svc::staff(&a)?;
     svc::check_csrf(&a, csrf)?;
-    Ok(Actor::Staff { staff })
+    Ok(staff)
 }
 
 /// Runs an action and answers where its last event landed. An action that the
 /// rules accepted but that appended nothing changed nothing, and says so.
-async fn recorded<T>(
+pub(crate) async fn recorded<T>(
     work: impl std::future::Future<Output = ApiResult<T>>,
     made: impl FnOnce(&T) -> Vec<String>,
 ) -> ApiResult<(T, Recorded)> {
@@ -71,7 +80,7 @@ async fn recorded<T>(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "ops.unchanged",
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             "the action was accepted but changed nothing",
         ));
     };
@@ -81,7 +90,7 @@ async fn recorded<T>(
 
 // ---- credentials ---------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeInput {
     /// `breach-of-law` (P4.13(1)), `improper-handling` (P4.13(2): needs earlier
@@ -95,14 +104,19 @@ pub fn parse_reason(s: &str) -> ApiResult<RevocationReason> {
         "improper-handling" => Ok(RevocationReason::ImproperHandlingUncorrected),
         "judged-risk" => Ok(RevocationReason::JudgedRisk),
         _ => Err(ApiError::invalid(
-            "P4.13",
+            mebyo_domain::clause!("P4.13"),
             "reason must be breach-of-law, improper-handling or judged-risk",
         )),
     }
 }
 
-fn credential_id(s: &str) -> ApiResult<CredentialId> {
-    CredentialId::new(s).map_err(|_| ApiError::invalid("P4.12(1)", "credential id is malformed"))
+pub(crate) fn credential_id(s: &str) -> ApiResult<CredentialId> {
+    CredentialId::new(s).map_err(|_| {
+        ApiError::invalid(
+            mebyo_domain::clause!("P4.12(1)"),
+            "credential id is malformed",
+        )
+    })
 }
 
 /// Revokes a credential on the running platform (P4.13): the bus, the API and the
@@ -146,7 +160,7 @@ pub async fn revoke_credential(
 
 // ---- backups -------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupInput {
     /// `full` or `differential`.
@@ -160,7 +174,7 @@ pub async fn backup(st: &AppState, actor: &Actor, kind: &str) -> ApiResult<Recor
         "differential" => Kind::Differential,
         _ => {
             return Err(ApiError::invalid(
-                "P4.10",
+                mebyo_domain::clause!("P4.10"),
                 "kind must be full or differential",
             ));
         }
@@ -181,7 +195,7 @@ fn job_result<T>(done: mebyo_platform::duties::JobDone<T>) -> ApiResult<T> {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ops.job_failed",
-            "P4.10",
+            mebyo_domain::clause!("P4.10"),
             "the job failed; it is recorded as backup.failed and the server log says why",
         )
     })
@@ -226,7 +240,7 @@ pub async fn run_drill(
 
 // ---- incidents -----------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentInput {
     /// `unauthorized-access`, `malware`, `theft-or-loss`, `contractor` or `other`.
@@ -242,7 +256,7 @@ pub struct IncidentInput {
     pub contractor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepInput {
     /// A step code of the incident's runbook, e.g. `disconnect-device`.
@@ -255,14 +269,14 @@ pub struct StepInput {
     pub done_at: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotationInput {
     /// The credentials the stolen or lost device held (1 to 16).
     pub credentials: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationInput {
     /// `system-operations-administrator`, `operations-manager` or `business-administrator`.
@@ -274,20 +288,30 @@ pub struct EscalationInput {
 const ROTATION_CREDENTIALS_MAX: usize = 16;
 
 fn incident_id(s: &str) -> ApiResult<IncidentId> {
-    IncidentId::new(s).map_err(|_| ApiError::invalid("P4.14(1)", "incident id is malformed"))
+    IncidentId::new(s).map_err(|_| {
+        ApiError::invalid(
+            mebyo_domain::clause!("P4.14(1)"),
+            "incident id is malformed",
+        )
+    })
 }
 
 fn reference(s: Option<&str>) -> ApiResult<Option<Reference>> {
     s.map(Reference::new)
         .transpose()
-        .map_err(|_| ApiError::invalid("P4.14(1)", "reference is malformed"))
+        .map_err(|_| ApiError::invalid(mebyo_domain::clause!("P4.14(1)"), "reference is malformed"))
 }
 
 fn time_of(s: Option<&str>) -> ApiResult<Option<Timestamp>> {
-    s.map(|t| {
-        svc::parse_time(t).ok_or_else(|| ApiError::invalid("P4.14(1)", "time is not RFC 3339"))
-    })
-    .transpose()
+    s.map(|t| time_field(t, mebyo_domain::clause!("P4.14(1)"), "time"))
+        .transpose()
+}
+
+/// A time field of a staff command: RFC 3339 (or a form's JST `datetime-local`),
+/// else refused citing the command's clause.
+pub(crate) fn time_field(s: &str, clause: &'static str, what: &str) -> ApiResult<Timestamp> {
+    svc::parse_time(s)
+        .ok_or_else(|| ApiError::invalid(clause, format!("{what} is not an RFC 3339 time")))
 }
 
 /// One incident command, answered with its event.
@@ -309,7 +333,7 @@ pub async fn open_incident(
 ) -> ApiResult<Recorded> {
     let kind = IncidentKind::parse(&input.kind).ok_or_else(|| {
         ApiError::invalid(
-            "P4.14(1)",
+            mebyo_domain::clause!("P4.14(1)"),
             "kind must be unauthorized-access, malware, theft-or-loss, contractor or other",
         )
     })?;
@@ -335,8 +359,9 @@ pub async fn record_step(
     input: &StepInput,
 ) -> ApiResult<Recorded> {
     let id = incident_id(id)?;
-    let step = Step::parse(&input.step)
-        .ok_or_else(|| ApiError::invalid("P4.14(1)", "not a runbook step code"))?;
+    let step = Step::parse(&input.step).ok_or_else(|| {
+        ApiError::invalid(mebyo_domain::clause!("P4.14(1)"), "not a runbook step code")
+    })?;
     let cmd = IncidentCommand::RecordStep {
         step,
         done_at: time_of(input.done_at.as_deref())?,
@@ -356,7 +381,7 @@ pub async fn rotate(
     let id = incident_id(id)?;
     if credentials.is_empty() || credentials.len() > ROTATION_CREDENTIALS_MAX {
         return Err(ApiError::invalid(
-            "P4.14(4)",
+            mebyo_domain::clause!("P4.14(4)"),
             format!("name 1 to {ROTATION_CREDENTIALS_MAX} credentials"),
         ));
     }
@@ -376,7 +401,7 @@ pub async fn escalate(st: &AppState, actor: &Actor, id: &str, to: &str) -> ApiRe
     let id = incident_id(id)?;
     let to = Level::parse(to).ok_or_else(|| {
         ApiError::invalid(
-            "P4.14(1)",
+            mebyo_domain::clause!("P4.14(1)"),
             "to must be system-operations-administrator, operations-manager or business-administrator",
         )
     })?;

@@ -32,6 +32,8 @@ fn roles(st: &AppState, a: &Authed) -> ApiResult<Vec<Role>> {
 /// Which forms a staff member sees: the deciders' own role rules, so a form is
 /// shown exactly to those whose post the decider may accept.
 pub struct Forms {
+    /// The roles held now, for the forms of `ops_forms` (each asks its decider's rule).
+    pub roles: Vec<Role>,
     pub revoke: bool,
     pub backup: bool,
     pub incidents: bool,
@@ -41,13 +43,14 @@ pub fn forms(st: &AppState, a: &Authed) -> Forms {
     let roles = roles(st, a).unwrap_or_default();
     let any = |f: fn(Role) -> bool| roles.iter().any(|r| f(*r));
     Forms {
+        roles: roles.clone(),
         revoke: any(mebyo_domain::credential::revokes),
         backup: any(|r| Duty::Backup.allowed(r)),
         incidents: any(|r| mebyo_operations::incident::Level::Reporter.held_by(r)),
     }
 }
 
-fn confirm_box(l: Lang) -> Markup {
+pub(crate) fn confirm_box(l: Lang) -> Markup {
     html! {
         label.confirm {
             input type="checkbox" name="confirm" value="yes" required;
@@ -71,6 +74,21 @@ pub fn revoke_form(l: Lang, csrf: &str) -> Markup {
             }
             (confirm_box(l))
             button type="submit" { (l.t("取り消す", "Revoke")) }
+        }
+    }
+}
+
+/// The credentials panel's half of a theft runbook (P4.14(4)): the prefecture,
+/// which changes connection information, does not see the incidents panel, so
+/// it names the incident here.
+pub fn rotation_form(l: Lang, csrf: &str) -> Markup {
+    html! {
+        form.action method="post" action="/ops/rotations" #incident-rotation-form {
+            input type="hidden" name="csrf" value=(csrf);
+            label { (l.t("インシデント ID", "Incident id")) " " input name="incident" required maxlength="64" pattern="[a-z0-9-]+"; }
+            label { (l.t("盗難端末の接続情報 ID", "Credential the device held")) " " input name="credential" required maxlength="64" pattern="[a-z0-9-]+"; }
+            (confirm_box(l))
+            button type="submit" { (l.t("取り消して再発行", "Revoke and reissue")) }
         }
     }
 }
@@ -145,19 +163,19 @@ pub fn incident_forms(l: Lang, csrf: &str, id: &str, missing: &[String]) -> Mark
 
 /// A destructive form must carry its confirmation; the browser asks for it, and a
 /// form sent without it (replayed, or made by hand) changes nothing.
-fn confirmed(f: &[(String, String)]) -> ApiResult<()> {
+pub(crate) fn confirmed(f: &[(String, String)]) -> ApiResult<()> {
     if field(f, "confirm") == "yes" {
         Ok(())
     } else {
         Err(ApiError::invalid(
-            "P4.4",
+            mebyo_domain::clause!("P4.4"),
             "confirm the action: tick the confirmation box",
         ))
     }
 }
 
 /// The outcome of an action: what was done and the event that records it.
-fn done_page(l: Lang, a: &Authed, what: &str, r: &Recorded) -> Response {
+pub(crate) fn done_page(l: Lang, a: &Authed, what: &str, r: &Recorded) -> Response {
     let body = html! {
         div.notice role="status" #outcome {
             p { (what) }
@@ -281,6 +299,21 @@ async fn rotation_post(
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
+    rotation(st, headers, body, Some(id)).await
+}
+
+/// A rotation naming its incident in a field (the credentials panel's form).
+async fn rotation_by_field_post(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    rotation(st, headers, body, None).await
+}
+
+/// A stolen device's credential revoked and reissued for an incident, named by
+/// the page's path or, without one, by the form's `incident` field.
+async fn rotation(st: AppState, headers: HeaderMap, body: Bytes, id: Option<String>) -> PageResult {
     act(
         st,
         &headers,
@@ -291,7 +324,9 @@ async fn rotation_post(
             "The credential is revoked and reissued.",
         ),
         |st, f, actor| async move {
-            ops_api::rotate(&st, &actor, &id, &[field(&f, "credential").to_string()]).await
+            let id = id.unwrap_or_else(|| field(&f, "incident").to_string());
+            let credential = [field(&f, "credential").to_string()];
+            ops_api::rotate(&st, &actor, &id, &credential).await
         },
     )
     .await
@@ -325,7 +360,7 @@ async fn event_page(
     let l = Lang::from_headers(&headers);
     let a = svc::signed_in(&st, &headers).page(l, "/ops")?;
     let staff = svc::staff(&a).page(l, "/ops")?;
-    svc::require_panel(&st, &staff, Panel::Chain).page(l, "/ops")?;
+    let shown = svc::panels(&st, &staff).page(l, "/ops")?;
     let position: u64 = position
         .parse()
         .map_err(|_| ApiError::not_found())
@@ -337,7 +372,13 @@ async fn event_page(
         .await
         .map_err(|e| ApiError::from(mebyo_platform::PlatformError::from(e)))
         .page(l, "/ops")?;
-    let Some(e) = page.into_iter().next().filter(|e| e.position == position) else {
+    let e = page.into_iter().next().filter(|e| e.position == position);
+    let by_viewer = e.as_ref().is_some_and(|e| e.actor.id == staff.as_str());
+    if !mebyo_domain::panel::event_visible(&shown, by_viewer) {
+        // The chain panel's refusal, whether or not the position exists.
+        svc::require_panel(&st, &staff, Panel::Chain).page(l, "/ops")?;
+    }
+    let Some(e) = e else {
         return Err(ApiError::not_found()).page(l, "/ops");
     };
     let at = mebyo_platform::world::rfc3339_jst(mebyo_domain::Timestamp(e.recorded_at_us));
@@ -368,5 +409,6 @@ pub fn routes() -> Router<AppState> {
         .route("/ops/incidents", post(incident_post))
         .route("/ops/incidents/{id}/steps", post(step_post))
         .route("/ops/incidents/{id}/rotations", post(rotation_post))
+        .route("/ops/rotations", post(rotation_by_field_post))
         .route("/ops/incidents/{id}/close", post(close_post))
 }

@@ -28,6 +28,12 @@ pub enum Principal {
     Staff {
         staff: StaffId,
     },
+    /// A staff member whose password verified but who has a step left before the
+    /// session acts for them (issue 15 §5). Acts for nobody meanwhile.
+    StaffPending {
+        staff: StaffId,
+        next: Pending,
+    },
     Provider {
         provider: ProviderId,
         credential: CredentialId,
@@ -37,7 +43,7 @@ pub enum Principal {
 impl Principal {
     pub fn actor(&self) -> Actor {
         match self {
-            Principal::Anonymous => Actor::Applicant,
+            Principal::Anonymous | Principal::StaffPending { .. } => Actor::Applicant,
             Principal::Individual { person, credential } => Actor::Individual {
                 person: person.clone(),
                 credential: credential.clone(),
@@ -59,8 +65,42 @@ impl Principal {
             Principal::Anonymous => "anonymous",
             Principal::Individual { .. } => "individual",
             Principal::Staff { .. } => "staff",
+            Principal::StaffPending { .. } => "staff_pending",
             Principal::Provider { .. } => "provider",
         }
+    }
+}
+
+/// The step a staff sign-in has left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// The password is a one-time one: replace it first.
+    ChangePassword,
+    /// No second factor yet: confirm this new one with a code. The secret lives
+    /// in this session only (memory) until the code confirms it.
+    EnrolSecondFactor { secret: PendingSecret },
+    /// Give the code of the enrolled second factor.
+    SecondFactor,
+}
+
+impl Pending {
+    /// The name the API gives this step (`next` of the login answer).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Pending::ChangePassword => "change_password",
+            Pending::EnrolSecondFactor { .. } => "enrol_second_factor",
+            Pending::SecondFactor => "second_factor",
+        }
+    }
+}
+
+/// A second-factor secret being enrolled: zeroed on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingSecret(pub mebyo_crypto::Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for PendingSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingSecret(..)")
     }
 }
 
@@ -174,6 +214,27 @@ impl Sessions {
     /// Ends every session of a principal (password change, lockout by staff).
     pub fn remove_principal(&self, p: &Principal) {
         self.map.lock().retain(|_, s| s.principal != *p);
+    }
+
+    /// Ends every session of a staff member, signed in or half-way, except
+    /// `keep` (a password change, a sign-in reset, issue 15 §5).
+    pub fn remove_staff(&self, staff: &StaffId, keep: Option<&str>) {
+        self.map.lock().retain(|token, s| {
+            let theirs = matches!(&s.principal,
+                Principal::Staff { staff: x } | Principal::StaffPending { staff: x, .. } if x == staff);
+            !theirs || keep == Some(token.as_str())
+        });
+    }
+
+    /// Moves a session to its next step of signing in; `false` if it has ended.
+    pub fn set_principal(&self, token: &str, principal: Principal) -> bool {
+        match self.map.lock().get_mut(token) {
+            Some(s) => {
+                s.principal = principal;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn len(&self) -> usize {

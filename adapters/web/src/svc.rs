@@ -1,6 +1,6 @@
 //! What the portal, the dashboard and the JSON API do, once: authentication,
-//! sign-up, vitals, consents, reads, the disclosure record and the operator
-//! summary. Handlers only translate between HTTP and these functions, so the HTML
+//! sign-up, vitals, consents, reads and the disclosure record (the operator
+//! summary is `ops_summary`, re-exported here). Handlers only translate between HTTP and these functions, so the HTML
 //! and JSON faces can never disagree on a rule.
 
 use std::collections::BTreeSet;
@@ -123,6 +123,7 @@ pub fn individual(a: &Authed) -> ApiResult<(PersonId, Actor)> {
 pub fn staff(a: &Authed) -> ApiResult<StaffId> {
     match &a.session.principal {
         Principal::Staff { staff } => Ok(staff.clone()),
+        Principal::StaffPending { next, .. } => Err(ApiError::sign_in_incomplete(next.name())),
         _ => Err(ApiError::wrong_role(
             "only platform staff see the dashboard",
         )),
@@ -210,10 +211,11 @@ pub async fn login(
             credential: entry.credential.ok_or_else(no_credential)?,
         },
         Subject::Staff(staff) => {
-            if st.platform.staff_state(&staff).await?.roles.is_empty() {
+            let roles = st.platform.staff_state(&staff).await?.roles.clone();
+            if roles.is_empty() {
                 return Err(ApiError::wrong_role("no role is held by this staff id"));
             }
-            Principal::Staff { staff }
+            crate::staff_signin::after_password(staff, &entry, &roles)
         }
     };
     // A new token on every sign-in: a token planted before cannot be ridden.
@@ -244,7 +246,7 @@ fn no_credential() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
         "credential.missing",
-        "P4.12(1)",
+        mebyo_domain::clause!("P4.12(1)"),
         "no connection information has been issued yet; ask the operations office",
     )
 }
@@ -254,14 +256,8 @@ fn no_credential() -> ApiError {
 /// Counted in characters, as the API schema's `minLength`/`maxLength` count them;
 /// the maximum keeps any password within the hasher's byte limit (issue 22 §7).
 fn check_new_password(password: &str) -> ApiResult<()> {
-    let n = password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
-        return Err(ApiError::invalid(
-            "P4.8(2)",
-            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
-        ));
-    }
-    Ok(())
+    mebyo_domain::signin::check_new_password(password, None)
+        .map_err(|r| ApiError::invalid(r.clause, r.message))
 }
 
 // ---- password change -------------------------------------------------------------------
@@ -282,6 +278,13 @@ pub async fn change_password(st: &AppState, a: &Authed, input: PasswordChange) -
     let subject = match &a.session.principal {
         Principal::Individual { person, .. } => Subject::Person(person.clone()),
         Principal::Staff { staff } => Subject::Staff(staff.clone()),
+        Principal::StaffPending {
+            staff,
+            next: crate::session::Pending::ChangePassword,
+        } => Subject::Staff(staff.clone()),
+        Principal::StaffPending { next, .. } => {
+            return Err(ApiError::sign_in_incomplete(next.name()));
+        }
         Principal::Provider { provider, .. } => Subject::Provider(provider.clone()),
         Principal::Anonymous => return Err(ApiError::unauthenticated()),
     };
@@ -299,12 +302,8 @@ pub async fn change_password(st: &AppState, a: &Authed, input: PasswordChange) -
     let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
     let ticket = st.guard.reserve("subject", &subject.key(), any, now)?;
     check_password(st, ticket, &entry, current.clone()).await?;
-    if *current == *new {
-        return Err(ApiError::invalid(
-            "P4.8(2)",
-            "the new password must differ from the current one",
-        ));
-    }
+    mebyo_domain::signin::check_new_password(&new, Some(&current))
+        .map_err(|r| ApiError::invalid(r.clause, r.message))?;
     let phc = st
         .hasher
         .hash(new)
@@ -312,8 +311,16 @@ pub async fn change_password(st: &AppState, a: &Authed, input: PasswordChange) -
         .map_err(|_| ApiError::internal())?;
     st.auth
         .set_password(&subject, &phc, entry.credential.clone(), now)?;
-    st.sessions.remove_principal(&a.session.principal);
-    tracing::info!(subject = %subject.key(), "password changed; every session of the account ended");
+    if let Subject::Staff(staff) = &subject {
+        // A staff member finishing a forced change keeps this session, which
+        // moves on to the next step of signing in; every other one ends.
+        let keep = crate::staff_signin::pending(a).map(|_| a.token.as_str());
+        st.sessions.remove_staff(staff, keep);
+        crate::staff_signin::password_changed(st, a, staff).await?;
+    } else {
+        st.sessions.remove_principal(&a.session.principal);
+    }
+    tracing::info!(subject = %subject.key(), "password changed; the account's other sessions ended");
     Ok(())
 }
 
@@ -334,7 +341,7 @@ fn check_len(field: &str, v: &str, min: usize, max: usize) -> ApiResult<()> {
     let n = v.chars().count();
     if n < min || n > max || v.chars().any(|c| c.is_control()) {
         return Err(ApiError::invalid(
-            "P2(1)",
+            mebyo_domain::clause!("P2(1)"),
             format!("{field} must be {min} to {max} characters, without control characters"),
         ));
     }
@@ -365,9 +372,9 @@ pub fn parse_date(s: &str) -> Option<time::Date> {
     time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
 }
 
-pub const MIN_PASSWORD_CHARS: usize = 10;
-/// Four bytes at most per character: within `mebyo_crypto::MAX_PASSWORD_LEN`.
-pub const MAX_PASSWORD_CHARS: usize = mebyo_crypto::MAX_PASSWORD_LEN / 4;
+pub use mebyo_domain::signin::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+// Four bytes at most per character: the longest password fits the hasher.
+const _: () = assert!(MAX_PASSWORD_CHARS * 4 <= mebyo_crypto::MAX_PASSWORD_LEN);
 
 /// What sign-up answers, registered or not (P4.8(3): no answer tells which e-mail
 /// addresses are registered). Nothing is sent anywhere: the platform holds no
@@ -396,7 +403,10 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
     // The identity vault's own rule (one home): what it cannot index it refuses,
     // and that refusal must come here, as a 422, not from the vault as a 500.
     if email.contains(char::is_whitespace) || mebyo_crypto::normalize_email(email).is_err() {
-        return Err(ApiError::invalid("P2(1)", "email is not an e-mail address"));
+        return Err(ApiError::invalid(
+            mebyo_domain::clause!("P2(1)"),
+            "email is not an e-mail address",
+        ));
     }
     let today = time::OffsetDateTime::from_unix_timestamp(now.0 / 1_000_000)
         .map(|t| t.date())
@@ -405,7 +415,7 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
         Some(d) if d <= today && d.year() >= 1900 => {}
         _ => {
             return Err(ApiError::invalid(
-                "P2(1)",
+                mebyo_domain::clause!("P2(1)"),
                 "birth date must be YYYY-MM-DD, in the past",
             ));
         }
@@ -420,7 +430,7 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
         && !phone_ok(p)
     {
         return Err(ApiError::invalid(
-            "P2(1)",
+            mebyo_domain::clause!("P2(1)"),
             "phone must be an optional + and 6 to 15 digits, single spaces or hyphens between them",
         ));
     }
@@ -433,11 +443,9 @@ pub async fn signup(st: &AppState, ip: IpAddr, input: SignupInput) -> ApiResult<
     };
     // Hash first, taken or not: the slowest step, and one that can refuse, before
     // anything is written; and the same work whatever the address.
-    let phc = st
-        .hasher
-        .hash(password)
-        .await
-        .map_err(|_| ApiError::invalid("P4.8(2)", "password not accepted"))?;
+    let phc = st.hasher.hash(password).await.map_err(|_| {
+        ApiError::invalid(mebyo_domain::clause!("P4.8(2)"), "password not accepted")
+    })?;
     // Committed registrations only: a sign-up cut short must not lock its address
     // out (issue 19 §1).
     if st.platform.email_registered(email).await? {
@@ -503,7 +511,7 @@ pub async fn accept_policy(st: &AppState, a: &Authed) -> ApiResult<String> {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "policy.none_in_force",
-            "P7",
+            mebyo_domain::clause!("P7"),
             "no policy version is in force",
         ));
     };
@@ -536,6 +544,9 @@ pub struct Me {
     pub policy_accepted: Option<String>,
     pub policy_in_force: Option<String>,
     pub csrf_token: String,
+    /// A staff sign-in's step left (`change_password`, `enrol_second_factor`,
+    /// `second_factor`); absent once signed in.
+    pub next: Option<String>,
 }
 
 pub async fn me(st: &AppState, a: &Authed) -> ApiResult<Me> {
@@ -554,7 +565,9 @@ pub async fn me(st: &AppState, a: &Authed) -> ApiResult<Me> {
                 state.accepted_policy.as_ref().map(|p| p.to_string()),
             )
         }
-        Principal::Staff { staff } => (staff.to_string(), None, None),
+        Principal::Staff { staff } | Principal::StaffPending { staff, .. } => {
+            (staff.to_string(), None, None)
+        }
         Principal::Provider { provider, .. } => (provider.to_string(), None, None),
         Principal::Anonymous => return Err(ApiError::unauthenticated()),
     };
@@ -565,6 +578,7 @@ pub async fn me(st: &AppState, a: &Authed) -> ApiResult<Me> {
         policy_accepted: accepted,
         policy_in_force: in_force,
         csrf_token: a.session.csrf.clone(),
+        next: crate::staff_signin::pending(a).map(|p| p.name().to_string()),
     })
 }
 
@@ -741,7 +755,9 @@ pub async fn my_records(st: &AppState, a: &Authed) -> ApiResult<Vec<RecordEntry>
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VitalInput {
     BloodPressure {
+        #[serde(deserialize_with = "crate::api::whole")]
         systolic: u32,
+        #[serde(deserialize_with = "crate::api::whole")]
         diastolic: u32,
         /// RFC 3339; default now.
         at: Option<String>,
@@ -771,11 +787,12 @@ pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResul
         match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(now),
             Some(s) => {
-                let t = parse_time(s)
-                    .ok_or_else(|| ApiError::invalid("P2(1)", "time must be RFC 3339"))?;
+                let t = parse_time(s).ok_or_else(|| {
+                    ApiError::invalid(mebyo_domain::clause!("P2(1)"), "time must be RFC 3339")
+                })?;
                 if t > now || t.0 < now.0 - 120 * YEAR_US {
                     return Err(ApiError::invalid(
-                        "P2(1)",
+                        mebyo_domain::clause!("P2(1)"),
                         "time must lie in the past (and not before 120 years ago)",
                     ));
                 }
@@ -794,7 +811,7 @@ pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResul
                 || diastolic >= systolic
             {
                 return Err(ApiError::invalid(
-                    "P2(1)",
+                    mebyo_domain::clause!("P2(1)"),
                     "blood pressure: systolic 50–300, diastolic 20–200 mmHg, diastolic below systolic",
                 ));
             }
@@ -803,7 +820,10 @@ pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResul
         }
         VitalInput::BodyWeight { kg, at: t } => {
             if !kg.is_finite() || !(1.0..=500.0).contains(kg) {
-                return Err(ApiError::invalid("P2(1)", "weight must be 1–500 kg"));
+                return Err(ApiError::invalid(
+                    mebyo_domain::clause!("P2(1)"),
+                    "weight must be 1–500 kg",
+                ));
             }
             let t = at(t)?;
             let kg = (kg * 10.0).round() / 10.0;
@@ -889,17 +909,27 @@ pub struct ConsentInput {
 
 pub async fn grant_consent(st: &AppState, a: &Authed, input: ConsentInput) -> ApiResult<ConsentId> {
     let (person, actor) = individual(a)?;
-    let provider = ProviderId::new(input.provider.as_str())
-        .map_err(|_| ApiError::invalid("P4.6(2)", "provider id is malformed"))?;
+    let provider = ProviderId::new(input.provider.as_str()).map_err(|_| {
+        ApiError::invalid(mebyo_domain::clause!("P4.6(2)"), "provider id is malformed")
+    })?;
     if !(1..=3650).contains(&input.days) {
-        return Err(ApiError::invalid("P4.6(2)", "days must be 1 to 3650"));
+        return Err(ApiError::invalid(
+            mebyo_domain::clause!("P4.6(2)"),
+            "days must be 1 to 3650",
+        ));
     }
     let years = input.years_back.unwrap_or(10);
     if !(0..=120).contains(&years) {
-        return Err(ApiError::invalid("P4.6(2)", "years_back must be 0 to 120"));
+        return Err(ApiError::invalid(
+            mebyo_domain::clause!("P4.6(2)"),
+            "years_back must be 0 to 120",
+        ));
     }
     if input.categories.len() > Category::ALL.len() {
-        return Err(ApiError::invalid("P4.6(2)", "too many categories"));
+        return Err(ApiError::invalid(
+            mebyo_domain::clause!("P4.6(2)"),
+            "too many categories",
+        ));
     }
     let now = st.platform.now();
     let expires_at = now + Duration::days(input.days);
@@ -928,8 +958,9 @@ pub async fn grant_consent(st: &AppState, a: &Authed, input: ConsentInput) -> Ap
 
 pub async fn revoke_consent(st: &AppState, a: &Authed, consent: &str) -> ApiResult<()> {
     let (person, actor) = individual(a)?;
-    let consent = ConsentId::new(consent)
-        .map_err(|_| ApiError::invalid("P4.6(2)", "consent id is malformed"))?;
+    let consent = ConsentId::new(consent).map_err(|_| {
+        ApiError::invalid(mebyo_domain::clause!("P4.6(2)"), "consent id is malformed")
+    })?;
     outcome(
         st.platform
             .person(&actor, &person, PersonCommand::RevokeConsent { consent })
@@ -948,8 +979,13 @@ pub fn parse_categories(s: &str) -> ApiResult<BTreeSet<Category>> {
         .filter(|c| !c.is_empty())
         .take(16)
     {
-        let cat: Category = serde_json::from_value(serde_json::Value::String(c.into()))
-            .map_err(|_| ApiError::invalid("P4.6(2)", format!("unknown category {c:?}")))?;
+        let cat: Category =
+            serde_json::from_value(serde_json::Value::String(c.into())).map_err(|_| {
+                ApiError::invalid(
+                    mebyo_domain::clause!("P4.6(2)"),
+                    format!("unknown category {c:?}"),
+                )
+            })?;
         out.insert(cat);
     }
     Ok(out)
@@ -957,7 +993,7 @@ pub fn parse_categories(s: &str) -> ApiResult<BTreeSet<Category>> {
 
 pub fn parse_purpose(s: &str) -> ApiResult<Purpose> {
     serde_json::from_value(serde_json::Value::String(s.trim().into()))
-        .map_err(|_| ApiError::invalid("P4.11(3)", "unknown purpose"))
+        .map_err(|_| ApiError::invalid(mebyo_domain::clause!("P4.11(3)"), "unknown purpose"))
 }
 
 /// A consent-gated read (P4.6(2)); the platform records it durably before any
@@ -970,10 +1006,14 @@ pub async fn read_person(
     purpose: Purpose,
     days: i64,
 ) -> ApiResult<Vec<RecordView>> {
-    let person = PersonId::new(person)
-        .map_err(|_| ApiError::invalid("P4.6(2)", "person id is malformed"))?;
+    let person = PersonId::new(person).map_err(|_| {
+        ApiError::invalid(mebyo_domain::clause!("P4.6(2)"), "person id is malformed")
+    })?;
     if !(1..=36500).contains(&days) {
-        return Err(ApiError::invalid("P4.6(2)", "days must be 1 to 36500"));
+        return Err(ApiError::invalid(
+            mebyo_domain::clause!("P4.6(2)"),
+            "days must be 1 to 36500",
+        ));
     }
     let now = st.platform.now();
     let actor = a.session.principal.actor();
@@ -1108,442 +1148,9 @@ pub struct Notice {
     pub title_en: String,
 }
 
-// ---- operator summary (projections only, no health content) --------------------------
-
-// The panels and which roles see them are a rule: `mebyo_domain::panel`.
-pub use mebyo_domain::panel::Panel;
-
-/// The panels `staff` may see, from the roles the staff roster (a read model)
-/// says they hold now: a dismissal takes effect on the next page, not at the next
-/// sign-in (P3.1).
-pub fn panels(st: &AppState, staff: &StaffId) -> ApiResult<BTreeSet<Panel>> {
-    let roles = st.views.read().staff().roles(staff.as_str());
-    if roles.is_empty() {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "auth.role",
-            "P3.1",
-            "no role is held by this staff id",
-        ));
-    }
-    Ok(mebyo_domain::panel::shown(&roles))
-}
-
-/// Refused unless `staff` sees `panel` now (P3.1).
-pub fn require_panel(st: &AppState, staff: &StaffId, panel: Panel) -> ApiResult<()> {
-    if panels(st, staff)?.contains(&panel) {
-        Ok(())
-    } else {
-        Err(panel_refused(panel))
-    }
-}
-
-fn panel_refused(panel: Panel) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::FORBIDDEN,
-        "auth.role",
-        "P3.1",
-        format!(
-            "the {} panel is not among those of the roles held",
-            lower(panel)
-        ),
-    )
-}
-
-/// Panels a role is not shown are `null` in JSON and absent in HTML; `panels`
-/// lists those shown.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct OpsSummary {
-    pub generated_at: String,
-    /// The panels shown, by their snake_case names (`registrations`, `chain`, …).
-    #[schema(value_type = Vec<String>)]
-    pub panels: Vec<Panel>,
-    pub registrations: Option<Counts>,
-    /// (JST day as YYYY-MM-DD, registrations) for the last 14 days with any.
-    pub registrations_per_day: Option<Vec<(String, u32)>>,
-    pub providers: Option<Vec<ProviderLine>>,
-    pub consents: Option<ConsentCounts>,
-    pub credentials_near_expiry: Option<Vec<CredentialLine>>,
-    pub credentials_expired: Option<Vec<CredentialLine>>,
-    pub revocations: Option<u64>,
-    /// Reads per provider: granted, refused, and the last 24 hours by hour.
-    pub access: Option<Vec<ProviderAccess>>,
-    /// Refusals by code across all actors.
-    pub refusals: Option<Vec<(String, u64)>>,
-    pub chain: Option<ChainView>,
-    pub backups: Option<BackupsView>,
-    pub incidents: Option<IncidentsView>,
-    pub staff_training_due: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Counts {
-    pub registered: u64,
-    pub active: u64,
-    pub withdrawn: u64,
-    pub erased: u64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ConsentCounts {
-    pub active: u64,
-    pub revoked: u64,
-    pub expired: u64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CredentialLine {
-    pub credential: String,
-    /// `individual` or `provider:<id>` (individuals are not named, only counted).
-    pub holder: String,
-    pub expires_at: String,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ProviderAccess {
-    pub provider: String,
-    pub granted: u64,
-    pub refused: u64,
-    /// (hour as RFC 3339 JST, granted, refused).
-    pub last_24h: Vec<(String, u32, u32)>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ChainView {
-    pub head_count: u64,
-    pub head_hash: String,
-    pub projected_position: u64,
-    pub projected_hash: Option<String>,
-    /// The last signed checkpoint stored in the ledger.
-    pub last_checkpoint: Option<CheckpointView>,
-    pub checkpoints: u64,
-    /// The last restore drill: the backups restored and matched the live chain.
-    pub last_verification: Option<VerificationView>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CheckpointView {
-    /// RFC 3339, JST: when it was stored.
-    pub at: String,
-    pub position: u64,
-    /// Events the signed tree covers.
-    pub tree_size: u64,
-    /// Base64 Merkle root, as in the signed note.
-    pub root_hash: String,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct VerificationView {
-    pub at: String,
-    /// `backup-drill`: a restore of the latest sets compared with the live ledger.
-    pub kind: String,
-    pub events: u64,
-    pub head_hash: String,
-    pub full: String,
-    pub differential: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BackupRunView {
-    pub backup_id: String,
-    pub started_at: String,
-    pub finished_at: String,
-    /// Log positions `[from, to)` the set holds.
-    pub from: Option<u64>,
-    pub to: Option<u64>,
-    pub head_hash: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BackupFailureView {
-    pub at: String,
-    /// `backup`, `drill` or `epoch_rotation`.
-    pub operation: String,
-    pub kind: Option<String>,
-    pub error: String,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BackupsView {
-    pub last_full: Option<BackupRunView>,
-    pub last_differential: Option<BackupRunView>,
-    /// A full or differential backup is late or missing (P4.10).
-    pub overdue: bool,
-    /// What is late, in words, with the clause.
-    pub flags: Vec<String>,
-    pub last_failure: Option<BackupFailureView>,
-    pub completed: u64,
-    pub failures: u64,
-    pub last_epoch_rotation: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct IncidentLine {
-    pub incident: String,
-    pub kind: String,
-    pub clause: String,
-    pub reported_at: String,
-    /// `open` or `closed`.
-    pub state: String,
-    pub detected_by_platform: bool,
-    /// Runbook steps required and not done (or awaiting an assessment).
-    pub missing_steps: u32,
-    /// The incident report page.
-    pub report_url: String,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct IncidentsView {
-    pub open: Vec<IncidentLine>,
-    pub closed: u64,
-    /// The ten most recently reported closed incidents.
-    pub recently_closed: Vec<IncidentLine>,
-}
-
-fn holder_line(h: &mebyo_projections::HolderView) -> String {
-    // Only the kind and provider id: an individual's credential list on the
-    // dashboard must not become a list of people.
-    match h {
-        mebyo_projections::HolderView::Provider { provider, .. } => format!("provider:{provider}"),
-        mebyo_projections::HolderView::Individual { .. } => "individual".into(),
-    }
-}
-
-/// The server's backup schedule as the read model's rule: the flags on the
-/// dashboard and `/readyz` are exactly `BackupSchedule::overdue`'s (P4.10).
-/// `mebyo serve` runs the default schedule.
-pub fn backup_rule(s: &mebyo_backup::BackupSchedule) -> mebyo_projections::BackupRule {
-    mebyo_projections::BackupRule {
-        full_max_age: Duration(7 * mebyo_backup::MICROS_PER_DAY + s.full_grace_us),
-        differential_max_age: Duration(mebyo_backup::MICROS_PER_DAY + s.differential_grace_us),
-    }
-}
-
-/// Overdue backups at `now`, in the words of `mebyo_backup::Flag`.
-pub fn backup_flags(ops: &mebyo_projections::Operations, now: Timestamp) -> Vec<String> {
-    use mebyo_projections::BackupFlag;
-    ops.backup_flags(now, &backup_rule(&mebyo_backup::BackupSchedule::default()))
-        .into_iter()
-        .map(|f| {
-            match f {
-                BackupFlag::FullOverdue { last } => mebyo_backup::Flag::FullOverdue {
-                    last: last.map(|t| t.0),
-                    now: now.0,
-                },
-                BackupFlag::DifferentialOverdue { last } => {
-                    mebyo_backup::Flag::DifferentialOverdue {
-                        last: last.map(|t| t.0),
-                        now: now.0,
-                    }
-                }
-            }
-            .to_string()
-        })
-        .collect()
-}
-
-fn incident_line(id: &str, r: &mebyo_projections::IncidentRow) -> IncidentLine {
-    IncidentLine {
-        incident: id.to_string(),
-        kind: r.kind.code().to_string(),
-        clause: r.kind.clause().to_string(),
-        reported_at: world::rfc3339_jst(r.reported_at),
-        state: if r.is_open() { "open" } else { "closed" }.into(),
-        detected_by_platform: r.detected_by_platform,
-        missing_steps: r.missing().len() as u32,
-        report_url: format!("/ops/incidents/{id}"),
-    }
-}
-
-fn backups_view(ops: &mebyo_projections::Operations, now: Timestamp) -> BackupsView {
-    let run = |r: &mebyo_projections::operations::BackupRun| BackupRunView {
-        backup_id: r.backup_id.clone(),
-        started_at: world::rfc3339_jst(r.started_at),
-        finished_at: world::rfc3339_jst(r.finished_at),
-        from: r.range.map(|g| g.0),
-        to: r.range.map(|g| g.1),
-        head_hash: r.head_hash.clone(),
-    };
-    let flags = backup_flags(ops, now);
-    BackupsView {
-        last_full: ops.last_full().map(run),
-        last_differential: ops.last_differential().map(run),
-        overdue: !flags.is_empty(),
-        flags,
-        last_failure: ops.last_failure().map(|f| BackupFailureView {
-            at: world::rfc3339_jst(f.at),
-            operation: f.operation.clone(),
-            kind: f.kind.clone(),
-            error: f.error.clone(),
-        }),
-        completed: ops.backups_completed(),
-        failures: ops.backup_failures(),
-        last_epoch_rotation: ops.last_epoch_rotation().map(|r| world::rfc3339_jst(r.at)),
-    }
-}
-
-fn incidents_view(ops: &mebyo_projections::Operations) -> IncidentsView {
-    let all = ops.incidents();
-    let (_, closed) = ops.incident_counts();
-    IncidentsView {
-        open: all
-            .iter()
-            .filter(|(_, r)| r.is_open())
-            .map(|(id, r)| incident_line(id, r))
-            .collect(),
-        closed,
-        recently_closed: all
-            .iter()
-            .filter(|(_, r)| !r.is_open())
-            .take(10)
-            .map(|(id, r)| incident_line(id, r))
-            .collect(),
-    }
-}
-
-pub async fn ops_summary(st: &AppState, a: &Authed) -> ApiResult<OpsSummary> {
-    let me = staff(a)?;
-    let now = st.platform.now();
-    let head = st.platform.head();
-    st.caught_up().await;
-    let shown = panels(st, &me)?;
-    let on = |p: Panel| shown.contains(&p);
-    let providers_list = on(Panel::Providers).then(|| providers(st, false));
-    let m = st.views.read();
-    let c = m.registry().counts();
-    let today = mebyo_projections::jst_day(now);
-    let mut per_day: Vec<(String, u32)> = m
-        .registry()
-        .registrations_per_day()
-        .filter(|(d, _)| *d > today - 14)
-        .map(|(d, n)| (jst_date(d), n))
-        .collect();
-    per_day.sort();
-    let cc = m.consents().counts(now);
-    let cred = |v: Vec<mebyo_projections::CredentialView>| -> Vec<CredentialLine> {
-        v.into_iter()
-            .take(100)
-            .map(|c| CredentialLine {
-                credential: c.credential.clone(),
-                holder: holder_line(&c.holder),
-                expires_at: world::rfc3339_jst(c.expires_at),
-            })
-            .collect()
-    };
-    let hour_now = (now.0 / 3_600_000_000) as u32;
-    let access = || {
-        m.providers()
-            .iter()
-            .map(|(id, _)| {
-                let (granted, refused) = m.access().provider_totals(id);
-                ProviderAccess {
-                    provider: id.to_string(),
-                    granted,
-                    refused,
-                    last_24h: m
-                        .access()
-                        .provider_hourly(id, hour_now.saturating_sub(23), hour_now + 1)
-                        .iter()
-                        .map(|b| {
-                            (
-                                world::rfc3339_jst(Timestamp(b.hour as i64 * 3_600_000_000)),
-                                b.granted,
-                                b.refused,
-                            )
-                        })
-                        .collect(),
-                }
-            })
-            .collect()
-    };
-    let ops = m.operations();
-    Ok(OpsSummary {
-        generated_at: world::rfc3339_jst(now),
-        panels: shown.iter().copied().collect(),
-        registrations: on(Panel::Registrations).then_some(Counts {
-            registered: c.registered,
-            active: c.active,
-            withdrawn: c.withdrawn,
-            erased: c.erased,
-        }),
-        registrations_per_day: on(Panel::Registrations).then_some(per_day),
-        providers: providers_list,
-        consents: on(Panel::Consents).then_some(ConsentCounts {
-            active: cc.active,
-            revoked: cc.revoked,
-            expired: cc.expired,
-        }),
-        credentials_near_expiry: on(Panel::Credentials)
-            .then(|| cred(m.credentials().near_expiry(now, Duration::days(30)))),
-        credentials_expired: on(Panel::Credentials).then(|| cred(m.credentials().expired(now))),
-        revocations: on(Panel::Credentials).then(|| m.credentials().revocations().len() as u64),
-        access: on(Panel::Access).then(access),
-        refusals: on(Panel::Access).then(|| {
-            m.access()
-                .refusals_by_code()
-                .into_iter()
-                .map(|(c, n)| (c.to_string(), n))
-                .collect()
-        }),
-        chain: on(Panel::Chain).then(|| ChainView {
-            head_count: head.count,
-            head_hash: hex::encode(head.hash),
-            projected_position: m.position(),
-            projected_hash: m.last_hash().map(hex::encode),
-            last_checkpoint: ops.last_checkpoint().map(|c| CheckpointView {
-                at: world::rfc3339_jst(c.at),
-                position: c.position,
-                tree_size: c.note.size,
-                root_hash: c.note.root_hash.clone(),
-            }),
-            checkpoints: ops.checkpoints(),
-            last_verification: ops.last_drill().map(|d| VerificationView {
-                at: world::rfc3339_jst(d.at),
-                kind: "backup-drill".into(),
-                events: d.events,
-                head_hash: d.head_hash.clone(),
-                full: d.full.clone(),
-                differential: d.differential.clone(),
-            }),
-        }),
-        backups: on(Panel::Backups).then(|| backups_view(ops, now)),
-        incidents: on(Panel::Incidents).then(|| incidents_view(ops)),
-        staff_training_due: on(Panel::Staff).then(|| {
-            m.staff()
-                .training_due(now, Duration::days(30))
-                .into_iter()
-                .map(|(s, _)| s.to_string())
-                .collect()
-        }),
-    })
-}
-
-/// One incident's report (P4.14), for the roles that see the incidents panel.
-/// The list comes from the read model; the report itself from the incident's own
-/// stream (one stream read, never a scan of the log).
-pub async fn incident_report(
-    st: &AppState,
-    a: &Authed,
-    id: &str,
-) -> ApiResult<mebyo_operations::report::IncidentReport> {
-    let me = staff(a)?;
-    st.caught_up().await;
-    require_panel(st, &me, Panel::Incidents)?;
-    let id = mebyo_operations::IncidentId::new(id)
-        .map_err(|_| ApiError::invalid("P4.14(1)", "incident id is malformed"))?;
-    if st.views.read().operations().incident(id.as_str()).is_none() {
-        return Err(ApiError::not_found());
-    }
-    match mebyo_operations_service::incidents::incident_report(&st.platform, &id).await {
-        Ok(Some(r)) => Ok(r),
-        Ok(None) => Err(ApiError::not_found()),
-        Err(mebyo_operations_service::OpsError::Platform(e)) => Err(e.into()),
-        Err(e) => {
-            tracing::error!(error = %e, "incident report");
-            Err(ApiError::internal())
-        }
-    }
-}
+// The operator summary lives in `ops_summary`; re-exported so that both faces
+// keep one path to it.
+pub use crate::ops_summary::*;
 
 pub fn jst_date(day: i32) -> String {
     let d = time::Date::from_julian_day(2_440_588 + day).unwrap_or(time::Date::MIN);
