@@ -171,6 +171,7 @@ fn ledger_dir(data: &Path) -> PathBuf {
 }
 
 fn log_path(data: &Path) -> anyhow::Result<PathBuf> {
+    mebyo_platform::Platform::check_init_finished(data)?;
     let path = EmbeddedStore::log_path(&ledger_dir(data));
     if !path.exists() {
         anyhow::bail!(

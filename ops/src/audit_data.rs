@@ -10,28 +10,27 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use mebyo_domain::audit_grant::{self, KeyGrant};
 use mebyo_domain::{AccessEvent, Refusal, StaffId, Timestamp};
 use mebyo_platform::codec;
 use mebyo_platform::{Options, Platform};
 use mebyo_projections::{AnyEvent, Applied, ReadModels};
-use mebyo_store::{Actor, EventStore, ExpectedRevision, NewEvent, RecordedEvent};
+use mebyo_store::EventStore;
 use serde::Serialize;
 
-/// Grants live in their own stream; uses of a grant in another.
-pub const GRANTS_STREAM: &str = audit_grant::STREAM;
-pub const USES_STREAM: &str = "audit-key-uses";
+use mebyo_platform::audit_grants;
+pub use mebyo_platform::audit_grants::{GRANTS_STREAM, USES_STREAM};
 
 #[derive(clap::Args)]
 pub struct GrantArgs {
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub target: crate::paths::StaffTarget,
     /// Staff id of the auditor (must hold the Auditor role).
     #[arg(long)]
     pub auditor: String,
-    /// Staff id of the business administrator granting it.
+    /// Staff id of the business administrator granting it. Needed with --data;
+    /// with a server the sign-in says who, and --by, if given, must be the same.
     #[arg(long)]
-    pub by: String,
+    pub by: Option<String>,
     /// How many days the grant lasts (1 to 365, `audit_grant::DAYS`).
     #[arg(long, default_value_t = 30)]
     pub days: i64,
@@ -87,163 +86,56 @@ async fn open(data: &std::path::Path) -> anyhow::Result<Platform> {
 }
 
 /// `mebyo audit grant`: the business administrator grants an auditor decryption
-/// for a period. The domain decides (`mebyo_domain::audit_grant::decide`: only the
-/// business administrator with current training, only to a current auditor, 1 to
-/// 365 days); this records its answer, a refusal too.
+/// for a period. The domain decides and the platform records its answer, a
+/// refusal too (`mebyo_platform::audit_grants::grant`); with `--server` the
+/// grantor is whoever signed in, not a name typed here.
 pub fn grant(a: GrantArgs) -> anyhow::Result<ExitCode> {
+    use crate::paths::Via;
+    let auditor = StaffId::new(&a.auditor).context("--auditor is not a staff id")?;
+    let data = match a.target.via(a.by.as_deref())? {
+        Via::Server(r) => {
+            let input = mebyo_web::ops_keys::GrantInput {
+                auditor: a.auditor.clone(),
+                days: a.days,
+            };
+            let print = |_: &mebyo_web::ops_api::Recorded| {
+                println!("granted {} decryption for {} days", a.auditor, a.days)
+            };
+            let path = "/api/v1/ops/audit-grants";
+            return runtime()?.block_on(r.command(path, Some(&input), print));
+        }
+        Via::Local(p) => p,
+    };
+    let by =
+        a.by.as_deref()
+            .context("say who grants with --by STAFF (needed with --data)")?;
+    let by = StaffId::new(by).context("--by is not a staff id")?;
     runtime()?.block_on(async {
-        let p = open(&a.data).await?;
-        let cmd = audit_grant::Grant {
-            auditor: StaffId::new(&a.auditor)?,
-            by: StaffId::new(&a.by)?,
-            days: a.days,
-            at: p.now(),
-        };
-        let by = p.staff_state(&cmd.by).await?;
-        let auditor = p.staff_state(&cmd.auditor).await?;
-        // Appended at the revision read, so two grants never pass each other unseen.
-        let expected = revision(&read_whole(&p, GRANTS_STREAM).await?);
-        let g = match audit_grant::decide(&by, &auditor, &cmd) {
-            Ok(g) => g,
-            Err(r) => {
-                // A refused attempt is evidence too: it is recorded before the answer.
-                let body = serde_json::json!({
-                    "auditor": a.auditor, "by": a.by, "days": a.days, "at_us": cmd.at.0,
-                    "clause": r.clause, "code": r.code, "reason": r.message,
-                });
-                record(&p, GRANTS_STREAM, expected, GRANT_REFUSED, &a.by, &body).await?;
-                eprintln!("{r} (the refusal is recorded in {GRANTS_STREAM})");
-                return Ok(ExitCode::from(1));
+        let p = crate::paths::open_or_hint(&data).await?;
+        match audit_grants::grant(&p, &by, &auditor, a.days).await? {
+            Ok(_) => {
+                println!(
+                    "granted {} decryption for {} days (recorded in {GRANTS_STREAM})",
+                    a.auditor, a.days
+                );
+                Ok(ExitCode::SUCCESS)
             }
-        };
-        let body = serde_json::to_value(&g)?;
-        record(&p, GRANTS_STREAM, expected, GRANTED, &a.by, &body).await?;
-        println!(
-            "granted {} decryption for {} days (recorded in {GRANTS_STREAM})",
-            a.auditor, a.days
-        );
-        Ok(ExitCode::SUCCESS)
+            Err(r) => {
+                eprintln!("{r} (the refusal is recorded in {GRANTS_STREAM})");
+                Ok(ExitCode::from(1))
+            }
+        }
     })
 }
 
-/// Event types of the grant and its uses, granted or refused.
-pub const GRANTED: &str = "audit.key_granted";
-pub const GRANT_REFUSED: &str = "audit.grant_refused";
-pub const USED: &str = "audit.key_used";
-pub const USE_REFUSED: &str = "audit.key_use_refused";
-
-/// Appends one plaintext operational event by staff member `staff` (a
-/// pseudonymous id, checked by the store's alphabet) and waits until it is durable.
-async fn record(
-    p: &Platform,
-    stream: &str,
-    expected: ExpectedRevision,
-    event_type: &str,
-    staff: &str,
-    body: &serde_json::Value,
-) -> anyhow::Result<()> {
-    let id = p.with_rng(rand::Rng::random::<[u8; 16]>);
-    p.store()
-        .append(
-            stream,
-            expected,
-            vec![NewEvent::plain(
-                event_type,
-                Actor::new("staff", staff),
-                id,
-                serde_json::to_vec(body)?,
-            )],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Every event of one stream, in order.
-async fn read_whole(p: &Platform, stream: &str) -> anyhow::Result<Vec<RecordedEvent>> {
-    let mut all: Vec<RecordedEvent> = Vec::new();
-    loop {
-        let from = all.last().map_or(0, |e| e.stream_revision + 1);
-        let page = p.store().read_stream(stream, from, 4096).await?;
-        if page.is_empty() {
-            return Ok(all);
-        }
-        all.extend(page);
-    }
-}
-
-/// The revision a stream read as `events` must still be at.
-fn revision(events: &[RecordedEvent]) -> ExpectedRevision {
-    events.last().map_or(ExpectedRevision::NoStream, |e| {
-        ExpectedRevision::Exact(e.stream_revision)
-    })
-}
-
-/// Whether `user` may decrypt now: every grant in the ledger naming them is
-/// checked by the domain (`audit_grant::honoured`) against its grantor as they
-/// stood where it was recorded and against `user` now, so one appended by
-/// anything but `mebyo audit grant` is not honoured for being there.
-async fn verdict(
-    p: &Platform,
-    user: &StaffId,
-    now: Timestamp,
-) -> anyhow::Result<Result<(), Refusal>> {
-    let grantee = p.staff_state(user).await?;
-    let mut verdicts = Vec::new();
-    for env in read_whole(p, GRANTS_STREAM).await? {
-        if env.event_type != GRANTED {
-            continue;
-        }
-        // A payload that does not parse names nobody and grants nothing.
-        let Ok(g) = serde_json::from_slice::<KeyGrant>(&env.payload) else {
-            continue;
-        };
-        if g.auditor != *user {
-            continue;
-        }
-        let grantor = p.staff_state_before(&g.by, env.position).await?;
-        let given_at = Timestamp(env.recorded_at_us);
-        verdicts.push(audit_grant::honoured(
-            &g, given_at, &grantor, &grantee, user, now,
-        ));
-    }
-    Ok(audit_grant::first_honoured(verdicts))
-}
-
-/// Checks the auditor holds a grant honoured now, and records this use of it; a
-/// use refused is recorded too, with the clause and reason, before the refusal is
-/// told (P4.6(2)).
+/// Checks the auditor holds a grant honoured now, and records this use of it.
 async fn use_grant(
     p: &Platform,
     auditor: &str,
     purpose: &str,
 ) -> anyhow::Result<Result<(), Refusal>> {
     let user = StaffId::new(auditor)?;
-    let now = p.now();
-    let verdict = verdict(p, &user, now).await?;
-    let (event_type, body) = match &verdict {
-        Ok(()) => (
-            USED,
-            serde_json::json!({ "auditor": auditor, "purpose": purpose, "at_us": now.0 }),
-        ),
-        Err(r) => (
-            USE_REFUSED,
-            serde_json::json!({
-                "auditor": auditor, "purpose": purpose, "at_us": now.0,
-                "clause": r.clause, "code": r.code, "reason": r.message,
-            }),
-        ),
-    };
-    // Uses are evidence, never contended: any revision.
-    record(
-        p,
-        USES_STREAM,
-        ExpectedRevision::Any,
-        event_type,
-        auditor,
-        &body,
-    )
-    .await?;
-    Ok(verdict)
+    Ok(audit_grants::use_grant(p, &user, purpose).await?)
 }
 
 fn no_grant(auditor: &str, r: &Refusal) -> ExitCode {

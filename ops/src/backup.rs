@@ -15,12 +15,15 @@ use mebyo_backup::{
 };
 use mebyo_store::{Clock, EmbeddedStore, OpenOptions, SystemClock, embedded::OpenError};
 
+use crate::client::{ServerArgs, Where, where_to};
+use crate::paths::SERVER_HINT;
+
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Take a full or differential backup now and record it in the ledger.
     ///
-    /// Opens the ledger for writing to record the job, so it refuses while a
-    /// server holds the ledger (the server's scheduler takes backups then).
+    /// With --data it opens the ledger for writing to record the job, so it
+    /// refuses while a server holds the ledger; then --server asks the server.
     Run(RunArgs),
     /// Restore a full backup and its latest differential into a new data directory.
     ///
@@ -47,17 +50,21 @@ pub enum KindArg {
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Data directory holding the ledger (and keys/).
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
+    /// Data directory holding the ledger (and keys/), when no server runs it.
+    #[arg(long, value_name = "DIR", conflicts_with = "server")]
+    pub data: Option<PathBuf>,
     #[arg(long, value_enum)]
     pub kind: KindArg,
-    /// Backups directory (one sub-directory per backup set).
-    #[arg(long, value_name = "BACKUPS_DIR")]
-    pub to: PathBuf,
-    /// Staff id of the operator starting the backup. Default: `$USER`.
+    /// Backups directory (one sub-directory per backup set); with --data. A
+    /// server writes to its own.
+    #[arg(long, value_name = "BACKUPS_DIR", requires = "data")]
+    pub to: Option<PathBuf>,
+    /// Staff id of the operator starting the backup. Default: `$USER`; with a
+    /// server, who signed in.
     #[arg(long, value_name = "OPERATOR")]
     pub by: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Plaintext bytes per encrypted chunk.
     #[arg(long, default_value_t = mebyo_backup::CHUNK_BYTES_DEFAULT, hide = true)]
     pub chunk_bytes: usize,
@@ -81,12 +88,16 @@ pub struct RestoreArgs {
 
 #[derive(clap::Args)]
 pub struct DrillArgs {
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    #[arg(long, value_name = "BACKUPS_DIR")]
-    pub from: PathBuf,
+    /// Data directory holding the ledger, when no server runs it.
+    #[arg(long, value_name = "DIR", conflicts_with = "server")]
+    pub data: Option<PathBuf>,
+    /// Backups directory; with --data. A server drills from its own.
+    #[arg(long, value_name = "BACKUPS_DIR", requires = "data")]
+    pub from: Option<PathBuf>,
     #[arg(long, value_name = "OPERATOR")]
     pub by: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(clap::Args)]
@@ -142,16 +153,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Opens the ledger for writing, to record the job. A running server holds the
-/// ledger's lock; say so plainly instead of a bare "locked".
-fn open_store(data: &Path) -> anyhow::Result<EmbeddedStore> {
+/// ledger's lock; say so plainly instead of a bare "locked", and, for the jobs
+/// the server takes on request, how to ask it.
+fn open_store(data: &Path, servable: bool) -> anyhow::Result<EmbeddedStore> {
     let ledger = DataPaths::new(data).ledger();
     match EmbeddedStore::open(&ledger, OpenOptions::default()) {
         Ok(o) => Ok(o.store),
         Err(OpenError::Locked(p)) => anyhow::bail!(
             "the ledger at {} is locked by another process, most likely a running `mebyo serve`: \
              the job could not be recorded, so it was not started. While the server runs, its \
-             scheduler takes the backups; stop it first to run one by hand",
-            p.display()
+             scheduler takes the backups; stop it first to run one by hand{}",
+            p.display(),
+            if servable {
+                format!("\nhint: {SERVER_HINT}")
+            } else {
+                String::new()
+            }
         ),
         Err(e) => Err(e).context("opening the ledger"),
     }
@@ -194,16 +211,33 @@ fn report_event<T>(r: &Recorded<T>, what: &str) {
 }
 
 fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let by = operator(&a.by)?;
     let kind = match a.kind {
         KindArg::Full => Kind::Full,
         KindArg::Differential => Kind::Differential,
     };
+    let data = match where_to(a.data.as_deref(), &a.server, a.by.as_deref())? {
+        Where::Data(d) => d.to_path_buf(),
+        Where::Server(r) => {
+            let input = mebyo_web::ops_api::BackupInput {
+                kind: kind.to_string(),
+            };
+            let print = |rec: &mebyo_web::ops_api::Recorded| {
+                for id in &rec.made {
+                    println!("backup {id} completed ({kind})");
+                }
+            };
+            return runtime()?.block_on(r.command("/api/v1/ops/backups", Some(&input), print));
+        }
+    };
+    let to =
+        a.to.clone()
+            .context("say where the backups go with --to BACKUPS_DIR")?;
+    let by = operator(&a.by)?;
     let opts = BackupOptions {
         chunk_bytes: a.chunk_bytes,
     };
-    let store = open_store(&a.data)?;
-    let keys = DataPaths::new(&a.data).keys();
+    let store = open_store(&data, true)?;
+    let keys = DataPaths::new(&data).keys();
     let ensured = mebyo_backup::ensure_backup_keys(&keys, &mut rand::rng())?;
     if !ensured.created.is_empty() {
         let names: Vec<String> = ensured
@@ -221,8 +255,8 @@ fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let r = runtime()?.block_on(jobs::run_backup(
         &store,
-        a.data.clone(),
-        a.to.clone(),
+        data,
+        to.clone(),
         kind,
         by,
         clock,
@@ -230,7 +264,7 @@ fn run_cmd(a: RunArgs) -> anyhow::Result<ExitCode> {
     ));
     match &r.result {
         Ok(m) => {
-            print_manifest(m, &a.to);
+            print_manifest(m, &to);
             report_event(&r, "backup.completed");
             Ok(ExitCode::SUCCESS)
         }
@@ -301,16 +335,24 @@ fn restore_cmd(a: RestoreArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn drill_cmd(a: DrillArgs) -> anyhow::Result<ExitCode> {
+    let data = match where_to(a.data.as_deref(), &a.server, a.by.as_deref())? {
+        Where::Data(d) => d.to_path_buf(),
+        Where::Server(r) => {
+            let print = |_: &mebyo_web::ops_api::Recorded| {
+                println!("drill passed: the latest backups restored to the live history")
+            };
+            let path = "/api/v1/ops/backups/drill";
+            return runtime()?.block_on(r.command(path, None::<&()>, print));
+        }
+    };
+    let from = a
+        .from
+        .clone()
+        .context("say where the backups are with --from BACKUPS_DIR")?;
     let by = operator(&a.by)?;
-    let store = open_store(&a.data)?;
+    let store = open_store(&data, true)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let r = runtime()?.block_on(jobs::drill(
-        &store,
-        a.data.clone(),
-        a.from.clone(),
-        by,
-        clock,
-    ));
+    let r = runtime()?.block_on(jobs::drill(&store, data, from, by, clock));
     match &r.result {
         Ok(d) => {
             println!(
@@ -337,7 +379,7 @@ fn drill_cmd(a: DrillArgs) -> anyhow::Result<ExitCode> {
 
 fn rotate_cmd(a: RotateArgs) -> anyhow::Result<ExitCode> {
     let by = operator(&a.by)?;
-    let store = open_store(&a.data)?;
+    let store = open_store(&a.data, false)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let r = runtime()?.block_on(jobs::rotate_epoch(
         &store,

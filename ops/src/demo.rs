@@ -347,5 +347,9 @@ async fn demo(a: Args) -> anyhow::Result<()> {
         hex::encode(head.hash)
     );
     println!("next: mebyo audit verify --data {}", a.data.display());
+    println!(
+        "staff sign in: mebyo serve --data {d}, then https://127.0.0.1:8443/ops/login with a staff id and its one-time password from {d}/auth/initial-passwords.txt (written at that first start); the first sign-in replaces it and, for every role but the office, enrols a second factor (TOTP)",
+        d = a.data.display()
+    );
     Ok(())
 }

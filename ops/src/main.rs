@@ -15,12 +15,15 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod audit_data;
 mod backup;
+mod client;
 mod debug;
 mod demo;
 mod erase;
 mod init;
 mod keys;
+mod login;
 mod operations;
+mod ops_routine;
 mod paths;
 mod providers;
 mod serve;
@@ -49,6 +52,10 @@ enum Command {
     Backup(backup::Command),
     /// Run the platform: HTTPS portal, dashboard and API, the provider bus, the scheduler.
     Serve(serve::Args),
+    /// Sign in to a running server as staff, once, for the commands given --server.
+    Login(login::LoginArgs),
+    /// Sign out of the server and remove the session file.
+    Logout(login::LogoutArgs),
     /// Operations: incidents, maintenance windows, media, disposal, reviews (P4.3, P4.4, P4.7, P4.9, P4.14).
     #[command(subcommand)]
     Ops(operations::Command),
@@ -77,6 +84,8 @@ fn main() -> ExitCode {
         Command::Audit(c) => audit::run(c),
         Command::Backup(c) => backup::run(c),
         Command::Serve(a) => serve::run(a),
+        Command::Login(a) => login::login(a),
+        Command::Logout(a) => login::logout(a),
         Command::Ops(c) => operations::run(c),
         Command::Keys(c) => keys::run(c),
         Command::Providers(c) => providers::run(c),

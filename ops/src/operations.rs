@@ -4,9 +4,11 @@
 //!
 //! Each command opens the platform, runs one service call and exits: 0 done,
 //! 1 refused (the refusal, with its clause, on stderr), 2 could not run. A running
-//! server holds the ledger lock, so these are for when it is stopped.
+//! server holds the ledger lock, so these are for when it is stopped; while it
+//! runs, `incident open|step|rotate|escalate|close` and the routine of
+//! `crate::ops_routine` (maintenance, media, disposal, firewall reviews) go to it
+//! with `--server` (`crate::client`), and the server's deciders decide the same way.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
@@ -14,14 +16,14 @@ use mebyo_domain::{Actor, CredentialId, Refusal, StaffId, Timestamp};
 use mebyo_operations::incident::{
     Assessment, IncidentCommand, IncidentKind, Level, NotifyTarget, Source, Step, runbook,
 };
-use mebyo_operations::maintenance::{MaintenanceCommand, Service};
-use mebyo_operations::media::{MediaCommand, MediaKind, Method, RecordDisposal, Subject};
-use mebyo_operations::monitoring::Finding;
-use mebyo_operations::{Digest, DisposalId, IncidentId, MediaId, Reference, WindowId};
+use mebyo_operations::{IncidentId, Reference};
 use mebyo_operations_service::{self as svc, OpsSettings};
 use mebyo_platform::{Outcome, Platform};
 
-use crate::paths::{PlatformArgs, runtime};
+use crate::client::{Remote, segment};
+use crate::ops_routine::{self as routine, DisposalCmd, FirewallCmd, MaintenanceCmd, MediaCmd};
+use crate::paths::{PlatformArgs, StaffTarget, Via, open_or_hint, runtime};
+use mebyo_web::ops_api::{EscalationInput, IncidentInput, Recorded, RotationInput, StepInput};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -55,16 +57,50 @@ pub struct Acting {
     pub staff: String,
 }
 
+/// The acting staff member of a command that can also go to a running server
+/// (issue 15 §3): `--data DIR --as STAFF` on a stopped platform, or the server
+/// and the staff member `mebyo login` signed in.
+#[derive(clap::Args, Clone)]
+pub struct StaffActing {
+    #[command(flatten)]
+    pub target: StaffTarget,
+    /// Staff id of the person acting; their role is checked. With a server the
+    /// sign-in says who, and --as, if given, must be the same.
+    #[arg(long = "as", value_name = "STAFF")]
+    pub staff: Option<String>,
+}
+
+/// Where an incident command goes.
+pub(crate) enum Target {
+    Local(Acting),
+    Server(Remote),
+}
+
+impl StaffActing {
+    pub(crate) fn target(&self) -> anyhow::Result<Target> {
+        Ok(match self.target.via(self.staff.as_deref())? {
+            Via::Server(r) => Target::Server(r),
+            Via::Local(platform) => Target::Local(Acting {
+                platform,
+                staff: self
+                    .staff
+                    .clone()
+                    .ok_or_else(|| anyhow!("say who acts with --as STAFF (needed with --data)"))?,
+            }),
+        })
+    }
+}
+
 #[derive(clap::Subcommand)]
 pub enum IncidentCmd {
     /// Report an incident (P4.14(1)); prints its id.
     Open {
         #[command(flatten)]
-        acting: Acting,
+        acting: StaffActing,
         /// unauthorized-access, malware, theft-or-loss, contractor or other.
         #[arg(long)]
         kind: String,
-        /// Incident id (default: a fresh one).
+        /// Incident id (default: a fresh one; a server always gives a fresh one).
         #[arg(long)]
         id: Option<String>,
         /// When it was noticed, RFC 3339 (default: now).
@@ -80,7 +116,7 @@ pub enum IncidentCmd {
     /// Record a runbook step as done.
     Step {
         #[command(flatten)]
-        acting: Acting,
+        acting: StaffActing,
         id: String,
         /// A step code, e.g. disconnect-device (see `runbook`).
         step: String,
@@ -108,7 +144,7 @@ pub enum IncidentCmd {
     /// Pass the incident one level up the chain (P4.14(1)).
     Escalate {
         #[command(flatten)]
-        acting: Acting,
+        acting: StaffActing,
         id: String,
         /// system-operations-administrator, operations-manager or business-administrator.
         #[arg(long)]
@@ -130,7 +166,7 @@ pub enum IncidentCmd {
     /// Revoke and reissue the credentials a stolen or lost device held (P4.14(4)②).
     Rotate {
         #[command(flatten)]
-        acting: Acting,
+        acting: StaffActing,
         id: String,
         #[arg(long = "credential", value_name = "ID", required = true)]
         credentials: Vec<String>,
@@ -138,7 +174,7 @@ pub enum IncidentCmd {
     /// Close an incident whose required steps are all done.
     Close {
         #[command(flatten)]
-        acting: Acting,
+        acting: StaffActing,
         id: String,
     },
     /// Print an incident's report.
@@ -161,153 +197,6 @@ pub enum IncidentCmd {
 }
 
 #[derive(clap::Subcommand)]
-pub enum MaintenanceCmd {
-    /// Announce a window, at least the configured lead time ahead (P4.3).
-    Schedule {
-        #[command(flatten)]
-        acting: Acting,
-        #[arg(long)]
-        id: String,
-        #[arg(long, value_name = "TIME")]
-        starts: String,
-        #[arg(long, value_name = "TIME")]
-        ends: String,
-        /// Comma-separated: portal, app, provider-gateway.
-        #[arg(long, value_delimiter = ',', required = true)]
-        affects: Vec<String>,
-        /// One line shown to users.
-        #[arg(long)]
-        summary: String,
-    },
-    Cancel {
-        #[command(flatten)]
-        acting: Acting,
-        #[arg(long)]
-        id: String,
-    },
-    /// The notices the portal shows at a time (default: now), as JSON.
-    Notices {
-        #[command(flatten)]
-        platform: PlatformArgs,
-        #[arg(long, value_name = "TIME")]
-        at: Option<String>,
-    },
-}
-
-#[derive(clap::Subcommand)]
-pub enum MediaCmd {
-    /// Permit copying to a medium: the system operations administrator (P4.7(1)).
-    Approve {
-        #[command(flatten)]
-        acting: Acting,
-        #[arg(long)]
-        id: String,
-        /// usb-memory, optical-disc, hard-disk, magnetic-tape or other.
-        #[arg(long)]
-        kind: String,
-        /// 64-hex digest of the contents.
-        #[arg(long)]
-        digest: String,
-        #[arg(long, value_name = "STAFF")]
-        custodian: String,
-        #[arg(long, value_name = "REF")]
-        storage: String,
-        #[arg(long, value_name = "REF")]
-        purpose: String,
-    },
-    /// The copy was made and handed to the custodian.
-    Issue {
-        #[command(flatten)]
-        acting: Acting,
-        #[arg(long)]
-        id: String,
-        #[arg(long)]
-        digest: String,
-    },
-    /// Back under lock (P4.7(2)).
-    Return {
-        #[command(flatten)]
-        acting: Acting,
-        #[arg(long)]
-        id: String,
-        #[arg(long, value_name = "REF")]
-        storage: String,
-    },
-    /// Disposal witnessed by the system operations administrator (P4.9).
-    Dispose {
-        #[command(flatten)]
-        acting: Acting,
-        #[arg(long)]
-        id: String,
-        /// clear, purge or destroy (NIST SP 800-88).
-        #[arg(long)]
-        method: String,
-        /// Why not destroyed (clear or purge).
-        #[arg(long, value_name = "REF")]
-        reason: Option<String>,
-        /// When it was disposed of, RFC 3339 (default: now).
-        #[arg(long, value_name = "TIME")]
-        at: Option<String>,
-    },
-    /// Print a ledger entry as JSON.
-    Show {
-        #[command(flatten)]
-        platform: PlatformArgs,
-        #[arg(long)]
-        id: String,
-    },
-}
-
-#[derive(clap::Subcommand)]
-pub enum DisposalCmd {
-    Record {
-        #[command(flatten)]
-        acting: Acting,
-        #[arg(long)]
-        id: String,
-        /// medium or paper.
-        #[arg(long)]
-        subject: String,
-        /// Asset tag or batch number.
-        #[arg(long, value_name = "REF")]
-        item: String,
-        /// clear, purge, destroy (media); shred, melt (paper).
-        #[arg(long)]
-        method: String,
-        /// The melting certificate (method melt).
-        #[arg(long, value_name = "REF")]
-        certificate: Option<String>,
-        #[arg(long, value_name = "REF")]
-        reason: Option<String>,
-        #[arg(long, value_name = "TIME")]
-        at: Option<String>,
-    },
-}
-
-#[derive(clap::Subcommand)]
-pub enum FirewallCmd {
-    /// Record a review of the firewall log from..to.
-    Review {
-        #[command(flatten)]
-        acting: Acting,
-        #[arg(long, value_name = "TIME")]
-        from: String,
-        #[arg(long, value_name = "TIME")]
-        to: String,
-        /// The incident the review found, if any.
-        #[arg(long, value_name = "ID")]
-        incident: Option<String>,
-        #[arg(long, value_name = "REF")]
-        reference: Option<String>,
-    },
-    /// Whether the review is overdue (exit 1 if it is).
-    Status {
-        #[command(flatten)]
-        platform: PlatformArgs,
-    },
-}
-
-#[derive(clap::Subcommand)]
 pub enum AnomalyCmd {
     /// Run the rules over the whole access log once, opening incidents.
     Scan {
@@ -316,34 +205,34 @@ pub enum AnomalyCmd {
     },
 }
 
-fn time_arg(s: &str) -> anyhow::Result<Timestamp> {
+pub(crate) fn time_arg(s: &str) -> anyhow::Result<Timestamp> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .with_context(|| format!("{s:?} is not an RFC 3339 time"))?;
     Ok(Timestamp((t.unix_timestamp_nanos() / 1000) as i64))
 }
 
-fn opt_time(s: &Option<String>) -> anyhow::Result<Option<Timestamp>> {
+pub(crate) fn opt_time(s: &Option<String>) -> anyhow::Result<Option<Timestamp>> {
     s.as_deref().map(time_arg).transpose()
 }
 
-fn reference(s: &Option<String>) -> anyhow::Result<Option<Reference>> {
+pub(crate) fn reference(s: &Option<String>) -> anyhow::Result<Option<Reference>> {
     Ok(s.as_deref().map(Reference::new).transpose()?)
 }
 
-fn staff(a: &Acting) -> anyhow::Result<Actor> {
+pub(crate) fn staff(a: &Acting) -> anyhow::Result<Actor> {
     Ok(Actor::Staff {
         staff: StaffId::new(&a.staff)?,
     })
 }
 
-async fn open(p: &PlatformArgs) -> anyhow::Result<(Platform, OpsSettings)> {
+pub(crate) async fn open(p: &PlatformArgs) -> anyhow::Result<(Platform, OpsSettings)> {
     let platform = Platform::open(&p.data, p.options()?).await?;
     let settings = OpsSettings::load(&p.data)?;
     Ok((platform, settings))
 }
 
 /// Prints what was done, or the refusal with its clause (exit 1).
-fn decided<T>(outcome: Result<T, Refusal>, done: impl FnOnce(T)) -> ExitCode {
+pub(crate) fn decided<T>(outcome: Result<T, Refusal>, done: impl FnOnce(T)) -> ExitCode {
     match outcome {
         Ok(t) => {
             done(t);
@@ -356,7 +245,7 @@ fn decided<T>(outcome: Result<T, Refusal>, done: impl FnOnce(T)) -> ExitCode {
     }
 }
 
-fn outcome<T>(o: Outcome<T>) -> anyhow::Result<Result<T, Refusal>> {
+pub(crate) fn outcome<T>(o: Outcome<T>) -> anyhow::Result<Result<T, Refusal>> {
     Ok(o?)
 }
 
@@ -367,10 +256,10 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match c {
             Command::Incident(c) => incident(c).await,
-            Command::Maintenance(c) => maintenance(c).await,
-            Command::Media(c) => media(c).await,
-            Command::Disposal(c) => disposal(c).await,
-            Command::Firewall(c) => firewall(c).await,
+            Command::Maintenance(c) => routine::maintenance(c).await,
+            Command::Media(c) => routine::media(c).await,
+            Command::Disposal(c) => routine::disposal(c).await,
+            Command::Firewall(c) => routine::firewall(c).await,
             Command::Anomalies(AnomalyCmd::Scan { platform }) => {
                 let (p, s) = open(&platform).await?;
                 let mut w = svc::anomaly::AnomalyWatcher::new(s.anomaly);
@@ -409,8 +298,28 @@ fn print_runbook(kind: &str) -> anyhow::Result<ExitCode> {
 /// Runs one incident command and prints the events it recorded.
 async fn apply(acting: &Acting, id: String, cmd: IncidentCommand) -> anyhow::Result<ExitCode> {
     let (p, _) = open(&acting.platform).await?;
+    apply_on(&p, acting, id, cmd).await
+}
+
+/// The same for a command `--server` could have sent: a ledger held by a
+/// server says so.
+async fn apply_or_hint(
+    acting: &Acting,
+    id: String,
+    cmd: IncidentCommand,
+) -> anyhow::Result<ExitCode> {
+    let p = open_or_hint(&acting.platform).await?;
+    apply_on(&p, acting, id, cmd).await
+}
+
+async fn apply_on(
+    p: &Platform,
+    acting: &Acting,
+    id: String,
+    cmd: IncidentCommand,
+) -> anyhow::Result<ExitCode> {
     let id = IncidentId::new(id)?;
-    let o = outcome(svc::incidents::incident(&p, &staff(acting)?, &id, cmd).await)?;
+    let o = outcome(svc::incidents::incident(p, &staff(acting)?, &id, cmd).await)?;
     Ok(decided(o, |events| {
         for e in events {
             println!("{}", serde_json::to_string(&e).expect("json"));
@@ -419,10 +328,9 @@ async fn apply(acting: &Acting, id: String, cmd: IncidentCommand) -> anyhow::Res
 }
 
 async fn incident(c: IncidentCmd) -> anyhow::Result<ExitCode> {
-    use svc::incidents::{incident as run, incident_report, list, rotate_credentials};
-    let id_of = |s: &str| IncidentId::new(s).map_err(anyhow::Error::from);
+    use IncidentCmd::*;
     match c {
-        IncidentCmd::Open {
+        Open {
             acting,
             kind,
             id,
@@ -430,39 +338,168 @@ async fn incident(c: IncidentCmd) -> anyhow::Result<ExitCode> {
             vpn_used,
             contractor,
         } => {
-            let kind = IncidentKind::parse(&kind)
-                .ok_or_else(|| anyhow!("unknown incident kind {kind:?}"))?;
-            let (p, _) = open(&acting.platform).await?;
-            let id = match id {
-                Some(i) => id_of(&i)?,
-                None => IncidentId::new(p.new_id("inc"))?,
-            };
-            let cmd = IncidentCommand::Report {
-                incident: id.clone(),
+            let input = IncidentInput {
                 kind,
-                detected_at: opt_time(&detected_at)?.unwrap_or_else(|| p.now()),
+                detected_at,
                 vpn_used,
-                contractor: reference(&contractor)?,
-                source: Source::Staff,
+                contractor,
             };
-            let o = outcome(run(&p, &staff(&acting)?, &id, cmd).await)?;
-            Ok(decided(o, |_| println!("{id}")))
+            open_incident(&acting, id, input).await
         }
-        IncidentCmd::Step {
+        Step {
             acting,
             id,
             step,
             done_at,
-            reference: r,
+            reference,
         } => {
-            let step = Step::parse(&step).ok_or_else(|| anyhow!("unknown step {step:?}"))?;
+            let input = StepInput {
+                step,
+                reference,
+                done_at,
+            };
+            step_done(&acting, id, input).await
+        }
+        Escalate { acting, id, to } => escalate(&acting, id, EscalationInput { to }).await,
+        Rotate {
+            acting,
+            id,
+            credentials,
+        } => rotate(&acting, id, RotationInput { credentials }).await,
+        Close { acting, id } => close(&acting, id).await,
+        other => incident_local(other).await,
+    }
+}
+
+// The commands a server takes: on a server, each CLI argument is the field of
+// the same name in the endpoint's input (`mebyo_web::ops_api`); on `--data`, the
+// same service call as before there was a server.
+
+fn incident_path(id: &str, what: &str) -> String {
+    format!("/api/v1/ops/incidents/{}/{what}", segment(id))
+}
+
+async fn open_incident(
+    acting: &StaffActing,
+    id: Option<String>,
+    input: IncidentInput,
+) -> anyhow::Result<ExitCode> {
+    let acting = match acting.target()? {
+        Target::Server(_) if id.is_some() => {
+            anyhow::bail!("a server gives each new incident a fresh id: --id is for --data")
+        }
+        Target::Server(r) => {
+            let print_ids = |rec: &Recorded| rec.made.iter().for_each(|m| println!("{m}"));
+            return r
+                .command("/api/v1/ops/incidents", Some(&input), print_ids)
+                .await;
+        }
+        Target::Local(a) => a,
+    };
+    let kind = IncidentKind::parse(&input.kind)
+        .ok_or_else(|| anyhow!("unknown incident kind {:?}", input.kind))?;
+    let p = open_or_hint(&acting.platform).await?;
+    let id = match id {
+        Some(i) => IncidentId::new(i)?,
+        None => IncidentId::new(p.new_id("inc"))?,
+    };
+    let cmd = IncidentCommand::Report {
+        incident: id.clone(),
+        kind,
+        detected_at: opt_time(&input.detected_at)?.unwrap_or_else(|| p.now()),
+        vpn_used: input.vpn_used,
+        contractor: reference(&input.contractor)?,
+        source: Source::Staff,
+    };
+    let o = outcome(svc::incidents::incident(&p, &staff(&acting)?, &id, cmd).await)?;
+    Ok(decided(o, |_| println!("{id}")))
+}
+
+async fn step_done(acting: &StaffActing, id: String, input: StepInput) -> anyhow::Result<ExitCode> {
+    match acting.target()? {
+        Target::Server(r) => {
+            let path = incident_path(&id, "steps");
+            r.command(&path, Some(&input), |_| {}).await
+        }
+        Target::Local(a) => {
+            let step =
+                Step::parse(&input.step).ok_or_else(|| anyhow!("unknown step {:?}", input.step))?;
             let cmd = IncidentCommand::RecordStep {
                 step,
-                done_at: opt_time(&done_at)?,
-                reference: reference(&r)?,
+                done_at: opt_time(&input.done_at)?,
+                reference: reference(&input.reference)?,
             };
-            apply(&acting, id, cmd).await
+            apply_or_hint(&a, id, cmd).await
         }
+    }
+}
+
+async fn escalate(
+    acting: &StaffActing,
+    id: String,
+    input: EscalationInput,
+) -> anyhow::Result<ExitCode> {
+    match acting.target()? {
+        Target::Server(r) => {
+            let path = incident_path(&id, "escalations");
+            r.command(&path, Some(&input), |_| {}).await
+        }
+        Target::Local(a) => {
+            let to =
+                Level::parse(&input.to).ok_or_else(|| anyhow!("unknown level {:?}", input.to))?;
+            apply_or_hint(&a, id, IncidentCommand::Escalate { to }).await
+        }
+    }
+}
+
+async fn close(acting: &StaffActing, id: String) -> anyhow::Result<ExitCode> {
+    match acting.target()? {
+        Target::Server(r) => {
+            let path = incident_path(&id, "close");
+            r.command(&path, None::<&()>, |_| {}).await
+        }
+        Target::Local(a) => apply_or_hint(&a, id, IncidentCommand::Close).await,
+    }
+}
+
+async fn rotate(
+    acting: &StaffActing,
+    id: String,
+    input: RotationInput,
+) -> anyhow::Result<ExitCode> {
+    let a = match acting.target()? {
+        Target::Server(r) => {
+            // `made` holds the new credentials in the order the old ones were named.
+            let print = |rec: &Recorded| {
+                for (old, new) in input.credentials.iter().zip(&rec.made) {
+                    println!("{old} revoked, replaced by {new}");
+                }
+            };
+            let path = incident_path(&id, "rotations");
+            return r.command(&path, Some(&input), print).await;
+        }
+        Target::Local(a) => a,
+    };
+    let old = input
+        .credentials
+        .iter()
+        .map(CredentialId::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let p = open_or_hint(&a.platform).await?;
+    let id = IncidentId::new(id)?;
+    let o = outcome(svc::incidents::rotate_credentials(&p, &staff(&a)?, &id, &old).await)?;
+    Ok(decided(o, |rotations| {
+        for r in rotations {
+            println!("{} revoked, replaced by {}", r.revoked, r.issued);
+        }
+    }))
+}
+
+/// The incident commands that work on the data directory only.
+async fn incident_local(c: IncidentCmd) -> anyhow::Result<ExitCode> {
+    use svc::incidents::incident_report;
+    let id_of = |s: &str| IncidentId::new(s).map_err(anyhow::Error::from);
+    match c {
         IncidentCmd::Assess {
             acting,
             id,
@@ -478,10 +515,6 @@ async fn incident(c: IncidentCmd) -> anyhow::Result<ExitCode> {
                 records_affected: records,
             });
             apply(&acting, id, cmd).await
-        }
-        IncidentCmd::Escalate { acting, id, to } => {
-            let to = Level::parse(&to).ok_or_else(|| anyhow!("unknown level {to:?}"))?;
-            apply(&acting, id, IncidentCommand::Escalate { to }).await
         }
         IncidentCmd::Notify {
             acting,
@@ -499,24 +532,6 @@ async fn incident(c: IncidentCmd) -> anyhow::Result<ExitCode> {
             };
             apply(&acting, id, cmd).await
         }
-        IncidentCmd::Close { acting, id } => apply(&acting, id, IncidentCommand::Close).await,
-        IncidentCmd::Rotate {
-            acting,
-            id,
-            credentials,
-        } => {
-            let old = credentials
-                .iter()
-                .map(CredentialId::new)
-                .collect::<Result<Vec<_>, _>>()?;
-            let (p, _) = open(&acting.platform).await?;
-            let o = outcome(rotate_credentials(&p, &staff(&acting)?, &id_of(&id)?, &old).await)?;
-            Ok(decided(o, |rotations| {
-                for r in rotations {
-                    println!("{} revoked, replaced by {}", r.revoked, r.issued);
-                }
-            }))
-        }
         IncidentCmd::Report {
             platform,
             id,
@@ -533,237 +548,36 @@ async fn incident(c: IncidentCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        IncidentCmd::List { platform, format } => {
-            let (p, _) = open(&platform).await?;
-            let all = list(&p).await?;
-            if format == "json" {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-            } else {
-                for r in &all {
-                    println!(
-                        "{}  {:<20} {:<6} reported {}  {}",
-                        r.incident,
-                        r.kind,
-                        r.status,
-                        r.reported_at,
-                        if r.compliant {
-                            "runbook complete".to_string()
-                        } else {
-                            format!("missing: {}", r.missing.join(", "))
-                        }
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        IncidentCmd::List { platform, format } => list_incidents(&platform, &format).await,
         IncidentCmd::Runbook { kind } => print_runbook(&kind),
-    }
-}
-
-async fn maintenance(c: MaintenanceCmd) -> anyhow::Result<ExitCode> {
-    use svc::maintenance::{Plan, maintenance as run, notices, schedule};
-    match c {
-        MaintenanceCmd::Schedule {
-            acting,
-            id,
-            starts,
-            ends,
-            affects,
-            summary,
-        } => {
-            let affects = affects
-                .iter()
-                .map(|a| Service::parse(a).ok_or_else(|| anyhow!("unknown service {a:?}")))
-                .collect::<anyhow::Result<BTreeSet<_>>>()?;
-            let (p, s) = open(&acting.platform).await?;
-            let plan = Plan {
-                window: WindowId::new(&id)?,
-                starts_at: time_arg(&starts)?,
-                ends_at: time_arg(&ends)?,
-                affects,
-                summary,
-            };
-            let o = outcome(schedule(&p, &s, &staff(&acting)?, plan).await)?;
-            Ok(decided(o, |_| println!("window {id} announced")))
-        }
-        MaintenanceCmd::Cancel { acting, id } => {
-            let (p, _) = open(&acting.platform).await?;
-            let cmd = MaintenanceCommand::Cancel {
-                window: WindowId::new(&id)?,
-            };
-            let o = outcome(run(&p, &staff(&acting)?, cmd).await)?;
-            Ok(decided(o, |_| println!("window {id} cancelled")))
-        }
-        MaintenanceCmd::Notices { platform, at } => {
-            let (p, _) = open(&platform).await?;
-            let at = opt_time(&at)?.unwrap_or_else(|| p.now());
-            println!("{}", serde_json::to_string_pretty(&notices(&p, at).await?)?);
-            Ok(ExitCode::SUCCESS)
+        IncidentCmd::Open { .. }
+        | IncidentCmd::Step { .. }
+        | IncidentCmd::Escalate { .. }
+        | IncidentCmd::Rotate { .. }
+        | IncidentCmd::Close { .. } => {
+            // `incident` routes these before calling here; an error, never a panic.
+            anyhow::bail!("internal: this incident command is not handled locally")
         }
     }
 }
 
-async fn media(c: MediaCmd) -> anyhow::Result<ExitCode> {
-    use svc::media::{ledger_entry, media as run};
-    let (acting, id, cmd) = match c {
-        MediaCmd::Show { platform, id } => {
-            let (p, _) = open(&platform).await?;
-            let entry = ledger_entry(&p, &MediaId::new(id)?).await?;
-            println!("{}", serde_json::to_string_pretty(&entry)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        MediaCmd::Approve {
-            acting,
-            id,
-            kind,
-            digest,
-            custodian,
-            storage,
-            purpose,
-        } => {
-            let media = MediaId::new(&id)?;
-            let cmd = MediaCommand::ApproveExport {
-                media: media.clone(),
-                kind: MediaKind::parse(&kind).ok_or_else(|| anyhow!("unknown kind {kind:?}"))?,
-                contents_digest: Digest::new(digest)?,
-                custodian: StaffId::new(custodian)?,
-                storage: Reference::new(storage)?,
-                purpose: Reference::new(purpose)?,
-            };
-            (acting, media, cmd)
-        }
-        MediaCmd::Issue { acting, id, digest } => (
-            acting,
-            MediaId::new(id)?,
-            MediaCommand::Issue {
-                contents_digest: Digest::new(digest)?,
-            },
-        ),
-        MediaCmd::Return {
-            acting,
-            id,
-            storage,
-        } => (
-            acting,
-            MediaId::new(id)?,
-            MediaCommand::Return {
-                storage: Reference::new(storage)?,
-            },
-        ),
-        MediaCmd::Dispose {
-            acting,
-            id,
-            method,
-            reason,
-            at,
-        } => {
-            let method =
-                Method::parse(&method, None).ok_or_else(|| anyhow!("unknown method {method:?}"))?;
-            let cmd = MediaCommand::Dispose {
-                method,
-                reason: reference(&reason)?,
-                // Placeholder replaced by "now" below when no time was given.
-                disposed_at: opt_time(&at)?.unwrap_or(Timestamp(i64::MIN)),
-            };
-            (acting, MediaId::new(id)?, cmd)
-        }
-    };
-    let (p, _) = open(&acting.platform).await?;
-    let cmd = match cmd {
-        MediaCommand::Dispose {
-            method,
-            reason,
-            disposed_at: Timestamp(i64::MIN),
-        } => MediaCommand::Dispose {
-            method,
-            reason,
-            disposed_at: p.now(),
-        },
-        other => other,
-    };
-    let o = outcome(run(&p, &staff(&acting)?, &id, cmd).await)?;
-    Ok(decided(o, |events| {
-        for e in events {
-            println!("{}", serde_json::to_string(&e).expect("json"));
-        }
-    }))
-}
-
-async fn disposal(c: DisposalCmd) -> anyhow::Result<ExitCode> {
-    let DisposalCmd::Record {
-        acting,
-        id,
-        subject,
-        item,
-        method,
-        certificate,
-        reason,
-        at,
-    } = c;
-    let subject = match subject.as_str() {
-        "medium" => Subject::Medium,
-        "paper" => Subject::Paper,
-        other => anyhow::bail!("unknown subject {other:?}"),
-    };
-    let method = Method::parse(&method, reference(&certificate)?)
-        .ok_or_else(|| anyhow!("unknown method {method:?} (melt needs --certificate)"))?;
-    let (p, _) = open(&acting.platform).await?;
-    let disposal = DisposalId::new(&id)?;
-    let cmd = RecordDisposal {
-        disposal: disposal.clone(),
-        subject,
-        item: Reference::new(item)?,
-        method,
-        reason: reference(&reason)?,
-        disposed_at: opt_time(&at)?.unwrap_or_else(|| p.now()),
-    };
-    let o = outcome(svc::media::disposal(&p, &staff(&acting)?, &disposal, cmd).await)?;
-    Ok(decided(o, |_| println!("disposal {id} recorded")))
-}
-
-async fn firewall(c: FirewallCmd) -> anyhow::Result<ExitCode> {
-    match c {
-        FirewallCmd::Review {
-            acting,
-            from,
-            to,
-            incident,
-            reference: r,
-        } => {
-            let finding = match incident {
-                Some(i) => Finding::Incident {
-                    incident: IncidentId::new(i)?,
-                },
-                None => Finding::NothingFound,
-            };
-            let (p, s) = open(&acting.platform).await?;
-            let o = outcome(
-                svc::monitoring::record_review(
-                    &p,
-                    &s,
-                    &staff(&acting)?,
-                    time_arg(&from)?,
-                    time_arg(&to)?,
-                    finding,
-                    reference(&r)?,
-                )
-                .await,
-            )?;
-            Ok(decided(o, |events| {
-                for e in events {
-                    println!("{}", serde_json::to_string(&e).expect("json"));
-                }
-            }))
-        }
-        FirewallCmd::Status { platform } => {
-            let (p, s) = open(&platform).await?;
-            let flag = svc::monitoring::review_status(&p, &s).await?;
-            println!("{}", serde_json::to_string_pretty(&flag)?);
-            Ok(if flag.overdue {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+async fn list_incidents(platform: &PlatformArgs, format: &str) -> anyhow::Result<ExitCode> {
+    let (p, _) = open(platform).await?;
+    let all = svc::incidents::list(&p).await?;
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
     }
+    for r in &all {
+        let runbook = if r.compliant {
+            "runbook complete".to_string()
+        } else {
+            format!("missing: {}", r.missing.join(", "))
+        };
+        println!(
+            "{}  {:<20} {:<6} reported {}  {runbook}",
+            r.incident, r.kind, r.status, r.reported_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,10 @@
 //! `mebyo serve`: the platform's HTTPS portal, dashboard and API (issue 6).
 //!
 //! On a directory with no platform it creates one first, with the staff chain and
-//! the policy in force (so sign-up and the dashboard work at once), and writes
-//! one-time passwords for the staff accounts to `DATA/auth/initial-passwords.txt`
-//! (mode 0600) — never to the terminal or logs. The self-signed certificate lives
+//! the policy in force (so sign-up and the dashboard work at once). Every
+//! appointed staff member without a password (a new platform, or one `demo`
+//! filled) gets a one-time one in `DATA/auth/initial-passwords.txt` (mode 0600)
+//! — never the terminal or logs — which the first sign-in replaces. The self-signed certificate lives
 //! in `DATA/tls/`. Runs until Ctrl-C (or SIGTERM), then lets requests in flight end.
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,15 +79,26 @@ fn metrics_token(data: &std::path::Path) -> anyhow::Result<String> {
     Ok(std::fs::read_to_string(&path)?.trim().to_string())
 }
 
+/// Written (durably) before a first start's set-up, removed after its last
+/// step: while it exists, the next start finishes the set-up (issue 19 §2).
+const FIRST_START_PENDING: &str = "first-start.pending";
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     // A request's panic is answered and counted (the release profile unwinds);
     // its message, which may hold the input, stays out of the log.
     mebyo_web::panics::install_location_only_hook();
     runtime()?.block_on(async move {
+        // A first start is redone until it has finished (issue 19 §2): `init`
+        // redoes itself while its init.pending says it was cut short, and the
+        // staff organisation's set-up resumes while first-start.pending says so.
+        // The web starts only after both, so nothing is served half-made.
+        let dir = mebyo_platform::DataDir::new(&a.data);
+        let first_start = a.data.join(FIRST_START_PENDING);
         let fresh =
-            !mebyo_store::EmbeddedStore::exists(&mebyo_platform::DataDir::new(&a.data).ledger());
+            !mebyo_store::EmbeddedStore::exists(&dir.ledger()) || dir.init_pending().exists();
         if fresh {
             std::fs::create_dir_all(&a.data)?;
+            mebyo_platform::write_marker(&first_start)?;
             Platform::init(&a.data, Settings::default(), Options::default()).await?;
         }
         let platform = Arc::new(Platform::open(&a.data, Options::default()).await?);
@@ -99,8 +111,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             println!("{warning}");
             tracing::warn!(data = %a.data.display(), "serving a demo directory (simulated people)");
         }
-        let org = if fresh {
-            Some(world::bootstrap_org(&platform).await?)
+        let org = if first_start.exists() {
+            mebyo_platform::fault::point("serve.before_org");
+            let org = world::bootstrap_org(&platform).await?;
+            mebyo_platform::remove_marker(&first_start)?;
+            Some(org)
         } else {
             None
         };
@@ -114,34 +129,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         // `/metrics` needs this bearer token (issue 22 §7), kept beside the
         // passwords; Prometheus reads it with `authorization.credentials_file`.
         cfg.metrics_token = Some(metrics_token(&a.data)?);
+        // The lead time and review interval the staff commands apply, as the CLI's.
+        cfg.ops = mebyo_operations_service::settings::OpsSettings::load(&a.data)?;
         // The office desk that issues connection information at self-service sign-up.
         cfg.signup_office = Some(mebyo_domain::StaffId::new("office-0001")?);
         let web = mebyo_web::serve(platform.clone(), cfg).await?;
-        if let Some(org) = &org {
-            let mut lines = String::from(
-                "# One-time passwords of the staff accounts created with this platform.\n\
-                 # Sign in at /ops/login, then delete this file.\n",
-            );
-            for staff in [
-                &org.business_administrator,
-                &org.operations_manager,
-                &org.system_operations_administrator,
-                &org.office,
-                &org.prefecture,
-                &org.auditor,
-            ] {
-                let pw = one_time_password();
-                web.set_password(&Subject::Staff(staff.clone()), &pw, None)
-                    .await?;
-                lines.push_str(&format!("{staff} {pw}\n"));
-            }
-            write_private(&a.data.join("auth").join("initial-passwords.txt"), &lines)?;
-            println!(
-                "created a new platform in {} (staff passwords: {})",
-                a.data.display(),
-                a.data.join("auth/initial-passwords.txt").display()
-            );
+        if org.is_some() {
+            println!("created a new platform in {}", a.data.display());
         }
+        staff_passwords(&web, &a.data).await?;
+        // Listen for the stop signals before saying where we listen: a supervisor
+        // (or a test) that sends SIGTERM as soon as it reads the address must get a
+        // clean stop, not the default action's kill.
+        let signals = Signals::install()?;
         println!("listening on {}", web.url());
         println!("certificate: {}", a.data.join("tls/cert.pem").display());
         println!("metrics token: {}", a.data.join(METRICS_TOKEN).display());
@@ -321,7 +321,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             })
         };
 
-        wait_for_signal().await?;
+        signals.wait().await;
         eprintln!("shutting down");
         let _ = stop_tx.send(true);
         // The tick holds the bus (to publish notices): let it end first, bounded,
@@ -412,21 +412,81 @@ fn known_org(p: &Platform) -> anyhow::Result<mebyo_platform::world::Org> {
     })
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r,
-        _ = term.recv() => Ok(()),
+/// SIGINT (Ctrl-C) and SIGTERM, registered when made: from then on either one
+/// is a clean stop, whenever it arrives.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 
+/// Gives every appointed staff member who has no password yet a one-time one,
+/// which the first sign-in must replace (issue 15 §5), and adds it to
+/// `DATA/auth/initial-passwords.txt` (mode 0600) — never the terminal or the
+/// logs. So a platform made by `serve`, by `init` + `demo`, or given new staff
+/// while stopped, always has staff who can sign in.
+async fn staff_passwords(web: &mebyo_web::WebHandle, data: &std::path::Path) -> anyhow::Result<()> {
+    // The roster is a read model: wait until it holds every event written so
+    // far, or staff appointed moments ago (a new directory) would be missed.
+    let st = web.state();
+    st.views.caught_up_to(st.platform.head().count).await;
+    let missing: Vec<mebyo_domain::StaffId> = {
+        let views = st.views.read();
+        views
+            .staff()
+            .iter()
+            .filter(|(_, row)| !row.roles.is_empty())
+            .filter_map(|(id, _)| mebyo_domain::StaffId::new(id).ok())
+            .filter(|id| !st.auth.contains(&Subject::Staff(id.clone())))
+            .collect()
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut lines = String::from(
+        "# One-time passwords of staff accounts. Sign in at /ops/login: the first\n\
+         # sign-in replaces the password (and enrols a second factor for every role\n\
+         # but the office). Then delete this file.\n",
+    );
+    for staff in &missing {
+        let pw = one_time_password();
+        web.set_one_time_password(&Subject::Staff(staff.clone()), &pw)
+            .await?;
+        lines.push_str(&format!("{staff} {pw}\n"));
+    }
+    let path = data.join("auth").join("initial-passwords.txt");
+    write_private(&path, &lines)?;
+    println!(
+        "one-time passwords of {} staff accounts: {}",
+        missing.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Appends to a file only its owner reads (made 0600 if new).
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
+        .append(true)
+        .create(true)
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())?;
