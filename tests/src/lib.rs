@@ -106,3 +106,28 @@ pub fn wait_for_listening(child: &mut std::process::Child) -> (String, String) {
         }
     }
 }
+
+/// RFC 3339 (UTC, minutes) `days` from now, computed without a date crate.
+pub fn in_days(days: u64) -> String {
+    let at = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400);
+    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    rfc3339_s(secs)
+}
+
+/// RFC 3339 (UTC, minutes) of a Unix time in seconds, for tests on a test clock.
+pub fn rfc3339_s(secs: i64) -> String {
+    let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = d + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:00Z",
+        s / 3600,
+        (s % 3600) / 60
+    )
+}

@@ -98,3 +98,83 @@ fn the_pure_core_depends_on_no_io_crate() {
         );
     }
 }
+
+/// Issue 15 §6: every clause id cited outside tests goes through
+/// `mebyo_domain::clause!`, which refuses at compile time an id that is not in
+/// the catalogue (`domain::refusal::KNOWN_CLAUSES`). A bare `"P4.13(2)"` in
+/// product code would escape that check, so none may be left: this lists them.
+#[test]
+fn every_clause_cited_outside_tests_is_compiler_checked() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut bare = Vec::new();
+    for dir in ["domain/src", "domain/operations/src", "adapters", "ops/src"] {
+        walk(&root.join(dir), &mut |path, text| {
+            bare.extend(bare_clauses(text).into_iter().map(|(n, lit)| {
+                format!(
+                    "{}:{n}: \"{lit}\"",
+                    path.strip_prefix(&root).unwrap().display()
+                )
+            }));
+        });
+    }
+    assert!(
+        bare.is_empty(),
+        "clause ids cited without clause!(…):\n{}",
+        bare.join("\n")
+    );
+}
+
+/// Rust sources of product code under `dir`: no tests, test kits, benches or
+/// examples, no build output.
+fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path, &str)) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            if !["tests", "target", "benches", "examples"].contains(&name.as_str()) {
+                walk(&path, f);
+            }
+        } else if name.ends_with(".rs") && name != "testkit.rs" {
+            f(&path, &std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// `(line, literal)` of each clause-like string literal (`"P4.13(2)"`) not in a
+/// `clause!`, a comment, an attribute, the catalogue itself, a match pattern or
+/// the file's test module.
+fn bare_clauses(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut catalogue = false;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with("#[cfg(test)]") {
+            break;
+        }
+        catalogue |= t.contains("pub const KNOWN_CLAUSES");
+        if catalogue {
+            catalogue = !t.starts_with("];");
+            continue;
+        }
+        if t.starts_with("//") || t.starts_with("#[") {
+            continue;
+        }
+        for (i, _) in line.match_indices("\"P") {
+            let lit = &line[i + 1..];
+            let Some(end) = lit.find('"') else { continue };
+            let lit = &lit[..end];
+            let is_clause = lit.len() > 1
+                && lit[1..].starts_with(|c: char| c.is_ascii_digit())
+                && lit[1..]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ".()".contains(c));
+            let checked = line[..i].ends_with("clause!(");
+            let pattern = line[i + end + 2..].trim_start().starts_with("=>")
+                || line[i + end + 2..].trim_start().starts_with('|');
+            if is_clause && !checked && !pattern {
+                found.push((n + 1, lit.to_string()));
+            }
+        }
+    }
+    found
+}

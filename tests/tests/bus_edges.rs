@@ -3,7 +3,7 @@
 //! is written from validated fields only; a captured request stays refused after
 //! the bus restarts, and cannot have its answer redirected.
 
-mod bus_support;
+use crate::bus_support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! its credential's revocation and maintenance — and never about the other's.
 //! A restarted bus resumes after what the stream holds, without republishing.
 
-mod bus_support;
+use crate::bus_support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

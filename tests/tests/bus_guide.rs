@@ -2,7 +2,7 @@
 //! written, runs the platform's bus and isolates providers; its table of reply
 //! codes lists every code the bus can answer.
 
-mod bus_support;
+use crate::bus_support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

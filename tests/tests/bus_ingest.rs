@@ -6,7 +6,7 @@
 //! P5.1). That a refused file's text is stored nowhere (§2) is proven by
 //! `plaintext_scan.rs`.
 
-mod bus_support;
+use crate::bus_support;
 
 use bus_support::*;
 use mebyo_bus::jahis::encode_sjis;

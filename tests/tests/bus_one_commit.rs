@@ -5,7 +5,7 @@
 //! adapters/store/tests/append_then.rs (a manual clock cannot tell commits apart
 //! here). A retry still writes nothing.
 
-mod bus_support;
+use crate::bus_support;
 
 use bus_support::*;
 use mebyo_bus::testkit::NatsServer;

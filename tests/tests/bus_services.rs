@@ -4,7 +4,7 @@
 //! bad input refused with a clear error and nothing but a refusal event
 //! (P4.5(1)(2), P4.5(3), P4.6(2), P4.11(4), P4.12, P4.13, P5.1).
 
-mod bus_support;
+use crate::bus_support;
 
 use bus_support::*;
 use mebyo_bus::testkit::NatsServer;

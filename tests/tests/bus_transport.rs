@@ -5,7 +5,7 @@
 //! the client retries with the same idempotency keys — nothing acknowledged is
 //! lost and nothing is written twice.
 
-mod bus_support;
+use crate::bus_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

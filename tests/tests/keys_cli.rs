@@ -73,7 +73,7 @@ fn kek_rotation_and_erasure_from_the_command_line() {
     ]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let r = mebyo(&["keys", "rotate", "--data", d]);
+    let r = mebyo(&["keys", "rotate", "--data", d, "--by", "soa-0001"]);
     assert_eq!(r.status.code(), Some(2));
     assert!(
         text(&r).contains("0644") && text(&r).contains("P4.8(1)"),

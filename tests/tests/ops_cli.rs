@@ -203,26 +203,7 @@ fn maintenance_media_and_disposal_through_the_cli() {
     let data = path_str(tmp.path());
     ok(&["demo", "--data", data, "--people", "1"]);
     // The default lead time is a week (P4.3): tomorrow is too soon, a year ahead is fine.
-    let t = |days: i64| {
-        let at =
-            std::time::SystemTime::now() + std::time::Duration::from_secs(days as u64 * 86_400);
-        let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        // RFC 3339 in UTC, computed without a date crate.
-        let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let z = d + 719_468;
-        let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        format!(
-            "{y:04}-{m:02}-{day:02}T{:02}:{:02}:00Z",
-            s / 3600,
-            (s % 3600) / 60
-        )
-    };
+    let t = mebyo_tests::in_days;
     let (soon, soon_end, later, later_end) = (t(1), t(2), t(365), t(366));
     refused(
         &[

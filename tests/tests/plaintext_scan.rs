@@ -8,7 +8,7 @@
 //! a patient's name into the answer kept in the ledger (issue 22 §2), and scans
 //! the same way.
 
-mod bus_support;
+use crate::bus_support;
 
 use std::collections::BTreeSet;
 use std::io::Write;

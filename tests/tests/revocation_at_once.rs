@@ -1,15 +1,16 @@
 //! A revocation takes effect on every interface at once (issue 15 §4, P4.13):
 //! while a provider keeps querying over the bus, the prefecture revokes its
-//! credential through the running server's HTTPS API, and the bus refuses the
-//! provider from the first request that starts after the revocation's answer.
+//! credential from the running server's dashboard (the form its browser posts),
+//! and the bus refuses the provider from the first request that starts after the
+//! revocation's answer.
 //!
 //! What is asserted is the order, not a time: every bus request begun after the
 //! API answered is refused with `credential.revoked`, and none answered after
 //! that succeeded. The gap (revocation answered → first refusal) is printed as a
 //! measurement; timing is never asserted (the machines are noisy).
 
-mod bus_support;
-mod web_common;
+use crate::bus_support;
+use crate::web_common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +23,7 @@ use mebyo_web::WebConfig;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn p4_13_a_revocation_through_the_api_stops_the_provider_on_the_bus_at_once() {
+async fn p4_13_a_revocation_from_the_dashboard_stops_the_provider_on_the_bus_at_once() {
     let w = World::new("revocation_at_once").await;
     let nats = NatsServer::start();
     let Scene {
@@ -38,6 +39,8 @@ async fn p4_13_a_revocation_through_the_api_stops_the_provider_on_the_bus_at_onc
     web.set_password(&prefecture, "prefecture-password-1", None)
         .await
         .unwrap();
+    web.enrol_second_factor(&prefecture, &web_common::totp_secret())
+        .unwrap();
     let http = web_common::client(&web);
     let r = http
         .post(format!("{}/api/v1/session", web.url()))
@@ -46,10 +49,16 @@ async fn p4_13_a_revocation_through_the_api_stops_the_provider_on_the_bus_at_onc
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let token = r.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The browser's session: its cookie, and the CSRF token its forms carry.
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let signed_in = r.json::<Value>().await.unwrap();
+    let token = signed_in["token"].as_str().unwrap().to_string();
+    let csrf = signed_in["csrf_token"].as_str().unwrap().to_string();
+    // The prefecture revokes: a privileged role, so a second factor (issue 15 §5).
+    let step = (w.platform.now().0 / 1_000_000) as u64 / mebyo_crypto::TOTP_STEP_S;
+    let r = web_common::post_code(&http, &web.url(), &token, step).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
 
     // The provider's traffic: queries one after another, each noted with when it
     // began and how it was answered.
@@ -74,19 +83,29 @@ async fn p4_13_a_revocation_through_the_api_stops_the_provider_on_the_bus_at_onc
     };
     // Let some queries through first.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Revoked from the dashboard's credentials panel, as the prefecture's browser
+    // posts it (issue 15 §4).
+    let credential = clinic.credential.to_string();
     let r = http
-        .post(format!(
-            "{}/api/v1/ops/credentials/{}/revoke",
-            web.url(),
-            clinic.credential
-        ))
-        .bearer_auth(&token)
-        .json(&json!({"reason": "judged-risk"}))
+        .post(format!("{}/ops/credentials/revoke", web.url()))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("credential", credential.as_str()),
+            ("reason", "judged-risk"),
+            ("confirm", "yes"),
+        ])
         .send()
         .await
         .unwrap();
     let revoked_at = Instant::now();
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let status = r.status();
+    let page = r.text().await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("id=\"event-link\""),
+        "the outcome names its event: {page}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);
     let answers = traffic.await.unwrap();

@@ -16,7 +16,7 @@ use mebyo_operations_service::{maintenance, monitoring};
 use mebyo_platform::{Options, Platform};
 use mebyo_provider::ProviderClient;
 use mebyo_store::EventStore;
-use mebyo_tests::{mebyo, mebyo_bin, path_str};
+use mebyo_tests::{in_days, mebyo, mebyo_bin, path_str};
 use serde_json::Value;
 
 struct Server {
@@ -73,26 +73,6 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// RFC 3339 (UTC, minutes) `days` from now, computed without a date crate.
-fn in_days(days: u64) -> String {
-    let at = std::time::SystemTime::now() + Duration::from_secs(days * 86_400);
-    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = d + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:00Z",
-        s / 3600,
-        (s % 3600) / 60
-    )
 }
 
 /// The provider ids `mebyo demo` prints: "3 providers approved: A (…), B (…), C (…)".

@@ -2,7 +2,7 @@
 //! error with a stable code and the policy clause; the full consent flow, with the
 //! provider's reads and refusals showing up in the person's disclosure record.
 
-mod web_common;
+use crate::web_common;
 
 use serde_json::{Value, json};
 use web_common::*;

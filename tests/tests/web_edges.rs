@@ -5,7 +5,7 @@
 //! sources and a /64 as one source; known and unknown logins, taken and free
 //! e-mail addresses get the same answers; anonymous pages store no session.
 
-mod web_common;
+use crate::web_common;
 
 use std::net::IpAddr;
 

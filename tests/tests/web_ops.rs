@@ -4,7 +4,7 @@
 //! and `/readyz` show them — each only to the staff roles that see that panel
 //! (P3.1), never with health content (P4.6(2)).
 
-mod web_common;
+use crate::web_common;
 
 use std::sync::Arc;
 
@@ -14,7 +14,6 @@ use mebyo_domain::Actor;
 use mebyo_operations::IncidentId;
 use mebyo_operations::incident::{IncidentCommand, IncidentKind, Source, Step};
 use mebyo_operations_service::incidents;
-use mebyo_platform::auth::Subject;
 use serde_json::Value;
 use web_common::*;
 
@@ -65,10 +64,7 @@ fn flags(v: &Value) -> Vec<String> {
 async fn backups_incidents_and_verification_on_the_dashboard_by_role_p4_10_p4_14_p3_1() {
     let env = start().await;
     let sysadm = env.org.system_operations_administrator.clone();
-    env.web
-        .set_password(&Subject::Staff(sysadm.clone()), STAFF_PASSWORD, None)
-        .await
-        .unwrap();
+    env.staff_account(&sysadm).await;
     let manager = env
         .login("staff", env.org.operations_manager.as_str(), STAFF_PASSWORD)
         .await;
@@ -296,7 +292,8 @@ async fn backups_incidents_and_verification_on_the_dashboard_by_role_p4_10_p4_14
             "credentials",
             "chain",
             "backups",
-            "incidents"
+            "incidents",
+            "operations"
         ])
     );
 }

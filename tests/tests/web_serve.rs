@@ -98,7 +98,8 @@ async fn serve_creates_a_platform_speaks_https_and_stops_on_ctrl_c() {
     assert!(r.headers().contains_key("strict-transport-security"));
     let r = http.get(format!("{}/readyz", s.url)).send().await.unwrap();
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
-    // Staff sign in with the one-time password; sign-up works on a fresh platform.
+    // Staff sign in with the one-time password, which must be replaced before the
+    // session acts for anyone (issue 15 §5); sign-up works on a fresh platform.
     let r = http
         .post(format!("{}/api/v1/session", s.url))
         .json(&json!({"kind": "staff", "login": "office-0001", "password": office_pw}))
@@ -106,10 +107,36 @@ async fn serve_creates_a_platform_speaks_https_and_stops_on_ctrl_c() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let token = r.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let login: Value = r.json().await.unwrap();
+    assert_eq!(login["next"], "change_password", "{login}");
+    let token = login["token"].as_str().unwrap().to_string();
+    let r = http
+        .get(format!("{}/api/v1/ops/summary", s.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "auth.sign_in_incomplete"
+    );
+    let r = http
+        .post(format!("{}/api/v1/me/password", s.url))
+        .bearer_auth(&token)
+        .json(&json!({"current_password": office_pw, "new_password": "office-own-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{:?}", r.text().await);
+    // The one-time password is spent: it signs in no more.
+    let r = http
+        .post(format!("{}/api/v1/session", s.url))
+        .json(&json!({"kind": "staff", "login": "office-0001", "password": office_pw}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     let r = http
         .post(format!("{}/api/v1/signup", s.url))
         .json(&json!({"name": "鈴木 太郎", "address": "神奈川県藤沢市1-2-3", "birth_date": "1975-01-02",

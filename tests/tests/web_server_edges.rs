@@ -3,7 +3,7 @@
 //! `/metrics` is not public, the limits' answers have the API's shape and the
 //! security headers, and a long multibyte e-mail is an answer, not a 500.
 
-mod web_common;
+use crate::web_common;
 
 use serde_json::{Value, json};
 use web_common::*;

@@ -5,9 +5,8 @@
 //! changes nothing. Every success names the event it appended, and the test
 //! checks that event in the log: same position, same hash.
 
-mod web_common;
+use crate::web_common;
 
-use mebyo_platform::auth::Subject;
 use mebyo_store::EventStore;
 use serde_json::{Value, json};
 use web_common::*;
@@ -58,10 +57,7 @@ async fn names_event(env: &Env, answer: &Value, event_type: &str) {
 }
 
 async fn sign_in(env: &Env, staff: &mebyo_domain::StaffId) -> Session {
-    env.web
-        .set_password(&Subject::Staff(staff.clone()), STAFF_PASSWORD, None)
-        .await
-        .unwrap();
+    env.staff_account(staff).await;
     env.login("staff", staff.as_str(), STAFF_PASSWORD).await
 }
 
@@ -321,4 +317,396 @@ async fn p4_14_4_a_theft_runbook_worked_through_the_api_to_the_credential_rotati
         ),
         "{state:?}"
     );
+}
+
+/// Issue 15 §1 (P2(3), P4.12): the prefecture's decisions on a provider and a
+/// credential's renewal and loss report, on the running server; each by the
+/// roles the deciders allow, each answering its event, a wrong step refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_3_p4_12_provider_decisions_renewal_and_loss_on_the_running_server() {
+    let env = start().await;
+    let office = env.staff_login().await;
+    let prefecture = env
+        .login("staff", env.org.prefecture.as_str(), STAFF_PASSWORD)
+        .await;
+    let decisions = format!("/api/v1/ops/providers/{}/decisions", env.provider.id);
+    let got = post(&env, &office, &decisions, json!({"decision": "suspend"})).await;
+    refused(&got, 403, "staff.role_required", "P2(3)");
+    let got = post(
+        &env,
+        &prefecture,
+        &decisions,
+        json!({"decision": "abolish"}),
+    )
+    .await;
+    refused(&got, 422, "request.invalid", "P2(3)");
+    let got = post(
+        &env,
+        &prefecture,
+        &decisions,
+        json!({"decision": "approve"}),
+    )
+    .await;
+    refused(&got, 403, "provider.wrong_status", "P2(3)");
+    let got = post(
+        &env,
+        &prefecture,
+        &decisions,
+        json!({"decision": "suspend"}),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "provider.suspended").await;
+    let got = post(
+        &env,
+        &prefecture,
+        &decisions,
+        json!({"decision": "reinstate"}),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "provider.reinstated").await;
+
+    let credential = format!("/api/v1/ops/credentials/{}", env.provider.credential);
+    let got = post(&env, &office, &format!("{credential}/renew"), json!(null)).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "credential.renewed").await;
+    // The provider's session presents that credential: refused once it is lost.
+    let provider = env.provider_login().await;
+    let got = post(&env, &office, &format!("{credential}/loss"), json!(null)).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "credential.loss_reported").await;
+    let read = "/api/v1/persons/p-none/records?categories=vitals&purpose=care";
+    let r = env
+        .http
+        .get(env.url(read))
+        .bearer_auth(&provider.token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "credential.lost", "{body}");
+    let got = post(&env, &office, &format!("{credential}/loss"), json!(null)).await;
+    refused(&got, 409, "credential.not_active", "P4.12(2)");
+}
+
+/// Issue 15 §1 (P2(3), P4.11, P4.12(1)): a provider onboarded on the running
+/// server from its paper application to its connection information, each step by
+/// the role the policy names; a second application and malformed input refused
+/// with their clauses, changing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_3_p4_11_a_provider_onboarded_on_the_running_server() {
+    let env = start().await;
+    let office = env.staff_login().await;
+    let prefecture = env
+        .login("staff", env.org.prefecture.as_str(), STAFF_PASSWORD)
+        .await;
+    let application = json!({"provider": "clinic-b", "responsible": "clinic-b-lead",
+        "connection": "ipsec-ike-vpn", "basis": "commissioned"});
+    let head = env.platform.head().count;
+    let mut bad = application.clone();
+    bad["connection"] = json!("carrier-pigeon");
+    refused(
+        &post(&env, &office, "/api/v1/ops/providers", bad).await,
+        422,
+        "request.invalid",
+        "P4.5(3)",
+    );
+    let auditor = env
+        .login("staff", env.org.auditor.as_str(), STAFF_PASSWORD)
+        .await;
+    let got = post(&env, &auditor, "/api/v1/ops/providers", application.clone()).await;
+    refused(&got, 403, "staff.role_required", "P2(3)");
+    assert_eq!(env.platform.head().count, head, "refusals write nothing");
+    let got = post(&env, &office, "/api/v1/ops/providers", application.clone()).await;
+    assert_eq!(got.0, 201, "{}", got.1);
+    assert_eq!(got.1["made"], json!(["clinic-b"]));
+    names_event(&env, &got.1, "provider.applied").await;
+    let got = post(&env, &office, "/api/v1/ops/providers", application).await;
+    refused(&got, 409, "provider.already_applied", "P2(3)");
+
+    // The attestations that came with it, entered by the prefecture (P4.11).
+    let now_s = env.platform.now().0 / 1_000_000;
+    let (yesterday, next_year) = (
+        mebyo_tests::rfc3339_s(now_s - 86_400),
+        mebyo_tests::rfc3339_s(now_s + 300 * 86_400),
+    );
+    let attest = "/api/v1/ops/providers/clinic-b/attestations";
+    for kind in ["members-trained", "antivirus-current"] {
+        let body = json!({"kind": kind, "attested_on": yesterday, "valid_until": next_year});
+        let got = post(&env, &office, attest, body.clone()).await;
+        assert_eq!(
+            got.0, 403,
+            "the office does not enter attestations: {}",
+            got.1
+        );
+        let got = post(&env, &prefecture, attest, body).await;
+        assert_eq!(got.0, 201, "{}", got.1);
+        names_event(&env, &got.1, "provider.attested").await;
+    }
+    let backwards =
+        json!({"kind": "members-trained", "attested_on": next_year, "valid_until": yesterday});
+    let got = post(&env, &prefecture, attest, backwards).await;
+    refused(&got, 422, "provider.attestation_dates", "P4.11(1)");
+
+    let decide = "/api/v1/ops/providers/clinic-b/decisions";
+    let got = post(&env, &prefecture, decide, json!({"decision": "approve"})).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "provider.approved").await;
+    let issue = json!({"provider": "clinic-b", "responsible": "clinic-b-lead"});
+    let got = post(&env, &office, "/api/v1/ops/credentials", issue).await;
+    assert_eq!(got.0, 201, "{}", got.1);
+    names_event(&env, &got.1, "credential.issued").await;
+}
+
+/// Issue 15 §1 (P4.3, P4.4(3)): a maintenance window announced and cancelled and
+/// a firewall-log review recorded on the running server; the lead time is the
+/// platform's, not the caller's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_3_p4_4_3_maintenance_and_firewall_reviews_on_the_running_server() {
+    let env = start().await;
+    let sysadm = sign_in(&env, &env.org.system_operations_administrator).await;
+    let office = env.staff_login().await;
+    // START is 2025-04-01T00:00Z; the lead time is a week.
+    let window = |starts: &str| {
+        json!({"window": "mw-2025-04", "starts_at": starts, "ends_at": "2025-04-20T06:00:00+09:00",
+               "affects": ["portal", "provider-gateway"], "summary": "OS updates"})
+    };
+    let soon = post(
+        &env,
+        &sysadm,
+        "/api/v1/ops/maintenance",
+        window("2025-04-02T02:00:00+09:00"),
+    )
+    .await;
+    assert_eq!(soon.0, 403, "{}", soon.1);
+    assert_eq!(soon.1["error"]["clause"], "P4.3", "{}", soon.1);
+    let got = post(
+        &env,
+        &office,
+        "/api/v1/ops/maintenance",
+        window("2025-04-20T02:00:00+09:00"),
+    )
+    .await;
+    refused(&got, 403, "staff.role_required", "P4.3");
+    let mut bad = window("2025-04-20T02:00:00+09:00");
+    bad["affects"] = json!(["everything"]);
+    let got = post(&env, &sysadm, "/api/v1/ops/maintenance", bad).await;
+    refused(&got, 422, "request.invalid", "P4.3");
+    let got = post(
+        &env,
+        &sysadm,
+        "/api/v1/ops/maintenance",
+        window("2025-04-20T02:00:00+09:00"),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "maintenance.scheduled").await;
+    let got = post(
+        &env,
+        &sysadm,
+        "/api/v1/ops/maintenance/mw-2025-04/cancel",
+        json!(null),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "maintenance.cancelled").await;
+
+    let review = json!({"from": "2025-03-25T00:00:00+09:00", "to": "2025-04-01T00:00:00+09:00"});
+    let got = post(
+        &env,
+        &office,
+        "/api/v1/ops/firewall-reviews",
+        review.clone(),
+    )
+    .await;
+    refused(&got, 403, "staff.role_required", "P4.5(1)");
+    let got = post(&env, &sysadm, "/api/v1/ops/firewall-reviews", review).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "firewall.reviewed").await;
+}
+
+/// GET with a bearer token: status and body.
+async fn get(env: &Env, s: &Session, path: &str) -> (u16, Value) {
+    let r = env
+        .http
+        .get(env.url(path))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Issue 15 §1 (P4.7, P4.9): a medium approved, issued, returned and disposed of
+/// on the running server, in the ledger's order and by the administrator only;
+/// bad input changes nothing; the ledger entry is for staff with a role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_7_p4_9_the_media_ledger_and_disposals_on_the_running_server() {
+    let env = start().await;
+    let soa = env.org.system_operations_administrator.as_str();
+    let sysadm = sign_in(&env, &env.org.system_operations_administrator).await;
+    let office = env.staff_login().await;
+    let person = env.person("media@example.jp").await;
+    let digest = "ab".repeat(32);
+    let approval = json!({"id": "usb-0007", "kind": "usb-memory", "digest": digest,
+        "custodian": soa, "storage": "cabinet-a1", "purpose": "annual-report"});
+    let media = "/api/v1/ops/media";
+
+    // Refused to the wrong role, to an individual, to a cookie without CSRF, and
+    // for malformed input; none of it changes the log.
+    let head = env.platform.head().count;
+    let got = post(&env, &office, media, approval.clone()).await;
+    refused(&got, 403, "staff.role_required", "P4.7(1)");
+    let got = post(&env, &person, media, approval.clone()).await;
+    refused(&got, 403, "auth.role", "P4.6(2)");
+    let got = post_cookie_without_csrf(&env, &sysadm, media, approval.clone()).await;
+    refused(&got, 403, "csrf.invalid", "P4.6(1)");
+    for (field, value, clause) in [
+        ("digest", json!("AB"), "P4.7(2)"),
+        ("kind", json!("floppy"), "P4.7(2)"),
+        ("id", json!("USB 7"), "P4.7(2)"),
+        ("purpose", json!("free prose, not a code"), "P4.7(1)"),
+    ] {
+        let mut bad = approval.clone();
+        bad[field] = value;
+        refused(
+            &post(&env, &sysadm, media, bad).await,
+            422,
+            "request.invalid",
+            clause,
+        );
+    }
+    let mut extra = approval.clone();
+    extra["contents"] = json!("the data itself");
+    let got = post(&env, &sysadm, media, extra).await;
+    assert_eq!(got.0, 422, "{}", got.1);
+    assert_eq!(env.platform.head().count, head, "refusals append nothing");
+
+    // Approved: the answer names the event and the medium.
+    let got = post(&env, &sysadm, media, approval.clone()).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(&env, &got.1, "media.export_approved").await;
+    assert_eq!(got.1["made"], json!(["usb-0007"]));
+    let got = post(&env, &sysadm, media, approval.clone()).await;
+    refused(&got, 409, "media.already_in_ledger", "P4.7(2)");
+    let mut fresh = approval.clone();
+    fresh.as_object_mut().unwrap().remove("id");
+    let got = post(&env, &sysadm, media, fresh).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert!(
+        got.1["made"][0].as_str().unwrap().starts_with("med-"),
+        "{}",
+        got.1
+    );
+
+    ledger_in_order(&env, &sysadm, &digest).await;
+    ledger_entry_for_staff(&env, &sysadm, &office, &person).await;
+    disposals_outside_the_ledger(&env, &sysadm, &office).await;
+}
+
+/// Issue, return and disposal in the ledger's order only (P4.7(2), P4.9).
+async fn ledger_in_order(env: &Env, sysadm: &Session, digest: &str) {
+    let at = |what: &str| format!("/api/v1/ops/media/usb-0007/{what}");
+    let got = post(env, sysadm, &at("return"), json!({"storage": "cabinet-a2"})).await;
+    refused(&got, 403, "media.not_issued", "P4.7(2)");
+    let other = "cd".repeat(32);
+    let got = post(env, sysadm, &at("issue"), json!({"digest": other})).await;
+    refused(&got, 403, "media.contents_differ", "P4.7(1)");
+    let got = post(env, sysadm, &at("issue"), json!({"digest": digest})).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(env, &got.1, "media.issued").await;
+    let destroy = json!({"method": "destroy"});
+    let got = post(env, sysadm, &at("disposal"), destroy.clone()).await;
+    refused(&got, 403, "media.not_in_storage", "P4.7(2)");
+    let got = post(env, sysadm, &at("return"), json!({"storage": "cabinet-a2"})).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(env, &got.1, "media.returned").await;
+
+    let head = env.platform.head().count;
+    let got = post(env, sysadm, &at("disposal"), json!({"method": "burn"})).await;
+    refused(&got, 422, "request.invalid", "P4.9(2)");
+    let soon = json!({"method": "destroy", "at": "tomorrow"});
+    let got = post(env, sysadm, &at("disposal"), soon).await;
+    refused(&got, 422, "request.invalid", "P4.9(3)");
+    assert_eq!(env.platform.head().count, head);
+    let later = json!({"method": "destroy", "at": "2030-01-01T00:00:00Z"});
+    let got = post(env, sysadm, &at("disposal"), later).await;
+    refused(&got, 403, "disposal.future", "P4.9(3)");
+    let got = post(env, sysadm, &at("disposal"), json!({"method": "purge"})).await;
+    refused(&got, 403, "disposal.not_destroyed", "P4.9(2)");
+    let got = post(env, sysadm, &at("disposal"), destroy.clone()).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(env, &got.1, "media.disposed").await;
+    let got = post(env, sysadm, &at("disposal"), destroy).await;
+    refused(&got, 403, "media.disposed", "P4.7(2)");
+}
+
+/// The ledger entry: any staff member with a role, never an individual.
+async fn ledger_entry_for_staff(env: &Env, sysadm: &Session, office: &Session, person: &Session) {
+    let path = "/api/v1/ops/media/usb-0007";
+    for s in [sysadm, office] {
+        let got = get(env, s, path).await;
+        assert_eq!(got.0, 200, "{}", got.1);
+        assert_eq!(got.1["status"], "disposed", "{}", got.1);
+        assert_eq!(got.1["contents_digest"], "ab".repeat(32), "{}", got.1);
+        assert_eq!(
+            got.1["disposal"]["method"]["method"], "destroy",
+            "{}",
+            got.1
+        );
+    }
+    refused(
+        &get(env, person, path).await,
+        403,
+        "media.ledger_staff_only",
+        "P4.7(2)",
+    );
+    let got = get(env, sysadm, "/api/v1/ops/media/usb-9999").await;
+    assert_eq!(got.0, 404, "{}", got.1);
+    let got = get(env, sysadm, "/api/v1/ops/media/USB-1").await;
+    refused(&got, 422, "request.invalid", "P4.7(2)");
+}
+
+/// Disposals of paper and media outside the ledger (P4.9).
+async fn disposals_outside_the_ledger(env: &Env, sysadm: &Session, office: &Session) {
+    let path = "/api/v1/ops/disposals";
+    let paper = json!({"id": "paper-2025-04", "subject": "paper", "item": "batch-17",
+        "method": "shred", "at": "2025-03-31T10:00:00+09:00"});
+    refused(
+        &post(env, office, path, paper.clone()).await,
+        403,
+        "staff.role_required",
+        "P4.9(3)",
+    );
+    let head = env.platform.head().count;
+    let mut melt = paper.clone();
+    melt["method"] = json!("melt");
+    refused(
+        &post(env, sysadm, path, melt).await,
+        422,
+        "request.invalid",
+        "P4.9",
+    );
+    let mut bad = paper.clone();
+    bad["subject"] = json!("cloud");
+    refused(
+        &post(env, sysadm, path, bad).await,
+        422,
+        "request.invalid",
+        "P4.9",
+    );
+    assert_eq!(env.platform.head().count, head);
+    let mut wrong = paper.clone();
+    wrong["method"] = json!("destroy");
+    let got = post(env, sysadm, path, wrong).await;
+    refused(&got, 403, "disposal.method", "P4.9(1)");
+    let got = post(env, sysadm, path, paper.clone()).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    names_event(env, &got.1, "disposal.recorded").await;
+    assert_eq!(got.1["made"], json!(["paper-2025-04"]));
+    let got = post(env, sysadm, path, paper).await;
+    refused(&got, 403, "disposal.duplicate", "P4.9(3)");
 }

@@ -2,7 +2,7 @@
 //! server: one person's concurrent writes all succeed (issue 22 §9), and a sign-up
 //! cut half-way locks nobody out (issue 19 §1).
 
-mod web_common;
+use crate::web_common;
 
 use mebyo_platform::{Fault, RegistrationStep};
 use serde_json::{Value, json};

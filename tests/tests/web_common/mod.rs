@@ -21,6 +21,28 @@ pub const PERSON_PASSWORD: &str = "person-password-1";
 /// The bearer token `/metrics` needs in these tests (issue 22 §7).
 pub const METRICS_TOKEN: &str = "metrics-token-for-tests";
 
+/// The second-factor secret the tests' privileged staff enrolled.
+pub fn totp_secret() -> mebyo_crypto::TotpSecret {
+    mebyo_crypto::TotpSecret::from_bytes(b"mebyo-tests-totp-key").unwrap()
+}
+
+/// Posts the code of [`totp_secret`] for TOTP step `step` as a pending staff
+/// session's second factor.
+pub async fn post_code(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    step: u64,
+) -> reqwest::Response {
+    let code = totp_secret().code_at(step * mebyo_crypto::TOTP_STEP_S);
+    http.post(format!("{base}/api/v1/session/second-factor"))
+        .bearer_auth(token)
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap()
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub clock: ManualClock,
@@ -29,6 +51,9 @@ pub struct Env {
     pub org: Org,
     pub provider: OnboardedProvider,
     pub http: reqwest::Client,
+    /// The last TOTP step a test sign-in gave (one secret serves every staff
+    /// member here, so one step is kept for all: a little stricter than needed).
+    pub used_step: std::sync::Mutex<Option<u64>>,
 }
 
 pub async fn start() -> Env {
@@ -75,6 +100,12 @@ pub async fn start_with(tweak: impl FnOnce(&mut WebConfig)) -> Env {
             .await
             .unwrap();
     }
+    // Every role but the office signs in with a second factor (issue 15 §5):
+    // enrolled here with a known secret, its codes computed on the test clock.
+    for staff in [&org.prefecture, &org.auditor, &org.operations_manager] {
+        web.enrol_second_factor(&Subject::Staff(staff.clone()), &totp_secret())
+            .unwrap();
+    }
     web.set_password(
         &Subject::Provider(provider.id.clone()),
         PROVIDER_PASSWORD,
@@ -91,6 +122,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut WebConfig)) -> Env {
         org,
         provider,
         http,
+        used_step: std::sync::Mutex::new(None),
     }
 }
 
@@ -140,12 +172,58 @@ impl Env {
             .unwrap()
             .to_string();
         let body: Value = r.json().await.unwrap();
-        Session {
+        let s = Session {
             token: body["token"].as_str().unwrap().into(),
             csrf: body["csrf_token"].as_str().unwrap().into(),
             set_cookie: cookie,
             id: body["id"].as_str().unwrap().into(),
+        };
+        if body["next"] == "second_factor" {
+            let r = self.give_code(&s).await;
+            assert_eq!(
+                r.status(),
+                200,
+                "second factor of {login}: {:?}",
+                r.text().await
+            );
         }
+        s
+    }
+
+    /// Posts the current TOTP code of [`totp_secret`] for a pending staff
+    /// session. A code is accepted once, so when this step's code was used, the
+    /// next step's is given (the server accepts one step ahead) or, failing that,
+    /// the clock moves on one step.
+    pub async fn give_code(&self, s: &Session) -> reqwest::Response {
+        let now_s = || (self.platform.now().0 / 1_000_000) as u64;
+        // In a block: the guard must be gone before the await.
+        let step = {
+            let mut used = self.used_step.lock().unwrap();
+            let mut step = now_s() / mebyo_crypto::TOTP_STEP_S;
+            if used.is_some_and(|u| u >= step) {
+                step += 1;
+            }
+            if used.is_some_and(|u| u >= step) {
+                self.clock
+                    .advance(mebyo_crypto::TOTP_STEP_S as i64 * 1_000_000);
+                step = now_s() / mebyo_crypto::TOTP_STEP_S + 1;
+            }
+            *used = Some(step);
+            step
+        };
+        post_code(&self.http, &self.web.url(), &s.token, step).await
+    }
+
+    /// Gives a staff member the tests' password and second factor.
+    pub async fn staff_account(&self, staff: &mebyo_domain::StaffId) {
+        let subject = Subject::Staff(staff.clone());
+        self.web
+            .set_password(&subject, STAFF_PASSWORD, None)
+            .await
+            .unwrap();
+        self.web
+            .enrol_second_factor(&subject, &totp_secret())
+            .unwrap();
     }
 
     pub async fn staff_login(&self) -> Session {

@@ -1,0 +1,163 @@
+//! A first start cut short is finished by the next one (issue 19 §2). The real
+//! binary is stopped at each step of a new directory's set-up as a crash would
+//! stop it (`MEBYO_FAULT_POINT`: an exit with nothing undone), then started
+//! again: it must serve, with the whole staff organisation appointed, the policy
+//! published, a one-time password for every staff member, and a chain that
+//! verifies. A directory whose init was cut short is refused by everything that
+//! only opens it, naming what to do.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use mebyo_platform::{Platform, PlatformError, fault};
+use mebyo_tests::{mebyo_bin, path_str};
+
+/// The staff `serve` appoints on a new directory, with `init`'s head.
+const STAFF: [&str; 6] = [
+    "ba-0001",
+    "om-0001",
+    "soa-0001",
+    "office-0001",
+    "pref-0001",
+    "audit-0001",
+];
+
+fn mebyo(args: &[&str], fault_point: Option<&str>) -> Output {
+    let mut cmd = Command::new(mebyo_bin());
+    cmd.args(args).env("MEBYO_LOG", "error");
+    match fault_point {
+        Some(p) => cmd.env(fault::VAR, p),
+        None => cmd.env_remove(fault::VAR),
+    };
+    cmd.stdin(Stdio::null()).output().expect("running mebyo")
+}
+
+/// `mebyo serve` on `data` until it listens, then stopped with SIGTERM.
+fn serve_once(data: &Path) -> String {
+    let mut child = Command::new(mebyo_bin())
+        .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+        .env("MEBYO_LOG", "error")
+        .env_remove(fault::VAR)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("running mebyo serve");
+    let (_, printed) = mebyo_tests::wait_for_listening(&mut child);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success(), "serve stopped cleanly");
+    printed
+}
+
+/// The directory holds a whole platform: every staff member appointed, the
+/// policy in force, a one-time password each, a chain that verifies.
+fn whole(data: &Path) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let p = Platform::open(data, Default::default())
+            .await
+            .expect("opens");
+        for id in STAFF {
+            let staff = mebyo_domain::StaffId::new(id).unwrap();
+            let state = p.staff_state(&staff).await.unwrap();
+            assert!(!state.roles.is_empty(), "{id} holds no role");
+        }
+        assert!(
+            p.policy_in_force().await.unwrap().is_some(),
+            "no policy in force"
+        );
+    });
+    let passwords = std::fs::read_to_string(data.join("auth/initial-passwords.txt")).unwrap();
+    for id in STAFF {
+        let lines = passwords
+            .lines()
+            .filter(|l| l.starts_with(&format!("{id} ")))
+            .count();
+        assert_eq!(lines, 1, "{id}: one one-time password in {passwords}");
+    }
+    let verify = mebyo(&["audit", "verify", "--data", path_str(data)], None);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn p3_1_a_first_start_cut_short_at_any_step_is_finished_by_the_next() {
+    for point in [
+        "init.after_keystore",
+        "init.after_ledger",
+        "serve.before_org",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let args = [
+            "serve",
+            "--data",
+            path_str(&data),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        let cut = mebyo(&args, Some(point));
+        assert_eq!(
+            cut.status.code(),
+            Some(fault::EXIT_STATUS),
+            "{point}: {cut:?}"
+        );
+        if point == "init.after_ledger" {
+            // Half made: refused by whatever only opens it, saying what to do.
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let opened = rt.block_on(Platform::open(&data, Default::default()));
+            assert!(
+                matches!(opened, Err(PlatformError::InitInterrupted(_))),
+                "{point}"
+            );
+            let verify = mebyo(&["audit", "verify", "--data", path_str(&data)], None);
+            assert!(
+                !verify.status.success(),
+                "{point}: verify of a half-made platform"
+            );
+        }
+        let printed = serve_once(&data);
+        assert!(
+            printed.contains("one-time passwords of 6 staff accounts"),
+            "{point}: {printed}"
+        );
+        whole(&data);
+        assert!(!data.join("init.pending").exists() && !data.join("first-start.pending").exists());
+        // And a second start changes nothing of it.
+        let printed = serve_once(&data);
+        assert!(
+            !printed.contains("one-time passwords"),
+            "{point}: {printed}"
+        );
+    }
+}
+
+#[test]
+fn p3_1_an_init_cut_short_is_redone_and_a_finished_one_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let init = ["init", "--data", path_str(&data)];
+    let cut = mebyo(&init, Some("init.after_ledger"));
+    assert_eq!(cut.status.code(), Some(fault::EXIT_STATUS), "{cut:?}");
+    assert!(data.join("init.pending").exists());
+    let again = mebyo(&init, None);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(!data.join("init.pending").exists());
+    // A finished one is never touched again.
+    let third = mebyo(&init, None);
+    assert!(!third.status.success());
+    assert!(String::from_utf8_lossy(&third.stderr).contains("already holds a ledger"));
+}
