@@ -77,3 +77,132 @@ async fn a_sign_up_cut_half_way_can_be_retried_and_signed_in_p2_1() {
     assert_eq!(r.status(), 202, "{:?}", r.text().await);
     assert_eq!(env.platform.head().count, head);
 }
+
+/// POSTs `body` to `path` as `s`, with `key` as its `Idempotency-Key`.
+async fn keyed(env: &Env, s: &Session, path: &str, key: &str, body: &Value) -> reqwest::Response {
+    env.http
+        .post(env.url(path))
+        .bearer_auth(&s.token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The id a 201 answered, and whether it was a replay.
+async fn made(r: reqwest::Response) -> (String, bool) {
+    assert_eq!(r.status(), 201, "{:?}", r.headers());
+    let replayed = r.headers()["idempotent-replayed"] == "true";
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, replayed)
+}
+
+async fn count(env: &Env, s: &Session, path: &str) -> usize {
+    let r = env
+        .http
+        .get(env.url(path))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Vec<Value>>().await.unwrap().len()
+}
+
+/// Issue 19 §5: a client that lost the answer to a write (or got a 500 for a
+/// write that was in fact durable) retries with the same `Idempotency-Key` and
+/// gets the first answer, never a second record (P2(1)); a key reused for a
+/// different request, or malformed, is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2_1_a_vital_retried_with_its_idempotency_key_is_one_record() {
+    let env = start().await;
+    let s = env.person("retry@example.jp").await;
+    let path = "/api/v1/me/vitals";
+    let bp = json!({"kind": "blood_pressure", "systolic": 120, "diastolic": 80});
+    // Sent at once, as a client that times out and retries: one record.
+    let sent = (0..6).map(|_| keyed(&env, &s, path, "bp-2026-12-03.1", &bp));
+    let mut ids = Vec::new();
+    for r in futures::future::join_all(sent).await {
+        ids.push(made(r).await);
+    }
+    let first = ids[0].0.clone();
+    assert!(ids.iter().all(|(id, _)| *id == first), "{ids:?}");
+    assert_eq!(
+        ids.iter().filter(|(_, replayed)| !replayed).count(),
+        1,
+        "{ids:?}"
+    );
+    // Later (the request named no time, so its time was the first one's).
+    env.advance_minutes(5);
+    assert_eq!(
+        made(keyed(&env, &s, path, "bp-2026-12-03.1", &bp).await).await,
+        (first.clone(), true)
+    );
+    assert_eq!(count(&env, &s, "/api/v1/me/records").await, 1);
+    // The same key for another request: refused, nothing written.
+    let other = json!({"kind": "blood_pressure", "systolic": 121, "diastolic": 80});
+    let r = keyed(&env, &s, path, "bp-2026-12-03.1", &other).await;
+    assert_refusal(r, 422, "request.idempotency_key_reused", "P2(1)").await;
+    for bad in ["a b", "", &"k".repeat(129), "名前"] {
+        let r = env
+            .http
+            .post(env.url(path))
+            .bearer_auth(&s.token)
+            .header(
+                "Idempotency-Key",
+                reqwest::header::HeaderValue::from_bytes(bad.as_bytes()).unwrap(),
+            )
+            .json(&bp)
+            .send()
+            .await
+            .unwrap();
+        assert_refusal(r, 422, "request.idempotency_key_invalid", "P2(1)").await;
+    }
+    assert_eq!(count(&env, &s, "/api/v1/me/records").await, 1);
+    // A new key is a new record; another person's equal key is theirs.
+    let (second, replayed) = made(keyed(&env, &s, path, "bp-2026-12-03.2", &bp).await).await;
+    assert!(second != first && !replayed);
+    let t = env.person("other@example.jp").await;
+    let (theirs, replayed) = made(keyed(&env, &t, path, "bp-2026-12-03.1", &bp).await).await;
+    assert!(theirs != first && !replayed);
+    assert_eq!(count(&env, &s, "/api/v1/me/records").await, 2);
+    assert_eq!(count(&env, &t, "/api/v1/me/records").await, 1);
+    // Without a key every write is new, as before.
+    let (plain, replayed) = made(
+        env.http
+            .post(env.url(path))
+            .bearer_auth(&s.token)
+            .json(&bp)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(plain != first && !replayed);
+}
+
+/// Issue 19 §5 for consents: the same grant retried is one consent (P4.6(2)).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_6_2_a_consent_retried_with_its_idempotency_key_is_one_consent() {
+    let env = start().await;
+    let s = env.person("grant@example.jp").await;
+    let path = "/api/v1/me/consents";
+    let grant =
+        json!({"provider": "clinic-a", "categories": ["vitals"], "purpose": "care", "days": 30});
+    let (first, replayed) = made(keyed(&env, &s, path, "grant-1", &grant).await).await;
+    assert!(!replayed);
+    env.advance_minutes(10);
+    assert_eq!(
+        made(keyed(&env, &s, path, "grant-1", &grant).await).await,
+        (first.clone(), true)
+    );
+    let longer =
+        json!({"provider": "clinic-a", "categories": ["vitals"], "purpose": "care", "days": 31});
+    let r = keyed(&env, &s, path, "grant-1", &longer).await;
+    assert_refusal(r, 422, "request.idempotency_key_reused", "P2(1)").await;
+    assert_eq!(count(&env, &s, path).await, 1);
+}

@@ -157,12 +157,9 @@ pub fn valid_nonce(n: &str) -> bool {
     (32..=64).contains(&n.len()) && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// 1 to 128 characters of `[A-Za-z0-9._:-]`.
-pub fn valid_idempotency_key(k: &str) -> bool {
-    (1..=128).contains(&k.len())
-        && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
+/// 1 to 128 characters of `[A-Za-z0-9._:-]`: the platform's one rule for keys,
+/// shared with the JSON API's `Idempotency-Key`.
+pub use mebyo_platform::idempotency::valid_key as valid_idempotency_key;
 
 /// The body of every error reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

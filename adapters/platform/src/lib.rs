@@ -16,6 +16,7 @@ pub mod auth;
 pub mod codec;
 pub mod dirs;
 pub mod duties;
+pub mod idempotency;
 pub mod keyring;
 pub mod loss;
 pub mod receipt;

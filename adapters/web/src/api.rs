@@ -238,17 +238,32 @@ pub async fn change_password(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/vitals", request_body = svc::VitalInput,
-    responses((status = 201, body = Created), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 422, description = "A value out of range, or diastolic not below systolic", body = ErrorEnvelope)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the write safe to retry: 1 to 128 characters of [A-Za-z0-9._:-], chosen anew for each new record. A retry with the same key and request answers the first record (201, `Idempotent-Replayed: true`) and writes nothing, across restarts; the same key with a different request is refused (422 `request.idempotency_key_reused`).")),
+    responses((status = 201, body = Created, headers(("Idempotent-Replayed" = String, description = "`true` when the answer is an earlier request's with the same Idempotency-Key"))), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 422, description = "A value out of range, diastolic not below systolic, or an Idempotency-Key malformed or reused for a different request", body = ErrorEnvelope)),
     description = "Enter a vital sign (blood pressure, body weight) as a self-entered FHIR Observation.")]
 pub async fn add_vital(
     State(st): State<AppState>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<svc::VitalInput>,
-) -> ApiResult<(StatusCode, Json<Created>)> {
+) -> ApiResult<Keyed> {
     let a = svc::signed_in(&st, &headers)?;
     svc::check_csrf(&a, svc::csrf_header(&headers))?;
-    let id = svc::add_vital(&st, &a, input).await?;
-    Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
+    let key = svc::idempotency_key(&headers)?;
+    let w = svc::add_vital(&st, &a, input, key).await?;
+    Ok(created(w.record.to_string(), w.replayed))
+}
+
+/// A keyed write's answer: 201 and the id, whether made now or replayed
+/// (`Idempotent-Replayed` tells which), so that a retry sees the first answer.
+type Keyed = (StatusCode, [(&'static str, &'static str); 1], Json<Created>);
+
+fn created(id: String, replayed: bool) -> Keyed {
+    let replayed = if replayed { "true" } else { "false" };
+    (
+        StatusCode::CREATED,
+        [("idempotent-replayed", replayed)],
+        Json(Created { id }),
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/me/consents", responses((status = 200, body = Vec<svc::ConsentView>), (status = 403, description = "Not an individual user", body = ErrorEnvelope)))]
@@ -261,17 +276,19 @@ pub async fn my_consents(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/consents", request_body = svc::ConsentInput,
-    responses((status = 201, body = Created), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 404, description = "No such provider", body = ErrorEnvelope), (status = 409, description = "In conflict with an existing consent", body = ErrorEnvelope), (status = 422, description = "A field breaks its rule", body = ErrorEnvelope)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the grant safe to retry, as for /api/v1/me/vitals: the same key and request answer the first consent (201, `Idempotent-Replayed: true`) and write nothing; the same key with a different request is refused (422 `request.idempotency_key_reused`).")),
+    responses((status = 201, body = Created, headers(("Idempotent-Replayed" = String, description = "`true` when the answer is an earlier request's with the same Idempotency-Key"))), (status = 403, description = "Not an individual user, or refused by the rules", body = ErrorEnvelope), (status = 404, description = "No such provider", body = ErrorEnvelope), (status = 409, description = "In conflict with an existing consent", body = ErrorEnvelope), (status = 422, description = "A field breaks its rule, or an Idempotency-Key malformed or reused for a different request", body = ErrorEnvelope)),
     description = "Grant a provider a consent: categories, purpose, expiry (P4.6(2)).")]
 pub async fn grant_consent(
     State(st): State<AppState>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<svc::ConsentInput>,
-) -> ApiResult<(StatusCode, Json<Created>)> {
+) -> ApiResult<Keyed> {
     let a = svc::signed_in(&st, &headers)?;
     svc::check_csrf(&a, svc::csrf_header(&headers))?;
-    let id = svc::grant_consent(&st, &a, input).await?;
-    Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
+    let key = svc::idempotency_key(&headers)?;
+    let g = svc::grant_consent(&st, &a, input, key).await?;
+    Ok(created(g.consent.to_string(), g.replayed))
 }
 
 #[utoipa::path(post, path = "/api/v1/me/consents/{consent}/revoke", params(("consent" = String, Path)),

@@ -131,6 +131,26 @@ impl ApiError {
         )
         .retry_after(retry_secs)
     }
+    /// An `Idempotency-Key` outside its syntax (issue 19 §5): refused before
+    /// anything is written, so no typed text reaches an id (P2(1), P4.8(1)).
+    pub fn idempotency_key_invalid() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "request.idempotency_key_invalid",
+            mebyo_domain::clause!("P2(1)"),
+            "Idempotency-Key must be 1 to 128 characters of [A-Za-z0-9._:-]",
+        )
+    }
+    /// A key already used for a different request: 422, as the IETF draft asks;
+    /// the first request's record stays as it was (P2(1)).
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "request.idempotency_key_reused",
+            mebyo_domain::clause!("P2(1)"),
+            "this Idempotency-Key was sent with a different request; use a new key for a new record",
+        )
+    }
     pub fn invalid(clause: &str, message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,

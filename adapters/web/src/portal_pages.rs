@@ -239,7 +239,7 @@ async fn vitals_post(State(st): State<AppState>, headers: HeaderMap, body: Bytes
                 ));
             }
         };
-        svc::add_vital(&st, &a, input).await?;
+        svc::add_vital(&st, &a, input, None).await?;
         Ok(see_other("/portal?done=vitals"))
     };
     run.await.page(l, "/portal")
@@ -362,7 +362,7 @@ async fn consents_post(State(st): State<AppState>, headers: HeaderMap, body: Byt
             })?,
             years_back: None,
         };
-        svc::grant_consent(&st, &a, input).await?;
+        svc::grant_consent(&st, &a, input, None).await?;
         Ok::<_, ApiError>(see_other("/portal/consents?done=granted"))
     };
     run.await.page(l, "/portal/consents")

@@ -111,6 +111,22 @@ pub fn csrf_header(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
 }
 
+/// The request's `Idempotency-Key` (IETF draft-ietf-httpapi-idempotency-key-header),
+/// if it sent one. A malformed key is refused before anything is written: a key
+/// that could carry typed text must not reach a derived id (P4.8(1)).
+pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(v) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(k) if mebyo_platform::idempotency::valid_key(k) => Ok(Some(k)),
+        _ => Err(ApiError::idempotency_key_invalid()),
+    }
+}
+
+/// The request header that makes a write safe to retry (issue 19 §5).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 pub fn individual(a: &Authed) -> ApiResult<(PersonId, Actor)> {
     match &a.session.principal {
         Principal::Individual { person, .. } => Ok((person.clone(), a.session.principal.actor())),
@@ -780,12 +796,125 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
     Some(Timestamp((t.unix_timestamp_nanos() / 1000) as i64))
 }
 
-pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResult<RecordId> {
+/// What a vital-sign write answered: the record, and whether it was made just
+/// now or by an earlier request with the same `Idempotency-Key`.
+pub struct Written {
+    pub record: RecordId,
+    pub replayed: bool,
+}
+
+/// Enters a vital sign. With an idempotency key (issue 19 §5) the record's id is
+/// derived from the person and the key, so the ledger remembers the key: a retry
+/// of the same request (after a lost answer, a 500 for a write that was in fact
+/// durable, or a restart) answers the first record and writes nothing; the same
+/// key on a different request is refused (422) and changes nothing.
+pub async fn add_vital(
+    st: &AppState,
+    a: &Authed,
+    input: VitalInput,
+    key: Option<&str>,
+) -> ApiResult<Written> {
     let (person, actor) = individual(a)?;
     let now = st.platform.now();
+    let Some(key) = key else {
+        let record = RecordId::new(st.platform.new_id("rec")).expect("valid id");
+        submit_vital(
+            st,
+            &actor,
+            &person,
+            &record,
+            vital_resource(&person, &input, now, now)?,
+        )
+        .await?;
+        return Ok(Written {
+            record,
+            replayed: false,
+        });
+    };
+    let record = RecordId::new(mebyo_platform::idempotency::derived_id(
+        "rec",
+        person.as_str(),
+        key,
+    ))
+    .expect("a derived id is a valid id");
+    if let Some(w) = keyed_replay(st, &person, &record, &input, now).await? {
+        return Ok(w);
+    }
+    let built = vital_resource(&person, &input, now, now)?;
+    match submit_vital(st, &actor, &person, &record, built).await {
+        // A concurrent request with the same key got there first.
+        Err(e) if e.body.code == "record.exists" => keyed_replay(st, &person, &record, &input, now)
+            .await?
+            .ok_or(e),
+        other => other.map(|()| Written {
+            record,
+            replayed: false,
+        }),
+    }
+}
+
+/// The answer to a keyed request whose record exists: the first one's, if this
+/// request is the same one (its vital rebuilt at the first one's time, when it
+/// named none, is the stored resource), else the key's reuse refused.
+async fn keyed_replay(
+    st: &AppState,
+    person: &PersonId,
+    record: &RecordId,
+    input: &VitalInput,
+    now: Timestamp,
+) -> ApiResult<Option<Written>> {
+    let state = st.platform.records_state(person).await?;
+    let Some(first) = state.records.get(record) else {
+        return Ok(None);
+    };
+    let (resource, _) = vital_resource(person, input, first.entry.effective_at, now)?;
+    if first.entry.category != Category::Vitals || first.entry.resource.value() != resource {
+        return Err(ApiError::idempotency_key_reused());
+    }
+    Ok(Some(Written {
+        record: record.clone(),
+        replayed: true,
+    }))
+}
+
+async fn submit_vital(
+    st: &AppState,
+    actor: &Actor,
+    person: &PersonId,
+    record: &RecordId,
+    (resource, effective_at): (serde_json::Value, Timestamp),
+) -> ApiResult<()> {
+    outcome(
+        st.platform
+            .records(
+                actor,
+                person,
+                RecordCommand::Submit(Submission {
+                    record: record.clone(),
+                    category: Category::Vitals,
+                    effective_at,
+                    resource,
+                    origin: Origin::SelfEntered,
+                    created_by: None,
+                    original_identifier: None,
+                }),
+            )
+            .await,
+    )?;
+    Ok(())
+}
+
+/// The FHIR Observation of a vital sign and its clinical time: the input's, or
+/// `default_at` when it names none. Values out of range are refused (P2(1)).
+fn vital_resource(
+    person: &PersonId,
+    input: &VitalInput,
+    default_at: Timestamp,
+    now: Timestamp,
+) -> ApiResult<(serde_json::Value, Timestamp)> {
     let at = |s: &Option<String>| -> ApiResult<Timestamp> {
         match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => Ok(now),
+            None => Ok(default_at),
             Some(s) => {
                 let t = parse_time(s).ok_or_else(|| {
                     ApiError::invalid(mebyo_domain::clause!("P2(1)"), "time must be RFC 3339")
@@ -800,7 +929,7 @@ pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResul
             }
         }
     };
-    let (resource, effective_at) = match &input {
+    match input {
         VitalInput::BloodPressure {
             systolic,
             diastolic,
@@ -816,7 +945,7 @@ pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResul
                 ));
             }
             let t = at(t)?;
-            (world::blood_pressure(&person, *systolic, *diastolic, t), t)
+            Ok((world::blood_pressure(person, *systolic, *diastolic, t), t))
         }
         VitalInput::BodyWeight { kg, at: t } => {
             if !kg.is_finite() || !(1.0..=500.0).contains(kg) {
@@ -827,28 +956,9 @@ pub async fn add_vital(st: &AppState, a: &Authed, input: VitalInput) -> ApiResul
             }
             let t = at(t)?;
             let kg = (kg * 10.0).round() / 10.0;
-            (world::body_weight(&person, kg, t), t)
+            Ok((world::body_weight(person, kg, t), t))
         }
-    };
-    let record = RecordId::new(st.platform.new_id("rec")).expect("valid id");
-    outcome(
-        st.platform
-            .records(
-                &actor,
-                &person,
-                RecordCommand::Submit(Submission {
-                    record: record.clone(),
-                    category: Category::Vitals,
-                    effective_at,
-                    resource,
-                    origin: Origin::SelfEntered,
-                    created_by: None,
-                    original_identifier: None,
-                }),
-            )
-            .await,
-    )?;
-    Ok(record)
+    }
 }
 
 // ---- consents (P4.6(2)) --------------------------------------------------------------
@@ -907,8 +1017,9 @@ pub struct ConsentInput {
     pub years_back: Option<i64>,
 }
 
-pub async fn grant_consent(st: &AppState, a: &Authed, input: ConsentInput) -> ApiResult<ConsentId> {
-    let (person, actor) = individual(a)?;
+/// The provider, categories and years back a grant asks for, each in its bounds
+/// (P4.6(2)).
+fn consent_terms(input: &ConsentInput) -> ApiResult<(ProviderId, BTreeSet<Category>, i64)> {
     let provider = ProviderId::new(input.provider.as_str()).map_err(|_| {
         ApiError::invalid(mebyo_domain::clause!("P4.6(2)"), "provider id is malformed")
     })?;
@@ -931,29 +1042,86 @@ pub async fn grant_consent(st: &AppState, a: &Authed, input: ConsentInput) -> Ap
             "too many categories",
         ));
     }
+    Ok((provider, input.categories.iter().copied().collect(), years))
+}
+
+/// What a consent grant answered: the consent, and whether an earlier request
+/// with the same `Idempotency-Key` made it.
+pub struct Granted {
+    pub consent: ConsentId,
+    pub replayed: bool,
+}
+
+/// Grants a consent. With an idempotency key its id is derived from the person
+/// and the key (issue 19 §5), as [`add_vital`] does for records.
+pub async fn grant_consent(
+    st: &AppState,
+    a: &Authed,
+    input: ConsentInput,
+    key: Option<&str>,
+) -> ApiResult<Granted> {
+    let (person, actor) = individual(a)?;
+    let (provider, categories, years) = consent_terms(&input)?;
+    let consent = match key {
+        Some(k) => ConsentId::new(mebyo_platform::idempotency::derived_id(
+            "consent",
+            person.as_str(),
+            k,
+        ))
+        .expect("a derived id is a valid id"),
+        None => ConsentId::new(st.platform.new_id("consent")).expect("valid id"),
+    };
+    // The request as the consent it would make, relative to its grant time.
+    let same = |c: &mebyo_domain::consent::Consent| {
+        c.provider == provider
+            && c.categories == categories
+            && c.purpose == input.purpose
+            && c.expires_at.0 - c.granted_at.0 == Duration::days(input.days).0
+            && c.granted_at.0 - c.period.from.0 == years * YEAR_US + 1
+    };
+    let replay = |state: &mebyo_domain::person::PersonState| match state.consents.get(&consent) {
+        None => Ok(None),
+        Some(c) if key.is_some() && same(c) => Ok(Some(Granted {
+            consent: consent.clone(),
+            replayed: true,
+        })),
+        Some(_) => Err(ApiError::idempotency_key_reused()),
+    };
+    if key.is_some()
+        && let Some(g) = replay(&*st.platform.person_state(&person).await?)?
+    {
+        return Ok(g);
+    }
     let now = st.platform.now();
     let expires_at = now + Duration::days(input.days);
-    let consent = ConsentId::new(st.platform.new_id("consent")).expect("valid id");
-    outcome(
-        st.platform
-            .person(
-                &actor,
-                &person,
-                PersonCommand::GrantConsent {
-                    consent: consent.clone(),
-                    provider,
-                    categories: input.categories.into_iter().collect(),
-                    purpose: input.purpose,
-                    period: Period {
-                        from: Timestamp(now.0 - years * YEAR_US - 1),
-                        to: expires_at,
-                    },
-                    expires_at,
+    let granted = st
+        .platform
+        .person(
+            &actor,
+            &person,
+            PersonCommand::GrantConsent {
+                consent: consent.clone(),
+                provider: provider.clone(),
+                categories: categories.clone(),
+                purpose: input.purpose,
+                period: Period {
+                    from: Timestamp(now.0 - years * YEAR_US - 1),
+                    to: expires_at,
                 },
-            )
-            .await,
-    )?;
-    Ok(consent)
+                expires_at,
+            },
+        )
+        .await;
+    match outcome(granted) {
+        // A concurrent request with the same key got there first.
+        Err(e) if key.is_some() && e.body.code == "consent.exists" => {
+            replay(&*st.platform.person_state(&person).await?)?.ok_or(e)
+        }
+        other => other.map(|_| Granted {
+            consent,
+            replayed: false,
+        }),
+    }
 }
 
 pub async fn revoke_consent(st: &AppState, a: &Authed, consent: &str) -> ApiResult<()> {
