@@ -206,3 +206,48 @@ async fn p4_6_2_a_consent_retried_with_its_idempotency_key_is_one_consent() {
     assert_refusal(r, 422, "request.idempotency_key_reused", "P2(1)").await;
     assert_eq!(count(&env, &s, path).await, 1);
 }
+
+/// Issue 19 §5: once the ledger stops taking writes (a full disk, a failed
+/// fsync), a write is answered 503 `ledger.stopped` (P4.4), saying it was not
+/// acknowledged, not a bare 500; `/readyz` takes the node out of service and
+/// says why and what to do. Reading one's records fails closed the same way:
+/// no data leaves before the event recording its access is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_4_a_stopped_ledger_answers_503_and_readiness_says_so() {
+    let env = start().await;
+    let s = env.person("full@example.jp").await;
+    let path = "/api/v1/me/vitals";
+    let bp = json!({"kind": "blood_pressure", "systolic": 118, "diastolic": 76});
+    made(keyed(&env, &s, path, "before", &bp).await).await;
+    let ready = env.http.get(env.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
+    env.platform
+        .store()
+        .inject_io_failure("No space left on device (os error 28)");
+    let r = keyed(&env, &s, path, "during", &bp).await;
+    let body = assert_refusal(r, 503, "ledger.stopped", "P4.4").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not acknowledged"),
+        "{body}"
+    );
+    let ready = env.http.get(env.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let health: Value = ready.json().await.unwrap();
+    assert_eq!(health["status"], "not_ready", "{health}");
+    let detail = health["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("stopped taking writes") && detail.contains("restart"),
+        "{detail}"
+    );
+    let r = env
+        .http
+        .get(env.url("/api/v1/me/records"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_refusal(r, 503, "ledger.stopped", "P4.4").await;
+}

@@ -142,6 +142,17 @@ impl PlatformError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, PlatformError::Contention(_))
     }
+
+    /// The ledger stopped taking writes after an IO failure (issue 19 §5): the
+    /// write was not acknowledged, and none will be until a restart.
+    pub fn is_ledger_stopped(&self) -> bool {
+        use mebyo_store::{AppendError, StoreError};
+        matches!(
+            self,
+            PlatformError::Store(StoreError::Poisoned(_))
+                | PlatformError::Append(AppendError::Store(StoreError::Poisoned(_)))
+        )
+    }
 }
 
 /// Settings kept in `DATA/mebyo.json`, written once by `init`, checked at every
@@ -664,6 +675,11 @@ impl Platform {
     }
     pub fn head(&self) -> Head {
         self.store.head()
+    }
+    /// Why the ledger stopped taking writes, if it has (see
+    /// [`EmbeddedStore::stopped`]).
+    pub fn ledger_stopped(&self) -> Option<String> {
+        self.store.stopped()
     }
     pub fn now(&self) -> Timestamp {
         Timestamp(self.clock.now_us())

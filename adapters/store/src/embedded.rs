@@ -1140,6 +1140,21 @@ fn read_stream(
 }
 
 impl EmbeddedStore {
+    /// Why the store stopped taking writes, if it has: a failed write or
+    /// `fdatasync` (after which the kernel may have dropped dirty pages, so no
+    /// retry may be acknowledged) stops it until it is reopened, which rescans
+    /// the file and keeps only what is there. Readiness reports it (issue 19 §5).
+    pub fn stopped(&self) -> Option<String> {
+        self.h.shared.poisoned.lock().clone()
+    }
+
+    /// Tests only: stop taking writes exactly as an IO failure does, without one
+    /// (the simulated disk that would make a real one is not built yet).
+    #[doc(hidden)]
+    pub fn inject_io_failure(&self, why: &str) {
+        *self.h.shared.poisoned.lock() = Some(why.to_string());
+    }
+
     async fn send(
         &self,
         req: Request,

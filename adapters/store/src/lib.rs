@@ -204,7 +204,11 @@ pub enum StoreError {
     Other(String),
 }
 
-/// Why an append did not happen. Nothing was written in any of these cases.
+/// Why an append was not acknowledged. Nothing was written, except possibly in
+/// one case: [`StoreError::Poisoned`] answered to the batch whose `fdatasync`
+/// failed, whose bytes may or may not be on disk. Its writer cannot tell, so
+/// it says "not acknowledged", never "not written"; a retry with the same
+/// idempotency key after the restart is safe either way.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     #[error("stream {stream}: expected {expected}, but it is at {actual}")]

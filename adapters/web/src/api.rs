@@ -560,7 +560,13 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     .map(|r| r.is_ok())
     .unwrap_or(false);
     let lag = head.saturating_sub(projected);
-    let detail = if !writable {
+    let detail = if let Some(why) = st.platform.ledger_stopped() {
+        // Nothing more is acknowledged until a restart reopens and rescans the
+        // log (issue 19 §5): out of service, saying so.
+        Some(format!(
+            "the ledger stopped taking writes ({why}); fix the cause (e.g. free disk space), then restart mebyo serve"
+        ))
+    } else if !writable {
         Some("data directory is not writable".to_string())
     } else if let Some(f) = st.views.failed() {
         Some(format!("read models stopped: {f}"))

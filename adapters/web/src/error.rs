@@ -224,6 +224,18 @@ impl ApiError {
         )
         .retry_after(1)
     }
+    /// The ledger stopped taking writes after a storage failure (a full disk, a
+    /// failed fsync): 503, saying what the client may and may not assume
+    /// (issue 19 §5, P4.4). Not "nothing was written": the batch whose fsync
+    /// failed may be on disk, which is what the idempotency key is for.
+    pub fn ledger_stopped() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger.stopped",
+            mebyo_domain::clause!("P4.4"),
+            "the ledger stopped taking writes after a storage failure; this write was not acknowledged. Send it again with the same Idempotency-Key once the platform has been restarted",
+        )
+    }
     pub fn unavailable(message: &str) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -281,6 +293,10 @@ impl From<PlatformError> for ApiError {
             // Nothing was written: say so, and that the same request may be sent again.
             tracing::warn!(error = %e, "write conflict answered as retryable");
             return Self::conflict();
+        }
+        if e.is_ledger_stopped() {
+            tracing::error!(error = %e, "a write met the stopped ledger");
+            return Self::ledger_stopped();
         }
         tracing::error!(error = %e, "platform failure");
         Self::internal()
