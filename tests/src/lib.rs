@@ -131,3 +131,62 @@ pub fn rfc3339_s(secs: i64) -> String {
         (s % 3600) / 60
     )
 }
+
+/// A running `mebyo serve`: killed and reaped when dropped, unless [`stop`]ped.
+pub struct Served {
+    pub child: std::process::Child,
+    /// `https://127.0.0.1:PORT`, as the server printed it.
+    pub url: String,
+    /// What it printed up to and with the `listening on` line.
+    pub printed: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mebyo serve --data DATA` on a free port, with `extra` arguments, once it
+/// listens. The one way the tests start the real server from its binary.
+// The child is killed and waited for by `Served`'s Drop, or by `stop`.
+#[allow(clippy::zombie_processes)]
+pub fn serve(data: &std::path::Path, extra: &[&str]) -> Served {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(mebyo_bin())
+        .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("MEBYO_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("running mebyo serve");
+    let (url, printed) = wait_for_listening(&mut child);
+    Served {
+        child,
+        url,
+        printed,
+    }
+}
+
+/// SIGTERM, then at most 30 s for the server to stop, which it must do cleanly
+/// (exit 0: the tick, the bus it holds and the web ended, the ledger let go).
+pub fn stop(mut s: Served) {
+    use std::time::{Duration, Instant};
+    let pid = s.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("running kill");
+    assert!(sent.success(), "kill -TERM {pid}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            assert!(st.success(), "mebyo serve exited with {st}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "mebyo serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

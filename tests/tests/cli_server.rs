@@ -12,55 +12,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use mebyo_store::EventStore;
-use mebyo_tests::{in_days, mebyo_bin, path_str};
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is killed and waited for by `Server`'s Drop, or by `stop`.
-#[allow(clippy::zombie_processes)]
-fn serve(data: &Path) -> Server {
-    let mut child = Command::new(mebyo_bin())
-        .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
-        .env("MEBYO_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("running mebyo serve");
-    let (url, _) = mebyo_tests::wait_for_listening(&mut child);
-    Server { child, url }
-}
-
-/// SIGTERM, and wait until the server has let go of the ledger.
-fn stop(mut s: Server) {
-    let pid = s.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "mebyo serve did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use mebyo_tests::{in_days, mebyo_bin, path_str, serve, stop};
 
 /// `mebyo ARGS` as an operator on this machine: the session kept under `config`,
 /// the server's self-signed certificate trusted, `stdin` piped in.
@@ -240,7 +196,7 @@ fn position(stdout: &str) -> (u64, String) {
 fn staff_work_an_incident_and_take_a_backup_on_the_running_server_from_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let server = serve(&data);
+    let server = serve(&data, &[]);
     let url = server.url.clone();
     let op = Operator {
         config: tmp.path().join("config").join("mebyo"),

@@ -32,26 +32,12 @@ fn mebyo(args: &[&str], fault_point: Option<&str>) -> Output {
     cmd.stdin(Stdio::null()).output().expect("running mebyo")
 }
 
-/// `mebyo serve` on `data` until it listens, then stopped with SIGTERM.
+/// `mebyo serve` on `data` until it listens, then stopped with SIGTERM: what
+/// it printed.
 fn serve_once(data: &Path) -> String {
-    let mut child = Command::new(mebyo_bin())
-        .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
-        .env("MEBYO_LOG", "error")
-        .env_remove(fault::VAR)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("running mebyo serve");
-    let (_, printed) = mebyo_tests::wait_for_listening(&mut child);
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success(), "serve stopped cleanly");
+    let s = mebyo_tests::serve(data, &[]);
+    let printed = s.printed.clone();
+    mebyo_tests::stop(s);
     printed
 }
 

@@ -5,7 +5,6 @@
 //! and `/metrics`, keeps its events in the log, and is the same synthetic person
 //! after a restart (P4.4(2)).
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mebyo_bus::testkit::NatsServer;
@@ -16,53 +15,14 @@ use mebyo_operations_service::{maintenance, monitoring};
 use mebyo_platform::{Options, Platform};
 use mebyo_provider::ProviderClient;
 use mebyo_store::EventStore;
-use mebyo_tests::{in_days, mebyo, mebyo_bin, path_str};
+use mebyo_tests::{Served, in_days, mebyo, path_str, stop};
 use serde_json::Value;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is killed and waited for by `Server`'s Drop; clippy cannot see that.
-#[allow(clippy::zombie_processes)]
-fn start(data: &std::path::Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(mebyo_bin())
-        .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
-        .args(["--tick-secs", "1"])
-        .args(extra)
-        .env("MEBYO_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("running mebyo serve");
-    let (url, _) = mebyo_tests::wait_for_listening(&mut child);
-    Server { child, url }
-}
-
-/// SIGTERM, and the server must stop cleanly (the tick, the bus it holds, the web).
-fn stop(mut s: Server) {
-    let status = Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = s.child.try_wait().unwrap() {
-            assert!(st.success(), "mebyo serve exited with {st}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "mebyo serve did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `mebyo serve` ticking every second, so the operations loop is seen soon.
+fn start(data: &std::path::Path, extra: &[&str]) -> Served {
+    let mut args = vec!["--tick-secs", "1"];
+    args.extend_from_slice(extra);
+    mebyo_tests::serve(data, &args)
 }
 
 fn ok(args: &[&str]) -> String {
