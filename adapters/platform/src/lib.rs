@@ -129,6 +129,10 @@ pub enum PlatformError {
     AcceptLossMismatch { head: u64, to: u64 },
     #[error("nothing to accept: no file says the log held more than its {0} events")]
     NothingToAccept(u64),
+    /// The key store or the identity vault is older than the ledger (issue 19
+    /// §4): a restored or rolled-back copy, refused before anything is served.
+    #[error("{0}")]
+    FilesBehindLedger(String),
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
     #[error("fault injected after the registration step {0:?} (tests only)")]
@@ -153,6 +157,22 @@ impl PlatformError {
                 | PlatformError::Append(AppendError::Store(StoreError::Poisoned(_)))
         )
     }
+}
+
+/// What [`Platform::check_files_cover_ledger`] says of one file: how many of the
+/// ledger's people it lacks, and the first few (pseudonyms, never names).
+fn files_behind(file: &Path, what: &str, ids: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut shown: Vec<&str> = ids.iter().take(SHOWN).map(String::as_str).collect();
+    if ids.len() > SHOWN {
+        shown.push("…");
+    }
+    format!(
+        "{} holds no {what} for {} of the people in the ledger ({})",
+        file.display(),
+        ids.len(),
+        shown.join(", ")
+    )
 }
 
 /// Settings kept in `DATA/mebyo.json`, written once by `init`, checked at every
@@ -597,7 +617,58 @@ impl Platform {
         };
         // With the ledger's lock held: no other process is registering anyone.
         platform.recover_registrations().await?;
+        platform.check_files_cover_ledger().await?;
         Ok(platform)
+    }
+
+    /// Issue 19 §4: the key store and the identity vault are files of their own,
+    /// so an older copy of either (a restored volume, a rolled-back snapshot)
+    /// would start and then tell people their data is gone. Every person the
+    /// ledger holds must have keys in the key store (or its tombstone: erased),
+    /// and an identity in the vault unless erased. Checked from the store's
+    /// stream index in memory and the two files' own maps: no scan of the log.
+    /// (The password file is not checked: the ledger does not say who has one.)
+    async fn check_files_cover_ledger(&self) -> Result<(), PlatformError> {
+        use mebyo_crypto::PersonKeyStatus;
+        let (mut no_keys, mut no_identity) = (Vec::new(), Vec::new());
+        for stream in self.store.streams_with_prefix("person-") {
+            let id = &stream["person-".len()..];
+            let Ok(pseudonym) = Pseudonym::new(id) else {
+                continue;
+            };
+            match self.keys.with_store(|k| k.status(&pseudonym)) {
+                PersonKeyStatus::Unknown => no_keys.push(id.to_string()),
+                PersonKeyStatus::Erased => {}
+                PersonKeyStatus::Active if !self.vault.lock().contains(&pseudonym) => {
+                    no_identity.push(id.to_string())
+                }
+                PersonKeyStatus::Active => {}
+            }
+        }
+        // An erasure cut between the vault's step and the key store's leaves an
+        // erased person's keys behind: not a rolled-back vault.
+        let mut behind = Vec::new();
+        for id in no_identity {
+            let person =
+                PersonId::new(id.as_str()).map_err(|e| PlatformError::Settings(e.to_string()))?;
+            if self.person_state(&person).await?.status != PersonStatus::Erased {
+                behind.push(id);
+            }
+        }
+        let mut problems = Vec::new();
+        if !no_keys.is_empty() {
+            problems.push(files_behind(&self.dir.keystore(), "keys", &no_keys));
+        }
+        if !behind.is_empty() {
+            problems.push(files_behind(&self.dir.vault(), "identity", &behind));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(PlatformError::FilesBehindLedger(format!(
+            "{}. The file is older than the ledger (a restored or rolled-back copy): put back the copy that goes with this ledger, or restore the whole data directory from one backup set; nothing was changed",
+            problems.join("; ")
+        )))
     }
 
     /// Starts the live read models (once; later calls return the same). Servers

@@ -1148,6 +1148,17 @@ impl EmbeddedStore {
         self.h.shared.poisoned.lock().clone()
     }
 
+    /// The names of the streams that start with `prefix`, from the index kept in
+    /// memory (no IO): what start-up checks files beside the log against.
+    pub fn streams_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let idx = self.h.shared.index.read();
+        idx.streams
+            .keys()
+            .filter(|s| s.starts_with(prefix))
+            .map(|s| s.to_string())
+            .collect()
+    }
+
     /// Tests only: stop taking writes exactly as an IO failure does, without one
     /// (the simulated disk that would make a real one is not built yet).
     #[doc(hidden)]
