@@ -102,13 +102,7 @@ async fn made(r: reqwest::Response) -> (String, bool) {
 }
 
 async fn count(env: &Env, s: &Session, path: &str) -> usize {
-    let r = env
-        .http
-        .get(env.url(path))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(s, path).await;
     assert_eq!(r.status(), 200);
     r.json::<Vec<Value>>().await.unwrap().len()
 }
@@ -242,12 +236,6 @@ async fn p4_4_a_stopped_ledger_answers_503_and_readiness_says_so() {
         detail.contains("stopped taking writes") && detail.contains("restart"),
         "{detail}"
     );
-    let r = env
-        .http
-        .get(env.url("/api/v1/me/records"))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap();
+    let r = env.get_as(&s, "/api/v1/me/records").await;
     assert_refusal(r, 503, "ledger.stopped", "P4.4").await;
 }

@@ -145,6 +145,16 @@ impl Env {
         format!("{}{path}", self.web.url())
     }
 
+    /// GET `path` with `s`'s bearer token.
+    pub async fn get_as(&self, s: &Session, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn advance_minutes(&self, m: i64) {
         self.clock.advance(m * 60_000_000);
     }
