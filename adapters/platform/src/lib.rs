@@ -621,7 +621,9 @@ impl Platform {
         Ok(platform)
     }
 
-    /// Issue 19 §4: the key store and the identity vault are files of their own,
+    /// Issue 19 §4 (P4.8(3), P4.10): the key store and the identity vault are
+    /// files of their own, apart from the log because identity and health data
+    /// live in separate areas (P4.8(3)),
     /// so an older copy of either (a restored volume, a rolled-back snapshot)
     /// would start and then tell people their data is gone. Every person the
     /// ledger holds must have keys in the key store (or its tombstone: erased),
@@ -666,7 +668,7 @@ impl Platform {
             return Ok(());
         }
         Err(PlatformError::FilesBehindLedger(format!(
-            "{}. The file is older than the ledger (a restored or rolled-back copy): put back the copy that goes with this ledger, or restore the whole data directory from one backup set; nothing was changed",
+            "{}. The file is older than the ledger (a restored or rolled-back copy): put back the copy that goes with this ledger, or restore the whole data directory from one backup set (P4.8(3), P4.10); nothing was changed",
             problems.join("; ")
         )))
     }
@@ -766,6 +768,17 @@ impl Platform {
     /// sequential, so ids reveal nothing about when or in what order people joined.
     pub fn new_id(&self, prefix: &str) -> String {
         format!("{prefix}-{:016x}", self.rng.lock().next_u64())
+    }
+
+    /// The id of a new thing a request creates: derived from `scope` (whose it
+    /// is) and the request's idempotency key when it has one, so a retry names
+    /// the same thing (issue 19 §5, P2(1)); drawn like [`Platform::new_id`]
+    /// otherwise. Both have the same shape.
+    pub fn id_for(&self, prefix: &str, scope: &str, key: Option<&str>) -> String {
+        match key {
+            Some(k) => idempotency::derived_id(prefix, scope, k),
+            None => self.new_id(prefix),
+        }
     }
 
     /// Runs the injected random source (key generation).

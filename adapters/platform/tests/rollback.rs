@@ -75,6 +75,7 @@ async fn p4_8_3_an_older_key_store_or_vault_is_refused_at_open() {
     let why = refused(Platform::open(root, opts(&clock, 4)).await);
     assert!(why.contains(&dir.keystore().display().to_string()), "{why}");
     assert!(why.contains("no keys for 1 of the people"), "{why}");
+    assert!(why.contains("P4.8(3)"), "cites its clause: {why}");
     assert!(why.contains(later.as_str()), "names the pseudonym: {why}");
     assert!(
         !why.contains("花子"),

@@ -816,36 +816,21 @@ pub async fn add_vital(
 ) -> ApiResult<Written> {
     let (person, actor) = individual(a)?;
     let now = st.platform.now();
-    let Some(key) = key else {
-        let record = RecordId::new(st.platform.new_id("rec")).expect("valid id");
-        submit_vital(
-            st,
-            &actor,
-            &person,
-            &record,
-            vital_resource(&person, &input, now, now)?,
-        )
-        .await?;
-        return Ok(Written {
-            record,
-            replayed: false,
-        });
-    };
-    let record = RecordId::new(mebyo_platform::idempotency::derived_id(
-        "rec",
-        person.as_str(),
-        key,
-    ))
-    .expect("a derived id is a valid id");
-    if let Some(w) = keyed_replay(st, &person, &record, &input, now).await? {
+    let record = RecordId::new(st.platform.id_for("rec", person.as_str(), key))
+        .expect("ids the platform makes are valid ids");
+    if key.is_some()
+        && let Some(w) = keyed_replay(st, &person, &record, &input, now).await?
+    {
         return Ok(w);
     }
     let built = vital_resource(&person, &input, now, now)?;
     match submit_vital(st, &actor, &person, &record, built).await {
         // A concurrent request with the same key got there first.
-        Err(e) if e.body.code == "record.exists" => keyed_replay(st, &person, &record, &input, now)
-            .await?
-            .ok_or(e),
+        Err(e) if key.is_some() && e.body.code == "record.exists" => {
+            keyed_replay(st, &person, &record, &input, now)
+                .await?
+                .ok_or(e)
+        }
         other => other.map(|()| Written {
             record,
             replayed: false,
@@ -1062,15 +1047,8 @@ pub async fn grant_consent(
 ) -> ApiResult<Granted> {
     let (person, actor) = individual(a)?;
     let (provider, categories, years) = consent_terms(&input)?;
-    let consent = match key {
-        Some(k) => ConsentId::new(mebyo_platform::idempotency::derived_id(
-            "consent",
-            person.as_str(),
-            k,
-        ))
-        .expect("a derived id is a valid id"),
-        None => ConsentId::new(st.platform.new_id("consent")).expect("valid id"),
-    };
+    let consent = ConsentId::new(st.platform.id_for("consent", person.as_str(), key))
+        .expect("ids the platform makes are valid ids");
     // The request as the consent it would make, relative to its grant time.
     let same = |c: &mebyo_domain::consent::Consent| {
         c.provider == provider
