@@ -82,7 +82,7 @@ fn encode(prev_in_stream: u64, mut e: Envelope) -> (Vec<u8>, [u8; 32]) {
     let mut canonical = Vec::new();
     e.encode_canonical(&mut canonical);
     let mut f = Vec::new();
-    encode_frame(&mut f, prev_in_stream, &canonical, &e.hash);
+    encode_frame(&mut f, prev_in_stream, 0, &canonical, &e.hash);
     (f, e.hash)
 }
 

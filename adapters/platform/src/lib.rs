@@ -551,6 +551,7 @@ impl Platform {
                 clock: opts.clock.clone(),
                 sealer: Some(keys.clone()),
                 accept_loss_to: opts.accept_loss.as_ref().map(|a| a.to),
+                ..mebyo_store::OpenOptions::default()
             },
         );
         let (store, mut evidence) = match opened {

@@ -5,7 +5,8 @@
 //! (issue 19 §8).
 //!
 //! For each whole frame whose crc holds, in log order ([`Chain::check`]):
-//! 1. its reserved header field is zero;
+//! 1. its durable lag is at most its position (no more events before it can
+//!    have been unsynced than there are);
 //! 2. its stored hash is the blake3 of its canonical bytes (when
 //!    [`Checks::hashes`]: the verifier checks every frame, recovery only the
 //!    head, relying on the crc for the rest);
@@ -114,12 +115,12 @@ impl Chain {
         frame: &FrameRef<'f>,
         checks: Checks<'_>,
     ) -> Result<BodyRef<'f>, Fault> {
-        if frame.reserved != 0 {
+        if u64::from(frame.durable_lag) > self.count {
             return Err(Fault::new(
                 BreakKind::DamagedFrame,
                 format!(
-                    "the frame header's reserved field is {:#x}, not zero",
-                    frame.reserved
+                    "the frame header's durable lag is {}, more than the {} events before it",
+                    frame.durable_lag, self.count
                 ),
             ));
         }

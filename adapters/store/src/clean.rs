@@ -24,9 +24,7 @@
 //! u64 stream count ‖ per stream: u16 id length ‖ id ‖ last revision u64 ‖ last
 //! position u64 ‖ blake3 of all the preceding bytes (32).
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use crate::disk::{Disk, DiskFile};
 use std::path::{Path, PathBuf};
 
 use crate::format::{Hash, Id128};
@@ -37,32 +35,8 @@ const VERSION: u8 = 1;
 /// A record larger than this is damage (about 30 M streams).
 const RECORD_BYTES_MAX: u64 = 2 << 30;
 
-/// Identity of the log file: if any of these changed, the file was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogIdentity {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl LogIdentity {
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn of(file: &File) -> std::io::Result<LogIdentity> {
-        let m = file.metadata()?;
-        Ok(LogIdentity {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        })
-    }
-}
+/// Identity of the log file: if any of its fields changed, the file was written.
+pub use crate::disk::FileIdentity as LogIdentity;
 
 /// What the scan would have found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,8 +57,7 @@ pub fn path(dir: &Path) -> PathBuf {
 
 /// blake3 of a file's whole content, streamed with positioned reads (`pread`:
 /// the file's shared cursor is neither used nor moved).
-pub fn digest_file(file: &File) -> std::io::Result<[u8; 32]> {
-    use std::os::unix::fs::FileExt;
+pub fn digest_file(file: &dyn DiskFile) -> std::io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
@@ -200,25 +173,20 @@ impl<'a> Reader<'a> {
 }
 
 /// Writes the record durably (temporary file, fsync, rename, directory fsync).
-pub fn write(dir: &Path, clean: &Clean) -> std::io::Result<()> {
-    crate::fsio::write_atomic(&path(dir), &clean.encode())
+pub fn write(disk: &dyn Disk, dir: &Path, clean: &Clean) -> std::io::Result<()> {
+    disk.write_atomic(&path(dir), &clean.encode())
 }
 
 /// Reads the record if there is one and it checks; `None` means "scan".
-pub fn read(dir: &Path) -> Option<Clean> {
-    let f = File::open(path(dir)).ok()?;
-    if f.metadata().ok()?.len() > RECORD_BYTES_MAX {
-        return None;
-    }
-    let mut b = Vec::new();
-    (&f).read_to_end(&mut b).ok()?;
+pub fn read(disk: &dyn Disk, dir: &Path) -> Option<Clean> {
+    let b = disk.read_bounded(&path(dir), RECORD_BYTES_MAX).ok()??;
     Clean::decode(&b)
 }
 
 /// Removes the record before the store changes anything (durably).
-pub fn remove(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path(dir)) {
-        Ok(()) => File::open(dir)?.sync_all(),
+pub fn remove(disk: &dyn Disk, dir: &Path) -> std::io::Result<()> {
+    match disk.remove_file(&path(dir)) {
+        Ok(()) => disk.sync_dir(dir),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
@@ -264,11 +232,12 @@ mod tests {
     #[test]
     fn write_read_remove() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read(dir.path()), None);
-        write(dir.path(), &sample()).unwrap();
-        assert_eq!(read(dir.path()), Some(sample()));
-        remove(dir.path()).unwrap();
-        assert_eq!(read(dir.path()), None);
-        remove(dir.path()).unwrap();
+        let d = crate::disk::OsDisk;
+        assert_eq!(read(&d, dir.path()), None);
+        write(&d, dir.path(), &sample()).unwrap();
+        assert_eq!(read(&d, dir.path()), Some(sample()));
+        remove(&d, dir.path()).unwrap();
+        assert_eq!(read(&d, dir.path()), None);
+        remove(&d, dir.path()).unwrap();
     }
 }

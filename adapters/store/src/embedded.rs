@@ -10,8 +10,6 @@
 //! See `docs/design.md` for the file format and the crash argument.
 
 use rustc_hash::FxHashMap as HashMap;
-use std::fs::{self, File};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -21,6 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 
 use crate::check::{Chain, Checks, StreamTip};
+use crate::disk::{Disk, DiskFile, Open, OsDisk};
 use crate::format::{self, Envelope, Hash, Id128, chain_hash, genesis_hash};
 use crate::log::{self, Damage, FileHeader, FrameReader, HEADER_BYTES, NO_PREVIOUS};
 use crate::{
@@ -48,6 +47,9 @@ pub struct OpenOptions {
     /// decision to accept the loss (`mebyo store accept-loss`), which the caller
     /// records as an event. Anything else refuses ([`OpenError::Shorter`]).
     pub accept_loss_to: Option<u64>,
+    /// Where the files live: the real file system, or a simulated disk in tests
+    /// (`simdisk`).
+    pub disk: Arc<dyn Disk>,
 }
 
 impl Default for OpenOptions {
@@ -56,6 +58,7 @@ impl Default for OpenOptions {
             clock: Arc::new(SystemClock),
             sealer: None,
             accept_loss_to: None,
+            disk: Arc::new(OsDisk),
         }
     }
 }
@@ -77,7 +80,7 @@ struct Index {
 /// Keeping it on disk (read through the page cache) rather than in a Vec is what
 /// keeps resident memory flat however many events are appended.
 struct Offsets {
-    file: File,
+    file: Arc<dyn DiskFile>,
 }
 
 impl Offsets {
@@ -95,12 +98,18 @@ impl Offsets {
     }
 }
 
+/// Written (not fsynced) when an fsync of the log failed and the file could not
+/// be cut back to what is durable: it holds the boot id, and until the machine
+/// restarts the ledger does not open ([`OpenError::CacheSuspect`]).
+pub const UNSYNCED_FILE_NAME: &str = "events.unsynced";
+
 /// The offsets file's name inside a ledger directory.
 pub const OFFSETS_FILE_NAME: &str = "events.idx";
 
 struct Shared {
+    disk: Arc<dyn Disk>,
     path: PathBuf,
-    file: File,
+    file: Arc<dyn DiskFile>,
     offsets: Offsets,
     header: FileHeader,
     index: RwLock<Index>,
@@ -145,7 +154,7 @@ impl Drop for Handle {
         }
         // Subscribers may still hold the file to read; the write lock goes with the
         // last writer handle, so another process can open the ledger at once.
-        let _ = self.shared.file.unlock();
+        self.shared.file.unlock();
     }
 }
 
@@ -189,8 +198,45 @@ pub enum OpenError {
         count: u64,
         clean_close_count: u64,
     },
+    /// An fsync of the log failed earlier in this boot and what followed it
+    /// could not be cut off: the page cache may show frames the disk never got
+    /// (pages are marked clean after a failed write-back), so opening now could
+    /// chain acknowledged events after a hole. A machine restart empties the
+    /// cache; the open after it recovers from what is really on disk.
+    #[error(
+        "an fsync of the ledger at {0} failed since this machine started, so the page cache may show writes the disk does not hold (events.unsynced): restart the machine, then start again; the open after a restart recovers from what is on disk"
+    )]
+    CacheSuspect(PathBuf),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Marks the ledger's page cache as untrustworthy for the rest of this boot.
+/// Not fsynced on purpose: a crash empties the cache, and with it the doubt.
+fn mark_cache_suspect(disk: &dyn Disk, dir: &Path) {
+    let path = dir.join(UNSYNCED_FILE_NAME);
+    let written = disk
+        .open(&path, Open::CreateTruncate)
+        .and_then(|f| f.write_all_at(disk.boot_id().as_bytes(), 0));
+    if let Err(e) = written {
+        tracing::error!(error = %e, "marking the ledger's cache as unsynced");
+    }
+}
+
+/// Refuses an open in the boot that marked the cache suspect; after a restart
+/// the mark goes.
+fn check_cache(disk: &dyn Disk, dir: &Path) -> Result<(), OpenError> {
+    let path = dir.join(UNSYNCED_FILE_NAME);
+    let Ok(Some(bytes)) = disk.read_bounded(&path, 256) else {
+        return Ok(());
+    };
+    if bytes == disk.boot_id().as_bytes() {
+        return Err(OpenError::CacheSuspect(dir.into()));
+    }
+    disk.remove_file(&path)
+        .and_then(|()| disk.sync_dir(dir))
+        .map_err(StoreError::Io)?;
+    Ok(())
 }
 
 /// Result of opening: the store, and what recovery did.
@@ -218,18 +264,23 @@ impl EmbeddedStore {
 
     /// Creates a new, empty ledger in `dir` and makes it durable (file and directory).
     pub fn create(dir: &Path, ledger_id: Id128, created_at_us: i64) -> Result<(), CreateError> {
+        Self::create_on(&OsDisk, dir, ledger_id, created_at_us)
+    }
+
+    /// [`EmbeddedStore::create`] on another disk.
+    pub fn create_on(
+        disk: &dyn Disk,
+        dir: &Path,
+        ledger_id: Id128,
+        created_at_us: i64,
+    ) -> Result<(), CreateError> {
         let path = Self::log_path(dir);
         let io = |source| CreateError::Io {
             path: path.clone(),
             source,
         };
-        fs::create_dir_all(dir).map_err(io)?;
-        let file = match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
+        disk.create_dir_all(dir).map_err(io)?;
+        let file = match disk.open(&path, Open::CreateNew) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(CreateError::Exists(dir.into()));
@@ -243,14 +294,15 @@ impl EmbeddedStore {
         file.write_all_at(&header.encode(), 0).map_err(io)?;
         file.sync_all().map_err(io)?;
         // The new directory entry must survive a crash too.
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        disk.sync_dir(dir).map_err(io)?;
         Ok(())
     }
 
     /// Opens a ledger, repairing a torn tail and refusing any other damage.
     pub fn open(dir: &Path, opts: OpenOptions) -> Result<Opened, OpenError> {
         let path = Self::log_path(dir);
-        let file = match fs::OpenOptions::new().read(true).write(true).open(&path) {
+        let disk = opts.disk.clone();
+        let file = match disk.open(&path, Open::ReadWrite) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(OpenError::Missing(dir.into()));
@@ -258,35 +310,41 @@ impl EmbeddedStore {
             Err(e) => return Err(StoreError::Io(e).into()),
         };
         // One writer per ledger: a second process appending would fork the chain.
-        if file.try_lock().is_err() {
+        if !file.try_lock().map_err(StoreError::Io)? {
             return Err(OpenError::Locked(dir.into()));
         }
-        let header = FileHeader::read_from(&file).map_err(|source| OpenError::Header {
+        check_cache(&*disk, dir)?;
+        let header = FileHeader::read_from(&*file).map_err(|source| OpenError::Header {
             path: path.clone(),
             source,
         })?;
         // Not truncated here: after a clean close its content is still good.
         let offsets = Offsets {
-            file: fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(dir.join(OFFSETS_FILE_NAME))
+            file: disk
+                .open(&dir.join(OFFSETS_FILE_NAME), Open::ReadWriteCreate)
                 .map_err(StoreError::Io)?,
         };
-        let clean = crate::clean::read(dir).filter(|c| c.ledger_id == header.ledger_id);
+        let clean = crate::clean::read(&*disk, dir).filter(|c| c.ledger_id == header.ledger_id);
         let said = clean.as_ref().map(|c| c.count);
-        let fast = clean.and_then(|c| from_clean_close(c, &file, &header, &offsets));
+        let fast = clean.and_then(|c| from_clean_close(c, &*file, &header, &offsets));
         let from_clean_close = fast.is_some();
         let (index, torn_tail_bytes) = match fast {
             Some(index) => (index, 0),
             None => {
                 offsets.file.set_len(0).map_err(StoreError::Io)?;
-                recover(&file, &header, &offsets)?
+                recover(&*file, &header, &offsets, &|| {
+                    mark_cache_suspect(&*disk, dir)
+                })?
             }
         };
+        // Whatever an earlier process left unsynced (a cut after a failed write,
+        // a truncation) is made durable before anything is written over it: new
+        // frames over bytes of an older unsynced write could reach the disk mixed
+        // with them, sector by sector, and read as a damaged frame after a crash.
+        if let Err(e) = file.sync_all() {
+            mark_cache_suspect(&*disk, dir);
+            return Err(StoreError::Io(e).into());
+        }
         // The record is evidence of how far the log went: a log that ends before
         // it lost acknowledged events, and is never served as if nothing happened
         // (issue 19 §3). Kept, so the next open refuses too.
@@ -311,11 +369,12 @@ impl EmbeddedStore {
         // The record describes the ledger as it was closed; before anything can
         // change it, it goes (a stale record is also refused by the log identity
         // check, this is belt and braces).
-        crate::clean::remove(dir).map_err(StoreError::Io)?;
+        crate::clean::remove(&*disk, dir).map_err(StoreError::Io)?;
         let count = index.count;
         let (committed, _) = watch::channel(count);
-        let write_file = file.try_clone().map_err(StoreError::Io)?;
+        let write_file = file.clone();
         let shared = Arc::new(Shared {
+            disk,
             path,
             file,
             offsets,
@@ -379,7 +438,7 @@ fn corrupt(position: u64, offset: u64, reason: impl Into<String>) -> StoreError 
 /// recorded head. Anything else: `None`, and the caller scans.
 fn from_clean_close(
     c: crate::clean::Clean,
-    file: &File,
+    file: &dyn DiskFile,
     header: &FileHeader,
     offsets: &Offsets,
 ) -> Option<Index> {
@@ -390,12 +449,12 @@ fn from_clean_close(
         why_not("another ledger");
         return None;
     }
-    if crate::clean::LogIdentity::of(file).ok()? != c.log || c.end != c.log_len() {
+    if file.identity().ok()? != c.log || c.end != c.log_len() {
         why_not("the log changed since the clean close");
         return None;
     }
-    let idx_len = offsets.file.metadata().ok()?.len();
-    if idx_len != c.count * 8 || crate::clean::digest_file(&offsets.file).ok()? != c.offsets_blake3
+    let idx_len = offsets.file.len().ok()?;
+    if idx_len != c.count * 8 || crate::clean::digest_file(&*offsets.file).ok()? != c.offsets_blake3
     {
         why_not("the offsets file changed");
         return None;
@@ -447,7 +506,7 @@ fn from_clean_close(
 /// Writes the clean-close record of a store whose writer has exited.
 fn write_clean_close(shared: &Shared) -> std::io::Result<()> {
     let idx = shared.index.read();
-    let log = crate::clean::LogIdentity::of(&shared.file)?;
+    let log = shared.file.identity()?;
     if log.len() != idx.end {
         // Bytes past the last durable frame (a failed write): let open deal with it.
         return Ok(());
@@ -460,7 +519,7 @@ fn write_clean_close(shared: &Shared) -> std::io::Result<()> {
         end: idx.end,
         head_hash: idx.head_hash,
         last_recorded_at_us: idx.last_recorded_at_us,
-        offsets_blake3: crate::clean::digest_file(&shared.offsets.file)?,
+        offsets_blake3: crate::clean::digest_file(&*shared.offsets.file)?,
         streams: idx
             .streams
             .iter()
@@ -468,7 +527,7 @@ fn write_clean_close(shared: &Shared) -> std::io::Result<()> {
             .collect(),
     };
     let dir = shared.path.parent().expect("the log lives in a directory");
-    crate::clean::write(dir, &clean)
+    crate::clean::write(&*shared.disk, dir, &clean)
 }
 
 /// Scans the whole log, rebuilding the index, checking frame checksums and every
@@ -476,11 +535,12 @@ fn write_clean_close(shared: &Shared) -> std::io::Result<()> {
 /// the end that a crash can leave is truncated; any other damage stops the open
 /// with its position.
 fn recover(
-    file: &File,
+    file: &dyn DiskFile,
     header: &FileHeader,
     offsets: &Offsets,
+    cut_failed: &dyn Fn(),
 ) -> Result<(Index, u64), StoreError> {
-    let file_len = file.metadata()?.len();
+    let file_len = file.len()?;
     let mut pending: Vec<u64> = Vec::with_capacity(1 << 16);
     let mut last_offset = 0u64;
     let mut end = HEADER_BYTES;
@@ -545,7 +605,7 @@ fn recover(
     let mut torn = 0;
     if let Some((offset, complete_end, reason)) = damage_at {
         let position = index.count;
-        match log::classify_damage(file, offset, file_len, complete_end)? {
+        match log::classify_damage(file, offset, file_len, complete_end, position)? {
             Damage::Corrupt => return Err(corrupt(position, offset, reason)),
             Damage::TornTail => {
                 torn = file_len - offset;
@@ -554,8 +614,11 @@ fn recover(
                     bytes = torn,
                     "removing what follows the last intact frame (an interrupted write, or zeros written ahead of it)"
                 );
-                file.set_len(offset)?;
-                file.sync_all()?;
+                // A cut that is not durable leaves the disk and the cache apart.
+                if let Err(e) = file.set_len(offset).and_then(|()| file.sync_all()) {
+                    cut_failed();
+                    return Err(e.into());
+                }
             }
         }
     }
@@ -595,7 +658,7 @@ const GATHER_WAIT_MAX: std::time::Duration = std::time::Duration::from_micros(15
 fn writer_loop(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Request>,
-    file: File,
+    file: Arc<dyn DiskFile>,
     clock: Arc<dyn Clock>,
     sealer: Option<Arc<dyn Sealer>>,
 ) {
@@ -614,17 +677,10 @@ fn writer_loop(
     let (sync_tx, sync_rx) = mpsc::channel::<Written>();
     let syncer = {
         let shared = shared.clone();
-        let file = file.try_clone();
+        let file = file.clone();
         std::thread::Builder::new()
             .name("mebyo-ledger-syncer".into())
-            .spawn(move || match file {
-                Ok(file) => syncer_loop(&shared, &file, sync_rx),
-                Err(e) => {
-                    let why = format!("cloning the log handle for the syncer: {e}");
-                    *shared.poisoned.lock() = Some(why.clone());
-                    fail_all(sync_rx, &why);
-                }
-            })
+            .spawn(move || syncer_loop(&shared, &*file, sync_rx))
     };
     let syncer = match syncer {
         Ok(t) => t,
@@ -643,10 +699,8 @@ fn writer_loop(
     let mut canonical: Vec<u8> = Vec::with_capacity(4096);
     let mut expected_requests = 1usize;
     // Zeros written ahead of the log's end, by a thread of their own (zeros.rs).
-    let zeros = crate::zeros::ZerosAhead::start(
-        file.try_clone(),
-        file.metadata().map_or(end, |m| m.len()).max(end),
-    );
+    let zeros =
+        crate::zeros::ZerosAhead::start(file.clone(), file.len().map_or(end, |l| l).max(end));
 
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -692,6 +746,8 @@ fn writer_loop(
         {
             // Tips the syncer has published are in the index; forget them here.
             let published = *shared.committed.borrow();
+            // What each frame says was durable when it was written (`durable_lag`).
+            let durable = published;
             unpublished_tips.retain(|_, t| t.last_position >= published);
             pending_tips.clear();
             for req in batch.drain(..) {
@@ -755,7 +811,8 @@ fn writer_loop(
                         );
                         let hash = chain_hash(&canonical);
                         w.offsets.push(end + buf.len() as u64);
-                        log::encode_frame(&mut buf, prev_in_stream, &canonical, &hash);
+                        let lag = u32::try_from(count - durable).unwrap_or(u32::MAX);
+                        log::encode_frame(&mut buf, prev_in_stream, lag, &canonical, &hash);
                         prev_in_stream = count;
                         head_hash = hash;
                         count += 1;
@@ -797,11 +854,21 @@ fn writer_loop(
         }
         if !buf.is_empty() {
             zeros.before_write(end, end + buf.len() as u64);
-            if let Err(e) = file.write_all_at(&buf, end) {
-                let why = format!("{e}");
-                tracing::error!(error = %why, "ledger write failed; the store refuses further appends");
-                *shared.poisoned.lock() = Some(why.clone());
-                let _ = file.set_len(end0);
+            // Written under the poison lock, so that no write lands after a failed
+            // fsync has cut the file back (`syncer_loop`).
+            let mut poisoned = shared.poisoned.lock();
+            let failed = match &*poisoned {
+                Some(why) => Some(why.clone()),
+                None => file.write_all_at(&buf, end).err().map(|e| {
+                    let why = format!("{e}");
+                    tracing::error!(error = %why, "ledger write failed; the store refuses further appends");
+                    *poisoned = Some(why.clone());
+                    let _ = file.set_len(end0);
+                    why
+                }),
+            };
+            drop(poisoned);
+            if let Some(why) = failed {
                 for (reply, res) in w.replies.drain(..) {
                     let _ = reply.send(res.and(Err(StoreError::Poisoned(why.clone()).into())));
                 }
@@ -835,7 +902,7 @@ fn writer_loop(
     // zeros thread stops first, so nothing writes after the trim.
     drop(zeros);
     if shared.poisoned.lock().is_none()
-        && file.metadata().is_ok_and(|m| m.len() > end)
+        && file.len().is_ok_and(|l| l > end)
         && let Err(e) = file.set_len(end).and_then(|()| file.sync_all())
     {
         tracing::warn!(error = %e, "trimming the preallocated tail; the next open scans");
@@ -848,7 +915,7 @@ fn writer_loop(
 /// started), then publishes and answers them in order. In order also for batches
 /// that only carry refusals: a conflict is reported only once the write it
 /// conflicted with is visible, so an appender that reloads and retries sees it.
-fn syncer_loop(shared: &Shared, file: &File, rx: mpsc::Receiver<Written>) {
+fn syncer_loop(shared: &Shared, file: &dyn DiskFile, rx: mpsc::Receiver<Written>) {
     let mut group: Vec<Written> = Vec::new();
     while let Ok(first) = rx.recv() {
         group.push(first);
@@ -867,7 +934,7 @@ fn syncer_loop(shared: &Shared, file: &File, rx: mpsc::Receiver<Written>) {
             // reopening rescans the file and keeps only what is really there.
             let why = format!("fdatasync failed: {e}");
             tracing::error!(error = %why, "the store refuses further appends");
-            *shared.poisoned.lock() = Some(why.clone());
+            cut_back_after_failed_sync(shared, file, &why);
             for w in group.drain(..) {
                 fail_written(w, &why);
             }
@@ -879,15 +946,28 @@ fn syncer_loop(shared: &Shared, file: &File, rx: mpsc::Receiver<Written>) {
     }
 }
 
-fn fail_written(w: Written, why: &str) {
-    for (reply, res) in w.replies {
-        let _ = reply.send(res.and(Err(StoreError::Poisoned(why.to_string()).into())));
+/// After a failed fsync the kernel has marked the unwritten pages clean: reads
+/// still show the frames, but they may never reach the disk, and a later fsync
+/// will not retry them. Left in the file, a reopen (without a crash) would take
+/// them as durable and chain acknowledged events after a hole (the "fsyncgate"
+/// problem). So everything after the last published frame goes, under the
+/// poison lock, so the writer writes nothing after it. If even that fails, a
+/// reopen sees the cut in the page cache; after a crash, what survives past the
+/// last acknowledged frame is a torn tail like any other.
+fn cut_back_after_failed_sync(shared: &Shared, file: &dyn DiskFile, why: &str) {
+    let mut poisoned = shared.poisoned.lock();
+    *poisoned = Some(why.to_string());
+    let end = shared.index.read().end;
+    if let Err(e) = file.set_len(end).and_then(|()| file.sync_data()) {
+        tracing::error!(error = %e, "cutting the log back to its last durable frame");
+        let dir = shared.path.parent().expect("the log lives in a directory");
+        mark_cache_suspect(&*shared.disk, dir);
     }
 }
 
-fn fail_all(rx: mpsc::Receiver<Written>, why: &str) {
-    while let Ok(w) = rx.recv() {
-        fail_written(w, why);
+fn fail_written(w: Written, why: &str) {
+    for (reply, res) in w.replies {
+        let _ = reply.send(res.and(Err(StoreError::Poisoned(why.to_string()).into())));
     }
 }
 
@@ -1075,7 +1155,7 @@ fn decode_frame_bytes(
 fn read_one(shared: &Shared, position: u64) -> Result<(Envelope, u64), StoreError> {
     let file_end = shared.index.read().end;
     let offset = shared.offsets.get(position)?;
-    match log::read_frame_at(&shared.file, offset, file_end)? {
+    match log::read_frame_at(&*shared.file, offset, file_end)? {
         Ok((prev_in_stream, body, true)) => {
             let (env, _) = Envelope::decode_body(&body)
                 .map_err(|e| corrupt(position, offset, e.to_string()))?;

@@ -2,7 +2,7 @@
 //! (clean-close record, projection snapshot, password file, probe record).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,8 @@ pub fn write_atomic_with(
 
 /// [`write_atomic_with`] for bytes already in memory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic_with(path, |w| w.write_all(bytes))
+    use crate::disk::Disk;
+    crate::disk::OsDisk.write_atomic(path, bytes)
 }
 
 /// `name.ext` → `name.ext.tmp`, beside it (same file system, so rename is atomic).

@@ -3,21 +3,24 @@
 //! - [`format`]: the canonical, versioned encoding of an event and its hash (pure).
 //! - [`log`]: the log file's frames, and crash recovery's torn-tail rule.
 //! - [`embedded`]: the embedded default store (no server needed), with group commit.
+//! - [`disk`]: the store's one way to the disk; [`simdisk`] simulates one with faults.
 //! - [`check`]: the checks every frame must pass, shared by recovery and the verifiers.
 //! - [`verify`]: recomputes the whole chain from genesis without any key.
 //! - [`contract`]: the behaviour every [`EventStore`] backend must show, as tests.
 //!
 //! The on-disk format is specified byte by byte in `docs/design.md`.
-// No unsafe code but one syscall without a safe wrapper (`zeros::write_out`).
+// No unsafe code but one syscall without a safe wrapper (`disk::sync_file_range`).
 #![deny(unsafe_code)]
 
 pub mod check;
 mod clean;
 pub mod contract;
+pub mod disk;
 pub mod embedded;
 pub mod format;
 pub mod fsio;
 pub mod log;
+pub mod simdisk;
 pub mod verify;
 mod zeros;
 

@@ -5,9 +5,8 @@
 //! crash, whether damage at the end of the file is a torn tail (repairable: the
 //! bytes were never acknowledged) or corruption (never skipped, reported).
 
-use std::fs::File;
+use crate::disk::DiskFile;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use crate::format::{CANONICAL_BYTES_MAX, Hash, Id128};
 
@@ -81,7 +80,7 @@ impl FileHeader {
         })
     }
 
-    pub fn read_from(file: &File) -> Result<Self, ReadHeaderError> {
+    pub fn read_from(file: &dyn DiskFile) -> Result<Self, ReadHeaderError> {
         let mut b = [0u8; HEADER_BYTES as usize];
         match file.read_exact_at(&mut b, 0) {
             Ok(()) => Ok(Self::decode(&b)?),
@@ -99,8 +98,16 @@ pub enum ReadHeaderError {
     Io(#[from] io::Error),
 }
 
-/// Appends one frame (header + canonical bytes + hash) to `out`.
-pub fn encode_frame(out: &mut Vec<u8>, prev_in_stream: u64, canonical: &[u8], hash: &Hash) {
+/// Appends one frame (header + canonical bytes + hash) to `out`. `durable_lag`:
+/// how many events before this one were not yet known durable when it was
+/// written (see [`FrameRef::durable_lag`]).
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    prev_in_stream: u64,
+    durable_lag: u32,
+    canonical: &[u8],
+    hash: &Hash,
+) {
     let body_len = canonical.len() + 32;
     assert!(
         body_len <= FRAME_BODY_BYTES_MAX,
@@ -110,7 +117,7 @@ pub fn encode_frame(out: &mut Vec<u8>, prev_in_stream: u64, canonical: &[u8], ha
     out.extend_from_slice(&FRAME_MAGIC);
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&prev_in_stream.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes()); // reserved
+    out.extend_from_slice(&durable_lag.to_le_bytes());
     out.extend_from_slice(&[0; 4]); // crc, filled below
     out.extend_from_slice(canonical);
     out.extend_from_slice(hash);
@@ -130,9 +137,14 @@ fn frame_crc(header_fields: &[u8], body: &[u8]) -> u32 {
 pub struct FrameRef<'a> {
     pub offset: u64,
     pub prev_in_stream: u64,
-    /// The frame header's reserved field (zero as written; `check.rs` refuses
-    /// anything else).
-    pub reserved: u32,
+    /// How many of the events before this one were not yet durable (published)
+    /// when the writer wrote it: its position minus the durable count then,
+    /// saturating. Recovery's evidence about damage before it: an event older
+    /// than `position - durable_lag` had been fsynced before this frame was
+    /// written, so no crash can have torn it (docs/design.md, "Recovery").
+    /// Outside the hash (it says nothing about the event); `check.rs` refuses a
+    /// lag larger than the position.
+    pub durable_lag: u32,
     pub body: &'a [u8],
     pub crc_ok: bool,
 }
@@ -174,7 +186,7 @@ pub enum FrameFault {
 /// Reads frames sequentially through a large buffer (one `pread` per few MiB,
 /// no allocation per frame), which is what makes open and verify fast.
 pub struct FrameReader<'f> {
-    file: &'f File,
+    file: &'f dyn DiskFile,
     file_len: u64,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
@@ -188,7 +200,7 @@ pub struct FrameReader<'f> {
 const READ_CHUNK_BYTES: usize = 4 << 20;
 
 impl<'f> FrameReader<'f> {
-    pub fn new(file: &'f File, start: u64, file_len: u64) -> Self {
+    pub fn new(file: &'f dyn DiskFile, start: u64, file_len: u64) -> Self {
         Self {
             file,
             file_len,
@@ -244,7 +256,7 @@ impl<'f> FrameReader<'f> {
         let at = (self.next - self.buf_offset) as usize;
         let h = &self.buf[at..at + FRAME_HEADER_BYTES];
         let prev_in_stream = u64::from_le_bytes(h[8..16].try_into().unwrap());
-        let reserved = u32::from_le_bytes(h[16..20].try_into().unwrap());
+        let durable_lag = u32::from_le_bytes(h[16..20].try_into().unwrap());
         let crc = u32::from_le_bytes(h[20..24].try_into().unwrap());
         let body = &self.buf[at + FRAME_HEADER_BYTES..at + total];
         let crc_ok = frame_crc(&h[4..20], body) == crc;
@@ -253,7 +265,7 @@ impl<'f> FrameReader<'f> {
         Ok(Some(Ok(FrameRef {
             offset,
             prev_in_stream,
-            reserved,
+            durable_lag,
             body,
             crc_ok,
         })))
@@ -268,7 +280,7 @@ pub type FrameAt = (u64, Vec<u8>, bool);
 /// damage classifier). Returns the fault instead of a frame when the bytes there
 /// are not one.
 pub fn read_frame_at(
-    file: &File,
+    file: &dyn DiskFile,
     offset: u64,
     file_len: u64,
 ) -> io::Result<Result<FrameAt, FrameFault>> {
@@ -306,44 +318,97 @@ pub enum Damage {
     Corrupt,
 }
 
-/// Classifies damage that starts at `offset`. `complete_frame_end` is the end of the
-/// frame there when it is whole (magic, length, all bytes present) but fails its checksum.
+/// Classifies damage that starts at `offset`, where the frame of
+/// `damaged_position` should be. `complete_frame_end` is the end of the frame
+/// there when it is whole (magic, length, all bytes present) but fails its checksum.
+///
+/// Intact frames after the damage say whether it can be a crash's: each says
+/// up to which position the log was durable when it was written. If one says
+/// the damaged position was durable by then, a crash cannot have torn it: rot
+/// or an edit, never skipped. If all were written before that, the damage and
+/// they are one unsynced write that reached the disk out of order (a drive's
+/// cache, page write-back), torn by the crash, and none of it was acknowledged.
 pub fn classify_damage(
-    file: &File,
+    file: &dyn DiskFile,
     offset: u64,
     file_len: u64,
     complete_frame_end: Option<u64>,
+    damaged_position: u64,
 ) -> io::Result<Damage> {
+    match durable_claim_after(file, offset, file_len)? {
+        Some(durable) if durable > damaged_position => return Ok(Damage::Corrupt),
+        Some(_) => return Ok(Damage::TornTail),
+        None => {}
+    }
     if let Some(end) = complete_frame_end {
         // A crash cuts writes short or leaves sectors unwritten (read back as zeros);
         // it does not produce a whole frame of wrong non-zero bytes. So a complete
-        // frame that fails its checksum is torn only if it ends in zeros from a
-        // sector boundary on; a flipped byte or an edit is corruption.
-        if !ends_in_zero_sectors(file, offset, end)? {
+        // frame that fails its checksum is torn only if a sector of it is zeros
+        // (one that did not reach the disk); a flipped byte or an edit is corruption.
+        if !has_zero_sector(file, offset, end)? {
             return Ok(Damage::Corrupt);
         }
-    }
-    if find_intact_frame_after(file, offset, file_len)?.is_some() {
-        return Ok(Damage::Corrupt);
     }
     Ok(Damage::TornTail)
 }
 
 const SECTOR_BYTES: u64 = 512;
 
-fn ends_in_zero_sectors(file: &File, from: u64, end: u64) -> io::Result<bool> {
+/// A frame that ends in this many zero bytes was cut short: its last bytes are
+/// its hash, which ends in 8 zero bytes once in 2^64 frames.
+const CUT_ZEROS_MIN: usize = 8;
+
+/// Whether `[from, end)` has what a crash leaves of a write: a sector that
+/// starts on a sector boundary and is all zeros (the last one may be cut by
+/// `end`), or zeros at its end (a short write, such as one cut by a full disk,
+/// whose sector reached the disk with the rest of it zero).
+fn has_zero_sector(file: &dyn DiskFile, from: u64, end: u64) -> io::Result<bool> {
     let mut buf = vec![0u8; (end - from) as usize];
     file.read_exact_at(&mut buf, from)?;
-    let last_nonzero = buf
-        .iter()
-        .rposition(|&b| b != 0)
-        .map_or(from, |i| from + i as u64 + 1);
-    let boundary = last_nonzero.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
-    Ok(boundary < end)
+    if buf.len() >= CUT_ZEROS_MIN && buf[buf.len() - CUT_ZEROS_MIN..].iter().all(|&b| b == 0) {
+        return Ok(true);
+    }
+    let mut s = from.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    while s < end {
+        let e = (s + SECTOR_BYTES).min(end);
+        if buf[(s - from) as usize..(e - from) as usize]
+            .iter()
+            .all(|&b| b == 0)
+        {
+            return Ok(true);
+        }
+        s = e;
+    }
+    Ok(false)
+}
+
+/// Of the intact frames after `offset`, the latest durable count any of them
+/// says it was written after (`position - durable_lag`); `None` if none is intact.
+fn durable_claim_after(file: &dyn DiskFile, offset: u64, file_len: u64) -> io::Result<Option<u64>> {
+    let mut latest = None;
+    let mut at = offset;
+    while let Some(found) = find_intact_frame_after(file, at, file_len)? {
+        let mut h = [0u8; FRAME_HEADER_BYTES];
+        file.read_exact_at(&mut h, found)?;
+        let lag = u32::from_le_bytes(h[16..20].try_into().unwrap());
+        if let Ok((_, body, true)) = read_frame_at(file, found, file_len)?
+            && let Some(p) = body.get(1..9)
+        {
+            let position = u64::from_le_bytes(p.try_into().unwrap());
+            let claim = position.saturating_sub(u64::from(lag));
+            latest = Some(latest.map_or(claim, |l: u64| l.max(claim)));
+        }
+        at = found;
+    }
+    Ok(latest)
 }
 
 /// Searches for the magic of a frame whose checksum holds, anywhere after `offset`.
-pub fn find_intact_frame_after(file: &File, offset: u64, file_len: u64) -> io::Result<Option<u64>> {
+pub fn find_intact_frame_after(
+    file: &dyn DiskFile,
+    offset: u64,
+    file_len: u64,
+) -> io::Result<Option<u64>> {
     let chunk = 1usize << 20;
     let mut buf = vec![0u8; chunk + 3];
     let mut at = offset + 1;

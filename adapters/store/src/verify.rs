@@ -10,6 +10,8 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+
+use crate::disk::DiskFile;
 use std::path::Path;
 
 pub use crate::check::BreakKind;
@@ -105,7 +107,7 @@ pub fn open_log(path: &Path) -> Result<Result<(File, FileHeader, u64), Break>, V
     };
     let mut head = [0u8; HEADER_BYTES as usize + 4];
     let n = (file_len as usize).min(head.len());
-    file.read_exact_at(&mut head[..n], 0).map_err(io)?;
+    FileExt::read_exact_at(&file, &mut head[..n], 0).map_err(io)?;
     let head = &head[..n];
     let magic_ok = head.get(..8) == Some(&FILE_MAGIC[..]);
     let frame_follows = head.get(HEADER_BYTES as usize..) == Some(&FRAME_MAGIC[..]);
@@ -149,8 +151,16 @@ pub fn verify_file(path: &Path, opts: Options<'_>) -> Result<Outcome, VerifyErro
     })
 }
 
+/// Verifies a log that is already open, on any disk (the simulated one's too).
+/// A header that does not read is an error here, not a break with an offset
+/// ([`verify_file`] finds that offset).
+pub fn verify_open(file: &dyn DiskFile, opts: Options<'_>) -> std::io::Result<Outcome> {
+    let header = FileHeader::read_from(file).map_err(std::io::Error::other)?;
+    verify_open_file(file, &header, file.len()?, opts)
+}
+
 fn verify_open_file(
-    file: &File,
+    file: &dyn DiskFile,
     header: &FileHeader,
     file_len: u64,
     opts: Options<'_>,
@@ -182,7 +192,7 @@ fn verify_open_file(
             None => break,
             Some(Ok(f)) => f,
             Some(Err(fault)) => {
-                return match log::classify_damage(file, offset, file_len, None)? {
+                return match log::classify_damage(file, offset, file_len, None, chain.count)? {
                     Damage::TornTail => Ok(intact(header, &chain, file_len - offset)),
                     Damage::Corrupt => broken(
                         position,
@@ -197,7 +207,9 @@ fn verify_open_file(
         };
         if !frame.crc_ok {
             let end = frame.offset + frame.len();
-            if log::classify_damage(file, offset, file_len, Some(end))? == Damage::TornTail {
+            if log::classify_damage(file, offset, file_len, Some(end), chain.count)?
+                == Damage::TornTail
+            {
                 return Ok(intact(header, &chain, file_len - offset));
             }
             let (stored, computed) = (frame.stored_hash(), chain_hash(frame.canonical()));

@@ -7,8 +7,7 @@
 //! (`before_write`). Zeros land only after the last frame, where recovery treats
 //! them like any zero tail.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::disk::DiskFile;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -47,7 +46,7 @@ pub(crate) struct ZerosAhead {
 
 impl ZerosAhead {
     /// Starts the thread for `file` (a handle of its own), whose length is `len`.
-    pub(crate) fn start(file: std::io::Result<File>, len: u64) -> Self {
+    pub(crate) fn start(file: std::sync::Arc<dyn DiskFile>, len: u64) -> Self {
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 zeroed_end: len,
@@ -57,12 +56,12 @@ impl ZerosAhead {
             }),
             changed: Condvar::new(),
         });
-        let thread = file.and_then(|file| {
+        let thread = {
             let inner = inner.clone();
             std::thread::Builder::new()
                 .name("mebyo-ledger-zeros".into())
-                .spawn(move || run(&inner, &file))
-        });
+                .spawn(move || run(&inner, &*file))
+        };
         let thread = match thread {
             Ok(t) => Some(t),
             Err(e) => {
@@ -109,7 +108,7 @@ impl Drop for ZerosAhead {
     }
 }
 
-fn run(inner: &Inner, file: &File) {
+fn run(inner: &Inner, file: &dyn DiskFile) {
     let zeros = vec![0u8; PIECE_BYTES];
     loop {
         {
@@ -136,7 +135,7 @@ fn run(inner: &Inner, file: &File) {
 /// the disk before `zeroed_end` moves past it (the writer may then write there),
 /// then makes the new length durable. Returns early, leaving only zeros after
 /// the last frame, if asked to stop.
-fn zero_range(inner: &Inner, file: &File, zeros: &[u8]) -> std::io::Result<()> {
+fn zero_range(inner: &Inner, file: &dyn DiskFile, zeros: &[u8]) -> std::io::Result<()> {
     loop {
         let (at, n) = {
             let st = inner.state.lock();
@@ -155,28 +154,11 @@ fn zero_range(inner: &Inner, file: &File, zeros: &[u8]) -> std::io::Result<()> {
         // The writer writes only before `zeroed_end` while the job runs, so this
         // piece, which starts there, holds no frame.
         file.write_all_at(&zeros[..n], at)?;
-        write_out(file, at, n as u64)?;
+        file.write_out(at, n as u64)?;
         let mut st = inner.state.lock();
         st.zeroed_end = at + n as u64;
         inner.changed.notify_all();
     }
     // The size and the allocation, so that later commits need not persist them.
     file.sync_data()
-}
-
-// Neither std nor rustix nor nix wraps `sync_file_range`; the call takes no
-// pointers, only the descriptor of a file this thread owns and two integers.
-#[allow(unsafe_code)]
-fn write_out(file: &File, at: u64, n: u64) -> std::io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-        | libc::SYNC_FILE_RANGE_WRITE
-        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-    // SAFETY: no memory is passed; an invalid descriptor or range is an error return.
-    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), at as i64, n as i64, flags) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }

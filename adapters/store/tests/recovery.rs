@@ -223,7 +223,7 @@ fn recorded_at_never_goes_back_when_the_clock_does() {
         OpenOptions {
             clock: std::sync::Arc::new(clock.clone()),
             sealer: None,
-            accept_loss_to: None,
+            ..Default::default()
         },
     )
     .unwrap()
