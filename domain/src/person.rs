@@ -42,6 +42,8 @@ pub struct PersonState {
     pub identity: Option<VaultRef>,
     pub identity_revision: u32,
     pub accepted_policy: Option<PolicyId>,
+    /// Signs in with a password from the password file (P4.8(2)).
+    pub password: bool,
     /// People who may act for this person (family representatives).
     pub representatives: BTreeSet<PersonId>,
     pub consents: BTreeMap<ConsentId, Consent>,
@@ -82,6 +84,9 @@ pub enum PersonCommand {
         person: PersonId,
         identity: VaultRef,
         email_index: Option<BlindIndex>,
+        /// Signs in to the portal with a password (a self-service sign-up), kept
+        /// in the password file beside the ledger (P4.8(2)).
+        password: bool,
     },
     AcceptPolicy {
         policy: PolicyId,
@@ -122,6 +127,11 @@ pub enum PersonEvent {
         registrar: Registrar,
         identity: VaultRef,
         email_index: Option<BlindIndex>,
+        /// The password file must hold this person's entry while they are
+        /// registered: what the open checks the file against (issue 19 §4).
+        /// Absent (false) in events of earlier versions.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        password: bool,
         at: Timestamp,
     },
     #[serde(rename = "person.policy_accepted")]
@@ -239,6 +249,7 @@ pub fn decide(
         person,
         identity,
         email_index,
+        password,
     } = cmd
     {
         ensure(
@@ -263,6 +274,7 @@ pub fn decide(
             registrar,
             identity: identity.clone(),
             email_index: email_index.clone(),
+            password: *password,
             at,
         }]);
     }
@@ -528,8 +540,10 @@ pub fn evolve(mut state: PersonState, event: &PersonEvent) -> PersonState {
             person,
             registrar,
             identity,
+            password,
             ..
         } => {
+            state.password = *password;
             state.id = Some(person.clone());
             state.status = PersonStatus::Active;
             state.registrar = Some(registrar.clone());

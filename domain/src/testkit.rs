@@ -275,6 +275,7 @@ pub fn registered(person: &str) -> Vec<PersonEvent> {
             registrar: Registrar::SelfService,
             identity: VaultRef::new(format!("v-{person}")).unwrap(),
             email_index: None,
+            password: false,
             at: days(-100),
         },
         PersonEvent::PolicyAccepted {

@@ -157,6 +157,7 @@ fn main() {
             registrar: Registrar::SelfService,
             identity: VaultRef::new(format!("v{i}")).unwrap(),
             email_index: None,
+            password: true,
             at,
         });
         feed.push(PersonEvent::PolicyAccepted {

@@ -335,6 +335,7 @@ impl Log {
             person: pid(id),
             identity: VaultRef::new(format!("v-{id}")).unwrap(),
             email_index: None,
+            password: false,
         };
         let events = self.as_staff("office", at, |ctx| {
             person::decide(&PersonState::default(), &cmd, ctx).unwrap()

@@ -319,6 +319,7 @@ impl Platform {
             person: person.clone(),
             identity: VaultRef::new(person.as_str()).expect("person ids are vault refs"),
             email_index,
+            password: signup.is_some(),
         };
         // Every decision before anything is written: a refusal creates nothing.
         let facts = self.actor_facts(actor).await?;
@@ -562,7 +563,9 @@ impl Platform {
         *self.pending.entries.lock() = pending.clone();
         // The password file only if a sign-up is among them; nothing else has it open yet.
         let auth = if pending.values().any(|e| e.credential.is_some()) {
-            Some(AuthStore::open(&self.dir.root)?)
+            let auth = AuthStore::open(&self.dir.root)?;
+            auth.bind_ledger(self.ledger_count());
+            Some(auth)
         } else {
             None
         };

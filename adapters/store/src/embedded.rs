@@ -1239,6 +1239,17 @@ impl EmbeddedStore {
             .collect()
     }
 
+    /// [`EmbeddedStore::streams_with_prefix`], only those whose last event is at
+    /// `position` or later: what changed since then.
+    pub fn streams_changed_since(&self, prefix: &str, position: u64) -> Vec<String> {
+        let idx = self.h.shared.index.read();
+        idx.streams
+            .iter()
+            .filter(|(s, t)| s.starts_with(prefix) && t.last_position >= position)
+            .map(|(s, _)| s.to_string())
+            .collect()
+    }
+
     /// Tests only: stop taking writes exactly as an IO failure does, without one
     /// (the simulated disk that would make a real one is not built yet).
     #[doc(hidden)]

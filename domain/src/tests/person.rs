@@ -73,6 +73,7 @@ fn p2_1_self_service_registration_keeps_identity_in_the_vault() {
         person: pid("p1"),
         identity: VaultRef::new("v-9").unwrap(),
         email_index: Some(index.clone()),
+        password: true,
     };
     let after = check::<Person>(
         &ctx,
@@ -83,10 +84,15 @@ fn p2_1_self_service_registration_keeps_identity_in_the_vault() {
             registrar: Registrar::SelfService,
             identity: VaultRef::new("v-9").unwrap(),
             email_index: Some(index),
+            password: true,
             at: T0,
         }]),
     );
     assert_eq!(after.status, PersonStatus::Active);
+    assert!(
+        after.password,
+        "the password file must hold this person (issue 19 §4)"
+    );
     check::<Person>(
         &ctx,
         &registered("p1"),
@@ -107,6 +113,7 @@ fn p3_2_operations_office_registers_on_the_persons_behalf() {
         person: pid("p1"),
         identity: VaultRef::new("v-1").unwrap(),
         email_index: None,
+        password: false,
     };
     let after = check::<Person>(&ctx, &[], register.clone(), Types(&["person.registered"]));
     assert_eq!(
