@@ -66,8 +66,17 @@ pub struct AuthEntry {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct AuthFile {
     format: u32,
+    /// Events the ledger held when this file was last written: what binds it to
+    /// the ledger (issue 19 §4). Whatever changed in the ledger after it is
+    /// checked against the file at open (`Platform::check_password_file`); 0 in
+    /// files of earlier versions, so their first open checks everything.
+    #[serde(default)]
+    ledger_count: u64,
     entries: BTreeMap<String, AuthEntry>,
 }
+
+/// The ledger's event count now, for [`AuthStore::bind_ledger`].
+pub type LedgerCount = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 
 const FORMAT: u32 = 1;
 /// Bound on the file's size when read back: a planted or corrupt file must not make
@@ -87,6 +96,7 @@ pub enum AuthError {
 pub struct AuthStore {
     path: PathBuf,
     file: Mutex<AuthFile>,
+    ledger: Mutex<Option<LedgerCount>>,
 }
 
 impl AuthStore {
@@ -127,6 +137,7 @@ impl AuthStore {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuthFile {
                 format: FORMAT,
+                ledger_count: 0,
                 entries: BTreeMap::new(),
             },
             Err(e) => return Err(e.into()),
@@ -134,7 +145,19 @@ impl AuthStore {
         Ok(AuthStore {
             path,
             file: Mutex::new(file),
+            ledger: Mutex::new(None),
         })
+    }
+
+    /// Every later write records the ledger's count from `count` (the writer
+    /// that serves must bind it; a store left unbound keeps the count it read).
+    pub fn bind_ledger(&self, count: LedgerCount) {
+        *self.ledger.lock() = Some(count);
+    }
+
+    /// The ledger's event count when the file was last written.
+    pub fn ledger_count(&self) -> u64 {
+        self.file.lock().ledger_count
     }
 
     pub fn get(&self, subject: &Subject) -> Option<AuthEntry> {
@@ -264,12 +287,15 @@ impl AuthStore {
     /// in-memory state is rolled back so memory and disk never disagree.
     fn update(&self, change: impl FnOnce(&mut AuthFile)) -> Result<(), AuthError> {
         let mut f = self.file.lock();
-        let before = f.entries.clone();
+        let before = (f.entries.clone(), f.ledger_count);
         change(&mut f);
+        if let Some(count) = self.ledger.lock().as_ref() {
+            f.ledger_count = count();
+        }
         if let Err(e) =
             mebyo_store::fsio::write_atomic(&self.path, &serde_json::to_vec(&*f).expect("json"))
         {
-            f.entries = before;
+            (f.entries, f.ledger_count) = before;
             return Err(e.into());
         }
         Ok(())

@@ -619,7 +619,64 @@ impl Platform {
         // With the ledger's lock held: no other process is registering anyone.
         platform.recover_registrations().await?;
         platform.check_files_cover_ledger().await?;
+        platform.check_password_file().await?;
         Ok(platform)
+    }
+
+    /// The ledger's event count, for the password file's binding
+    /// ([`auth::AuthStore::bind_ledger`]).
+    pub fn ledger_count(&self) -> auth::LedgerCount {
+        let store = self.store.clone();
+        Arc::new(move || store.head().count)
+    }
+
+    /// Issue 19 §4 (P4.8(2), P4.10): the password file is bound to the ledger by
+    /// the count it last saw. A file that saw more than the ledger holds is from
+    /// another ledger or a later one; and every person registered with a password
+    /// (`person.registered`'s `password`, a self-service sign-up) whose
+    /// connection information in force changed since must have their entry, or
+    /// the file is an older copy and those people would be told their password
+    /// is wrong. Only credentials changed since the file's last write
+    /// are read (for a current file, about none). Not caught: an older copy that
+    /// has every account but an older password of one (a password change has no
+    /// event to compare with).
+    async fn check_password_file(&self) -> Result<(), PlatformError> {
+        use mebyo_domain::credential::{CredentialStatus, Holder};
+        let auth = auth::AuthStore::open(&self.dir.root)?;
+        let (since, head) = (auth.ledger_count(), self.store.head().count);
+        let path = auth::AuthStore::dir(&self.dir.root).join("passwords.json");
+        if since > head {
+            return Err(PlatformError::FilesBehindLedger(format!(
+                "{} was last written when the ledger held {since} events, but it holds {head}: the file belongs to another or a later ledger; put back the copy that goes with this ledger, or restore the whole data directory from one backup set (P4.8(2), P4.10); nothing was changed",
+                path.display()
+            )));
+        }
+        let mut missing = Vec::new();
+        for stream in self.store.streams_changed_since("credential-", since) {
+            let Ok(id) = CredentialId::new(&stream["credential-".len()..]) else {
+                continue;
+            };
+            let c = self.credential_state(&id).await?;
+            let (Some(Holder::Individual { person }), CredentialStatus::Active) =
+                (c.holder.clone(), c.status)
+            else {
+                continue;
+            };
+            let p = self.person_state(&person).await?;
+            if p.password
+                && p.status != PersonStatus::Erased
+                && !auth.contains(&auth::Subject::Person(person.clone()))
+            {
+                missing.push(person.to_string());
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(PlatformError::FilesBehindLedger(format!(
+            "{}. The file is older than the ledger (a restored or rolled-back copy): put back the copy that goes with this ledger, or restore the whole data directory from one backup set (P4.8(2), P4.10); nothing was changed",
+            files_behind(&path, "passwords", &missing)
+        )))
     }
 
     /// Issue 19 §4 (P4.8(3), P4.10): the key store and the identity vault are

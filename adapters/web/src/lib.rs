@@ -195,6 +195,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub async fn new(platform: Arc<Platform>, cfg: WebConfig) -> Result<AppState, WebError> {
         let auth = AuthStore::open(&platform.dir.root)?;
+        auth.bind_ledger(platform.ledger_count());
         let hasher = PasswordHasher::new(
             PasswordHasherConfig {
                 max_concurrent: cfg.password_hashing_concurrency.max(1),
