@@ -119,6 +119,17 @@ pub fn read_published(
     path: &Path,
     vkey: &NoteVerifier,
 ) -> Result<Option<mebyo_tlog::Checkpoint>, String> {
+    let Some(note) = read_published_note(path)? else {
+        return Ok(None);
+    };
+    mebyo_tlog::parse_and_verify_checkpoint_for_origin(&note, vkey, vkey.name())
+        .map(Some)
+        .map_err(|e| format!("{} does not verify: {e}", path.display()))
+}
+
+/// The published checkpoint's text as it is, unverified (bounded, UTF-8): what
+/// `GET /checkpoint` serves for witnesses, who verify it themselves.
+pub fn read_published_note(path: &Path) -> Result<Option<String>, String> {
     let note = match std::fs::read(path) {
         Ok(b) if b.len() <= mebyo_tlog::note::MAX_NOTE_BYTES => b,
         Ok(_) => {
@@ -130,10 +141,9 @@ pub fn read_published(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("reading {}: {e}", path.display())),
     };
-    let note = String::from_utf8(note).map_err(|_| format!("{} is not UTF-8", path.display()))?;
-    mebyo_tlog::parse_and_verify_checkpoint_for_origin(&note, vkey, vkey.name())
+    String::from_utf8(note)
         .map(Some)
-        .map_err(|e| format!("{} does not verify: {e}", path.display()))
+        .map_err(|_| format!("{} is not UTF-8", path.display()))
 }
 
 impl Checkpointing {

@@ -27,7 +27,7 @@ pub mod scan;
 pub use mebyo_tlog as tlog;
 
 pub use checkpointing::{
-    Checkpointing, CheckpointingError, Signed, published_path, read_published,
+    Checkpointing, CheckpointingError, Signed, published_path, read_published, read_published_note,
 };
 pub use keys::{KeyError, checkpoint_origin, ensure_checkpoint_key, load_signer, load_vkey};
 pub use scan::{

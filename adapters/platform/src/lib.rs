@@ -623,6 +623,14 @@ impl Platform {
         Ok(platform)
     }
 
+    /// The newest signed checkpoint as published beside the ledger
+    /// (`DATA/checkpoints/latest.note`, written once durable in the log): a C2SP
+    /// signed note, no personal data, for `GET /checkpoint` (issue 19 §8).
+    pub fn published_checkpoint(&self) -> Result<Option<String>, PlatformError> {
+        mebyo_audit::read_published_note(&mebyo_audit::published_path(&self.dir.root))
+            .map_err(PlatformError::Settings)
+    }
+
     /// The ledger's event count, for the password file's binding
     /// ([`auth::AuthStore::bind_ledger`]).
     pub fn ledger_count(&self) -> auth::LedgerCount {

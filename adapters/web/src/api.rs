@@ -199,6 +199,31 @@ pub async fn policy(State(st): State<AppState>) -> ApiResult<Json<svc::PolicyVie
     })
 }
 
+#[utoipa::path(get, path = "/checkpoint", responses((status = 200, description = "The newest signed checkpoint: a C2SP signed note (tlog-checkpoint body), text/plain", content_type = "text/plain; charset=utf-8", body = String), (status = 404, description = "No checkpoint is signed yet", body = ErrorEnvelope)),
+    description = "The newest signed checkpoint of the ledger, for witnesses and providers to keep (issue 19 §8, P4.5(2)): the same note the bus publishes on mebyo.v1.checkpoints. Verify it with the platform's published verifier key; no sign-in needed, it holds no personal data.")]
+pub async fn checkpoint(State(st): State<AppState>) -> ApiResult<Response> {
+    let note = st.platform.published_checkpoint().map_err(|e| {
+        tracing::error!(error = %e, "reading the published checkpoint");
+        ApiError::internal()
+    })?;
+    let note = note.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "checkpoint.none_yet",
+            mebyo_domain::clause!("P4.5(2)"),
+            "no checkpoint is signed yet",
+        )
+    })?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        note,
+    )
+        .into_response())
+}
+
 #[utoipa::path(post, path = "/api/v1/me/policy", responses((status = 200, body = Created), (status = 404, description = "No policy version is in force", body = ErrorEnvelope), (status = 409, description = "Already accepted", body = ErrorEnvelope)),
     description = "Accept the policy version in force (P8).")]
 pub async fn accept_policy(
@@ -613,6 +638,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         me,
         signup,
         policy,
+        checkpoint,
         accept_policy,
         change_password,
         my_records,

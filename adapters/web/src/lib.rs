@@ -540,6 +540,7 @@ fn routes() -> Router<AppState> {
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/signup", post(api::signup))
         .route("/api/v1/policy", get(api::policy))
+        .route("/checkpoint", get(api::checkpoint))
         .route("/api/v1/me/policy", post(api::accept_policy))
         .route("/api/v1/me/records", get(api::my_records))
         .route("/api/v1/me/vitals", post(api::add_vital))

@@ -201,9 +201,11 @@ fn access(method: &str, path: &str) -> Access {
     match (method, path) {
         ("get", "/metrics") => Access::Monitoring,
         ("post", "/api/v1/session" | "/api/v1/signup") => Access::Public,
-        (_, "/api/v1/policy" | "/api/v1/notices" | "/livez" | "/readyz" | "/api/openapi.json") => {
-            Access::Public
-        }
+        (
+            _,
+            "/api/v1/policy" | "/api/v1/notices" | "/livez" | "/readyz" | "/checkpoint"
+            | "/api/openapi.json",
+        ) => Access::Public,
         ("get", _) => Access::Read,
         _ => Access::Write,
     }
