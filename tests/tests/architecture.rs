@@ -124,6 +124,34 @@ fn every_clause_cited_outside_tests_is_compiler_checked() {
     );
 }
 
+/// Issue 19: the store's simulation covers every file operation only if every
+/// one goes through `mebyo_store::disk` (its one way to the disk). A direct
+/// `std::fs` or `File` call in the store's own modules would bypass the simulated
+/// disk's faults unnoticed: this lists them.
+#[test]
+fn the_store_reaches_the_disk_only_through_its_disk_seam() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/store/src");
+    let mut direct = Vec::new();
+    for name in ["embedded.rs", "log.rs", "clean.rs", "zeros.rs"] {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        let product = text.split("#[cfg(test)]").next().unwrap();
+        for (n, line) in product.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            if ["std::fs", "fs::", "File::", "FileExt", "libc::"]
+                .iter()
+                .any(|p| code.contains(p))
+            {
+                direct.push(format!("{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        direct.is_empty(),
+        "file operations past mebyo_store::disk:\n{}",
+        direct.join("\n")
+    );
+}
+
 /// Rust sources of product code under `dir`: no tests, test kits, benches or
 /// examples, no build output.
 fn walk(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path, &str)) {
