@@ -239,3 +239,48 @@ async fn p4_4_a_stopped_ledger_answers_503_and_readiness_says_so() {
     let r = env.get_as(&s, "/api/v1/me/records").await;
     assert_refusal(r, 503, "ledger.stopped", "P4.4").await;
 }
+
+/// Issue 19 §5: a staff member's incident report, retried with its
+/// `Idempotency-Key` after a lost answer, is the one incident (P4.14(1)): the id
+/// is derived from the reporter and the key, so the ledger itself remembers. The
+/// same key for another report, or from another staff member, is not a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p4_14_1_an_incident_report_retried_with_its_key_is_one_incident() {
+    let env = start().await;
+    let om = env
+        .login("staff", env.org.operations_manager.as_str(), STAFF_PASSWORD)
+        .await;
+    let path = "/api/v1/ops/incidents";
+    let report = json!({"kind": "malware"});
+    let incident = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 201, "{:?}", r.headers());
+        let replayed = r.headers()["idempotent-replayed"] == "true";
+        let v: Value = r.json().await.unwrap();
+        (
+            v["made"][0].as_str().unwrap().to_string(),
+            v["position"].as_u64().unwrap(),
+            replayed,
+        )
+    };
+    let first = incident(keyed(&env, &om, path, "inc-2026-12-03.1", &report).await).await;
+    assert!(!first.2);
+    let again = incident(keyed(&env, &om, path, "inc-2026-12-03.1", &report).await).await;
+    assert_eq!(
+        again,
+        (first.0.clone(), first.1, true),
+        "the first answer, replayed"
+    );
+    let other = json!({"kind": "other"});
+    let r = keyed(&env, &om, path, "inc-2026-12-03.1", &other).await;
+    assert_refusal(r, 422, "request.idempotency_key_reused", "P2(1)").await;
+    let office = env.staff_login().await;
+    let theirs = incident(keyed(&env, &office, path, "inc-2026-12-03.1", &report).await).await;
+    assert!(
+        theirs.0 != first.0 && !theirs.2,
+        "another reporter's key is theirs"
+    );
+    let reports = mebyo_operations_service::incidents::list(&env.platform)
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 2, "two incidents, not three or four");
+}

@@ -331,23 +331,69 @@ pub async fn open_incident(
     actor: &Actor,
     input: &IncidentInput,
 ) -> ApiResult<Recorded> {
+    Ok(open_incident_keyed(st, actor, input, None).await?.0)
+}
+
+/// [`open_incident`] under an `Idempotency-Key` (issue 19 §5): the incident's id
+/// is derived from the reporter and the key, so a retry after a lost answer
+/// (even across a restart) finds the incident it made and answers it again
+/// (`true`: replayed), instead of reporting a second one; the same key with a
+/// different report is refused.
+pub async fn open_incident_keyed(
+    st: &AppState,
+    actor: &Actor,
+    input: &IncidentInput,
+    key: Option<&str>,
+) -> ApiResult<(Recorded, bool)> {
     let kind = IncidentKind::parse(&input.kind).ok_or_else(|| {
         ApiError::invalid(
             mebyo_domain::clause!("P4.14(1)"),
             "kind must be unauthorized-access, malware, theft-or-loss, contractor or other",
         )
     })?;
-    let detected_at = time_of(input.detected_at.as_deref())?.unwrap_or_else(|| st.platform.now());
-    let id = incident_id(&st.platform.new_id("inc"))?;
+    let given_at = time_of(input.detected_at.as_deref())?;
+    let detected_at = given_at.unwrap_or_else(|| st.platform.now());
+    let scope = match actor {
+        Actor::Staff { staff } => staff.as_str(),
+        _ => "",
+    };
+    let id = incident_id(&st.platform.id_for("inc", scope, key))?;
+    let contractor = reference(input.contractor.as_deref())?;
+    if key.is_some() {
+        use mebyo_store::EventStore;
+        let first = st
+            .platform
+            .store()
+            .read_stream(&id.stream(), 0, 1)
+            .await
+            .map_err(|_| ApiError::internal())?;
+        if let Some(e) = first.first() {
+            let events = incidents::events(&st.platform, &id)
+                .await
+                .map_err(|_| ApiError::internal())?;
+            let same = matches!(events.first(), Some(mebyo_operations::incident::IncidentEvent::Reported {
+                kind: k, vpn_used: v, contractor: c, detected_at: d, ..
+            }) if *k == kind && *v == input.vpn_used && *c == contractor
+                && given_at.is_none_or(|g| g == *d));
+            if !same {
+                return Err(ApiError::idempotency_key_reused());
+            }
+            let receipt = Receipt {
+                position: e.position,
+                hash: e.hash,
+            };
+            return Ok((Recorded::new(receipt, vec![id.to_string()]), true));
+        }
+    }
     let cmd = IncidentCommand::Report {
         incident: id.clone(),
         kind,
         detected_at,
         vpn_used: input.vpn_used,
-        contractor: reference(input.contractor.as_deref())?,
+        contractor,
         source: Source::Staff,
     };
-    incident_command(st, actor, &id, cmd).await
+    Ok((incident_command(st, actor, &id, cmd).await?, false))
 }
 
 /// Records a runbook step as done (P4.14); out of order or by the wrong role is
@@ -414,7 +460,8 @@ pub async fn close(st: &AppState, actor: &Actor, id: &str) -> ApiResult<Recorded
 }
 
 #[utoipa::path(post, path = "/api/v1/ops/incidents", request_body = IncidentInput,
-    responses((status = 201, body = Recorded, description = "Reported; `made` holds the incident id"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the report safe to retry, as for /api/v1/me/vitals: the same key and report answer the first incident (201, `Idempotent-Replayed: true`) and report nothing new, across restarts; the same key with a different report is refused (422 `request.idempotency_key_reused`).")),
+    responses((status = 201, body = Recorded, description = "Reported; `made` holds the incident id", headers(("Idempotent-Replayed" = String, description = "`true` when the answer is an earlier request's with the same Idempotency-Key"))),
         (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope),
         (status = 409, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)),
     description = "Report a security incident (P4.14(1)); its runbook follows from its kind.")]
@@ -422,12 +469,18 @@ pub async fn report_incident(
     State(st): State<AppState>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<IncidentInput>,
-) -> ApiResult<(StatusCode, Json<Recorded>)> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let actor = staff_actor(&st, &headers, svc::csrf_header(&headers))?;
+    let key = svc::idempotency_key(&headers)?;
+    let (recorded, replayed) = open_incident_keyed(&st, &actor, &input, key).await?;
+    let replayed = if replayed { "true" } else { "false" };
     Ok((
         StatusCode::CREATED,
-        Json(open_incident(&st, &actor, &input).await?),
-    ))
+        [("idempotent-replayed", replayed)],
+        Json(recorded),
+    )
+        .into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/ops/incidents/{id}/steps", request_body = StepInput,
