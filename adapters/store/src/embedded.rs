@@ -116,6 +116,12 @@ struct Shared {
     /// Number of durable events; subscribers wait on it.
     committed: watch::Sender<u64>,
     poisoned: Mutex<Option<String>>,
+    /// Held by the writer while it checks for poison and writes a batch, and by
+    /// the syncer while it poisons the store and cuts the log back after a failed
+    /// fsync: no batch lands after the cut (`cut_back_after_failed_sync`). Apart
+    /// from `poisoned`, which the syncer reads every round, so that a round never
+    /// waits for a write.
+    write_gate: Mutex<()>,
 }
 
 struct Request {
@@ -382,6 +388,7 @@ impl EmbeddedStore {
             index: RwLock::new(index),
             committed,
             poisoned: Mutex::new(None),
+            write_gate: Mutex::new(()),
         });
         let (tx, rx) = mpsc::channel();
         let writer = {
@@ -854,20 +861,21 @@ fn writer_loop(
         }
         if !buf.is_empty() {
             zeros.before_write(end, end + buf.len() as u64);
-            // Written under the poison lock, so that no write lands after a failed
+            // Written through the write gate, so that no write lands after a failed
             // fsync has cut the file back (`syncer_loop`).
-            let mut poisoned = shared.poisoned.lock();
-            let failed = match &*poisoned {
-                Some(why) => Some(why.clone()),
+            let gate = shared.write_gate.lock();
+            let poisoned = shared.poisoned.lock().clone();
+            let failed = match poisoned {
+                Some(why) => Some(why),
                 None => file.write_all_at(&buf, end).err().map(|e| {
                     let why = format!("{e}");
                     tracing::error!(error = %why, "ledger write failed; the store refuses further appends");
-                    *poisoned = Some(why.clone());
+                    *shared.poisoned.lock() = Some(why.clone());
                     let _ = file.set_len(end0);
                     why
                 }),
             };
-            drop(poisoned);
+            drop(gate);
             if let Some(why) = failed {
                 for (reply, res) in w.replies.drain(..) {
                     let _ = reply.send(res.and(Err(StoreError::Poisoned(why.clone()).into())));
@@ -950,13 +958,13 @@ fn syncer_loop(shared: &Shared, file: &dyn DiskFile, rx: mpsc::Receiver<Written>
 /// still show the frames, but they may never reach the disk, and a later fsync
 /// will not retry them. Left in the file, a reopen (without a crash) would take
 /// them as durable and chain acknowledged events after a hole (the "fsyncgate"
-/// problem). So everything after the last published frame goes, under the
-/// poison lock, so the writer writes nothing after it. If even that fails, a
+/// problem). So everything after the last published frame goes, through the
+/// write gate, so the writer writes nothing after it. If even that fails, a
 /// reopen sees the cut in the page cache; after a crash, what survives past the
 /// last acknowledged frame is a torn tail like any other.
 fn cut_back_after_failed_sync(shared: &Shared, file: &dyn DiskFile, why: &str) {
-    let mut poisoned = shared.poisoned.lock();
-    *poisoned = Some(why.to_string());
+    let _gate = shared.write_gate.lock();
+    *shared.poisoned.lock() = Some(why.to_string());
     let end = shared.index.read().end;
     if let Err(e) = file.set_len(end).and_then(|()| file.sync_data()) {
         tracing::error!(error = %e, "cutting the log back to its last durable frame");
