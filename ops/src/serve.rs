@@ -462,33 +462,56 @@ async fn staff_passwords(web: &mebyo_web::WebHandle, data: &std::path::Path) -> 
     let mut lines = String::from(
         "# One-time passwords of staff accounts. Sign in at /ops/login: the first\n\
          # sign-in replaces the password (and enrols a second factor for every role\n\
-         # but the office). Then delete this file.\n",
+         # but the office). A later line for an account replaces an earlier one.\n\
+         # Then delete this file.\n",
     );
-    for staff in &missing {
-        let pw = one_time_password();
-        web.set_one_time_password(&Subject::Staff(staff.clone()), &pw)
-            .await?;
+    let passwords: Vec<(mebyo_domain::StaffId, String)> = missing
+        .into_iter()
+        .map(|staff| (staff, one_time_password()))
+        .collect();
+    for (staff, pw) in &passwords {
         lines.push_str(&format!("{staff} {pw}\n"));
     }
+    // Written down durably before any of them is set (issue 19): a start cut
+    // short in between leaves lines for passwords never set, which the next
+    // start supersedes with later lines for the same accounts; the other way
+    // round it left passwords set that no file names, and those staff members
+    // could never sign in (P3.1: the appointed staff must be able to act).
     let path = data.join("auth").join("initial-passwords.txt");
     write_private(&path, &lines)?;
+    for (n, (staff, pw)) in passwords.iter().enumerate() {
+        web.set_one_time_password(&Subject::Staff(staff.clone()), pw)
+            .await?;
+        if n == 0 {
+            mebyo_platform::fault::point("serve.staff_passwords");
+        }
+    }
     println!(
         "one-time passwords of {} staff accounts: {}",
-        missing.len(),
+        passwords.len(),
         path.display()
     );
     Ok(())
 }
 
-/// Appends to a file only its owner reads (made 0600 if new).
+/// Appends to a file only its owner reads (made 0600 if new), durably: a new
+/// file's name is synced with its directory.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let new = !path.exists();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())?;
-    f.sync_all()
+    f.sync_all()?;
+    match path.parent() {
+        Some(dir) if new => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
