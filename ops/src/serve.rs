@@ -70,13 +70,20 @@ const METRICS_TOKEN: &str = "auth/metrics-token";
 /// Reads the metrics token, or makes one (mode 0600) on the first start.
 fn metrics_token(data: &std::path::Path) -> anyhow::Result<String> {
     let path = data.join(METRICS_TOKEN);
-    if !path.exists() {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+    match std::fs::read_to_string(&path) {
+        Ok(kept) if !kept.trim().is_empty() => return Ok(kept.trim().to_string()),
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "the metrics token file is empty; a new token is made")
         }
-        write_private(&path, &format!("{}\n", one_time_password()))?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
     }
-    Ok(std::fs::read_to_string(&path)?.trim().to_string())
+    // Whole or not at all (issue 19): a start killed between creating the file
+    // and writing it left it empty, and an empty token matched a request with
+    // no token, opening /metrics to anyone (P4.4(1)).
+    let token = one_time_password();
+    mebyo_store::fsio::write_atomic(&path, format!("{token}\n").as_bytes())?;
+    Ok(token)
 }
 
 /// Written (durably) before a first start's set-up, removed after its last
