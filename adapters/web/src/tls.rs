@@ -93,18 +93,61 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
+/// Writes a file whole or not at all: into `path.tmp` (made with `mode`, so
+/// the key is private from its first byte), synced, renamed over `path`, the
+/// directory synced. A start killed between the key and the certificate leaves
+/// a key alone, which the next start replaces with a new pair; written in
+/// place with `create_new`, that key (or an empty one) made every later start
+/// fail (issue 19).
 fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
-        .open(path)?;
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
     if let Some(d) = path.parent() {
         std::fs::File::open(d)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A first start killed after the key and before the certificate (issue
+    /// 19): the next start makes a new pair, private key and all, rather than
+    /// failing on the key left alone.
+    #[test]
+    fn a_key_left_without_its_certificate_is_replaced_by_a_new_pair() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let source = TlsSource::in_data_dir(tmp.path());
+        let first = load(&source).unwrap();
+        let dir = tmp.path().join("tls");
+        std::fs::remove_file(dir.join("cert.pem")).unwrap();
+        std::fs::write(dir.join("key.pem.tmp"), "a cut write").unwrap();
+        let second = load(&source).unwrap();
+        assert_ne!(second.key_pem, first.key_pem);
+        server_config(&second).expect("a pair that goes together");
+        let key = std::fs::metadata(dir.join("key.pem")).unwrap();
+        assert_eq!(key.permissions().mode() & 0o077, 0, "the key stays private");
+        assert!(!dir.join("key.pem.tmp").exists());
+        // And a whole pair is kept as it is.
+        let third = load(&source).unwrap();
+        assert_eq!(third.cert_pem, second.cert_pem);
+    }
 }
