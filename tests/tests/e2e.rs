@@ -36,6 +36,7 @@ mod ops_retention;
 mod plaintext_scan;
 mod revocation_at_once;
 mod serve_checkpoints;
+mod serve_crash;
 mod serve_operations;
 mod settings_check;
 mod tamper;
