@@ -326,8 +326,9 @@ pub enum Damage {
 /// up to which position the log was durable when it was written. If one says
 /// the damaged position was durable by then, a crash cannot have torn it: rot
 /// or an edit, never skipped. If all were written before that, the damage and
-/// they are one unsynced write that reached the disk out of order (a drive's
-/// cache, page write-back), torn by the crash, and none of it was acknowledged.
+/// they may be one unsynced write that reached the disk out of order (a drive's
+/// cache, page write-back), torn by the crash: torn if the damage holds a
+/// sector that never reached the disk (zeros), corruption otherwise.
 pub fn classify_damage(
     file: &dyn DiskFile,
     offset: u64,
@@ -337,7 +338,19 @@ pub fn classify_damage(
 ) -> io::Result<Damage> {
     match durable_claim_after(file, offset, file_len)? {
         Some(durable) if durable > damaged_position => return Ok(Damage::Corrupt),
-        Some(_) => return Ok(Damage::TornTail),
+        Some(_) => {
+            // Written before the damaged position was durable, so a crash could
+            // have torn it; it did only if the damage has a crash's shape (a
+            // sector that never reached the disk). Otherwise a flipped byte in
+            // the last batch would pass for a torn write.
+            let next = find_intact_frame_after(file, offset, file_len)?.unwrap_or(file_len);
+            let end = complete_frame_end.map_or(next, |e| e.min(next));
+            return Ok(if has_zero_sector(file, offset, end)? {
+                Damage::TornTail
+            } else {
+                Damage::Corrupt
+            });
+        }
         None => {}
     }
     if let Some(end) = complete_frame_end {
@@ -358,9 +371,9 @@ const SECTOR_BYTES: u64 = 512;
 /// its hash, which ends in 8 zero bytes once in 2^64 frames.
 const CUT_ZEROS_MIN: usize = 8;
 
-/// Whether `[from, end)` has what a crash leaves of a write: a sector that
-/// starts on a sector boundary and is all zeros (the last one may be cut by
-/// `end`), or zeros at its end (a short write, such as one cut by a full disk,
+/// Whether `[from, end)` (a frame's place) has what a crash leaves of a write:
+/// a sector of it that is all zeros (the first and the last may be cut by
+/// `from` and `end`), or zeros at its end (a short write, such as one cut by a full disk,
 /// whose sector reached the disk with the rest of it zero).
 fn has_zero_sector(file: &dyn DiskFile, from: u64, end: u64) -> io::Result<bool> {
     let mut buf = vec![0u8; (end - from) as usize];
@@ -368,7 +381,14 @@ fn has_zero_sector(file: &dyn DiskFile, from: u64, end: u64) -> io::Result<bool>
     if buf.len() >= CUT_ZEROS_MIN && buf[buf.len() - CUT_ZEROS_MIN..].iter().all(|&b| b == 0) {
         return Ok(true);
     }
-    let mut s = from.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    // The part of the first sector where the frame begins counts too: a frame
+    // begins with its magic, never with zeros, so zeros there are a sector that
+    // never reached the disk (its old content, zeros, read back).
+    let mut s = (from / SECTOR_BYTES + 1) * SECTOR_BYTES;
+    let first = &buf[..((s.min(end)) - from) as usize];
+    if first.len() >= FRAME_MAGIC.len() && first.iter().all(|&b| b == 0) {
+        return Ok(true);
+    }
     while s < end {
         let e = (s + SECTOR_BYTES).min(end);
         if buf[(s - from) as usize..(e - from) as usize]
