@@ -132,6 +132,28 @@ pub fn rfc3339_s(secs: i64) -> String {
     )
 }
 
+/// An HTTPS client for a served data directory: it trusts exactly the
+/// certificate `serve` made there (`DATA/tls/cert.pem`) and nothing else.
+pub fn served_client(data: &Path) -> reqwest::Client {
+    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).expect("DATA/tls/cert.pem");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).expect("a PEM"))
+        .tls_built_in_root_certs(false)
+        .https_only(true)
+        .build()
+        .expect("client")
+}
+
+/// The staff `serve` appoints on a new directory (its first start).
+pub const FIRST_START_STAFF: [&str; 6] = [
+    "ba-0001",
+    "om-0001",
+    "soa-0001",
+    "office-0001",
+    "pref-0001",
+    "audit-0001",
+];
+
 /// A running `mebyo serve`: killed and reaped when dropped, unless [`stop`]ped.
 pub struct Served {
     pub child: std::process::Child,

@@ -130,12 +130,7 @@ fn first_sign_in(
     one_time: &str,
 ) -> (String, mebyo_crypto::TotpSecret) {
     use serde_json::{Value, json};
-    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let http = mebyo_tests::served_client(data);
     let own = format!("{staff}-own-password");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let secret = rt.block_on(async {

@@ -12,15 +12,7 @@ use std::process::{Command, Output, Stdio};
 use mebyo_platform::{Platform, PlatformError, fault};
 use mebyo_tests::{mebyo_bin, path_str};
 
-/// The staff `serve` appoints on a new directory, with `init`'s head.
-const STAFF: [&str; 6] = [
-    "ba-0001",
-    "om-0001",
-    "soa-0001",
-    "office-0001",
-    "pref-0001",
-    "audit-0001",
-];
+const STAFF: [&str; 6] = mebyo_tests::FIRST_START_STAFF;
 
 fn mebyo(args: &[&str], fault_point: Option<&str>) -> Output {
     let mut cmd = Command::new(mebyo_bin());
@@ -167,13 +159,7 @@ async fn p3_1_a_first_start_cut_while_giving_staff_passwords_locks_nobody_out() 
     let cut = mebyo(&args, Some("serve.staff_passwords"));
     assert_eq!(cut.status.code(), Some(fault::EXIT_STATUS), "{cut:?}");
     let s = mebyo_tests::serve(&data, &[]);
-    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .https_only(true)
-        .build()
-        .unwrap();
+    let http = mebyo_tests::served_client(&data);
     // A later line for an account replaces an earlier one.
     let passwords: std::collections::BTreeMap<String, String> =
         std::fs::read_to_string(data.join("auth/initial-passwords.txt"))

@@ -49,12 +49,7 @@ async fn serve_signs_checkpoints_and_publishes_them_on_the_bus() {
     assert!(cp.size > 0, "the checkpoint covers the bootstrap events");
 
     // The same, over HTTPS, public: a signed note that verifies, as far as the bus's.
-    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let http = mebyo_tests::served_client(&data);
     let vkey = std::fs::read_to_string(data.join("keys/checkpoint.vkey")).unwrap();
     let verifier = mebyo_tlog::NoteVerifier::from_vkey(vkey.trim()).unwrap();
     let url = format!("{}/checkpoint", served.url);

@@ -54,15 +54,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "crash-person-password-1";
-/// The staff `serve` appoints on a new directory (`first_start.rs`).
-const STAFF: [&str; 6] = [
-    "ba-0001",
-    "om-0001",
-    "soa-0001",
-    "office-0001",
-    "pref-0001",
-    "audit-0001",
-];
+const STAFF: [&str; 6] = mebyo_tests::FIRST_START_STAFF;
 /// People writing vitals at once in a lifetime under load.
 const WRITERS: usize = 3;
 /// A lifetime under load is killed at a moment drawn from 0..LOAD_US after

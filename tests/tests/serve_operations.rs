@@ -133,12 +133,7 @@ async fn p4_3_a_scheduled_window_reaches_every_providers_feed() {
             .unwrap();
     }
     nc.flush().await.unwrap();
-    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let http = mebyo_tests::served_client(&data);
     let line = "mebyo_bus_unauthenticated_messages_total{code=\"request.unsigned\"} 3\n";
     // `/metrics` needs the monitoring token `serve` made (issue 22 §7).
     let token = std::fs::read_to_string(data.join("auth/metrics-token")).unwrap();
@@ -193,13 +188,7 @@ async fn p4_4_2_the_probe_runs_each_tick_and_shows_in_readyz_and_metrics() {
     std::fs::write(data.join("operations.json"), r#"{"probe_slow_ms": 600000}"#).unwrap();
 
     let server = start(&data, &[]);
-    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .https_only(true)
-        .build()
-        .unwrap();
+    let http = mebyo_tests::served_client(&data);
     let deadline = Instant::now() + Duration::from_secs(60);
     let ready = loop {
         assert!(Instant::now() < deadline, "no probe result in /readyz");

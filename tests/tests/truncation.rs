@@ -182,12 +182,7 @@ async fn a_log_cut_back_at_a_frame_boundary_is_refused_until_the_loss_is_accepte
     let mut child = serve(&data);
     let (url2, _) = mebyo_tests::wait_for_listening(&mut child);
     assert_ne!(url, "");
-    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let http = mebyo_tests::served_client(&data);
     let r = http.get(format!("{url2}/readyz")).send().await.unwrap();
     let status = r.status();
     assert_eq!(status, 200, "{:?}", r.text().await);
