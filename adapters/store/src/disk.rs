@@ -116,7 +116,13 @@ pub trait Disk: Send + Sync {
         let dir = path.parent().ok_or(io::ErrorKind::InvalidInput)?;
         self.create_dir_all(dir)?;
         let tmp = crate::fsio::tmp_path(path);
-        let file = self.open(&tmp, Open::CreateTruncate)?;
+        // As `fsio::write_atomic`: a leftover temporary goes, the new one is
+        // created private.
+        match self.remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = self.open(&tmp, Open::CreateNew)?;
         file.write_all_at(bytes, 0)?;
         file.sync_all()?;
         drop(file);

@@ -14,14 +14,33 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let dir = path.parent().expect("a file path has a directory");
+    write_atomic_mode_with(path, 0o600, fill)
+}
+
+/// [`write_atomic`] with the new file's mode (a certificate others may read).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    write_atomic_mode_with(path, mode, |w| w.write_all(bytes))
+}
+
+fn write_atomic_mode_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
     std::fs::create_dir_all(dir)?;
     let tmp = tmp_path(path);
+    // A temporary left by a cut write goes first: reopened, it would keep its
+    // own mode, and a key would be written into a file others may read.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
+        .create_new(true)
+        .mode(mode)
         .open(&tmp)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     fill(&mut out)?;
@@ -34,8 +53,7 @@ pub fn write_atomic_with(
 
 /// [`write_atomic_with`] for bytes already in memory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use crate::disk::Disk;
-    crate::disk::OsDisk.write_atomic(path, bytes)
+    write_atomic_mode(path, bytes, 0o600)
 }
 
 /// `name.ext` → `name.ext.tmp`, beside it (same file system, so rename is atomic).
@@ -60,6 +78,12 @@ mod tests {
         assert!(!tmp_path(&p).exists());
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        // A temporary left by a cut write, readable by others, is not reused.
+        std::fs::write(tmp_path(&p), b"cut").unwrap();
+        std::fs::set_permissions(tmp_path(&p), std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&p, b"new").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a leftover temporary's mode is not kept");
         // A failing writer leaves the old file as it was.
         let e = write_atomic_with(&p, |_| Err(std::io::Error::other("no")));
         assert!(e.is_err());

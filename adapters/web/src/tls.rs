@@ -60,8 +60,12 @@ pub fn load(source: &TlsSource) -> Result<Material, WebError> {
             std::fs::create_dir_all(dir)?;
             set_mode(dir, 0o700)?;
             // The key first, private from the start; the certificate is public.
-            write_durable(&key, m.key_pem.as_bytes(), 0o600)?;
-            write_durable(&cert, m.cert_pem.as_bytes(), 0o644)?;
+            // Each whole or not at all (issue 19): a start killed between the key
+            // and the certificate leaves a key alone, which the next start
+            // replaces with a new pair; written in place with `create_new`, that
+            // key (or an empty one) made every later start fail.
+            mebyo_store::fsio::write_atomic_mode(&key, m.key_pem.as_bytes(), 0o600)?;
+            mebyo_store::fsio::write_atomic_mode(&cert, m.cert_pem.as_bytes(), 0o644)?;
             Ok(m)
         }
     }
@@ -91,37 +95,6 @@ pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, WebError
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-/// Writes a file whole or not at all: into `path.tmp` (made with `mode`, so
-/// the key is private from its first byte), synced, renamed over `path`, the
-/// directory synced. A start killed between the key and the certificate leaves
-/// a key alone, which the next start replaces with a new pair; written in
-/// place with `create_new`, that key (or an empty one) made every later start
-/// fail (issue 19).
-fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if let Some(d) = path.parent() {
-        std::fs::File::open(d)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
