@@ -628,7 +628,7 @@ impl Platform {
     /// signed note, no personal data, for `GET /checkpoint` (issue 19 §8).
     pub fn published_checkpoint(&self) -> Result<Option<String>, PlatformError> {
         mebyo_audit::read_published_note(&mebyo_audit::published_path(&self.dir.root))
-            .map_err(PlatformError::Settings)
+            .map_err(|e| PlatformError::Io(std::io::Error::other(e)))
     }
 
     /// The ledger's event count, for the password file's binding
